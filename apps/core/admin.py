@@ -1,0 +1,50 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.core.dead_letters import requeue
+from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = ("task_name", "task_id", "exception_type", "retries", "failed_at", "requeued_at")
+    list_filter = ("task_name", "queue", "requeued_at")
+    search_fields = ("task_name", "task_id", "exception_type")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ["requeue_selected"]
+
+    @admin.action(description="Re-queue the selected tasks")
+    def requeue_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        sent = 0
+        for dead_letter in queryset:
+            try:
+                requeue(dead_letter)
+                sent += 1
+            except ValueError as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)
+        if sent:
+            self.message_user(request, f"Re-queued {sent} task(s).", level=messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    list_display = ("key", "status", "claims", "claimed_at", "completed_at")
+    list_filter = ("status",)
+    search_fields = ("key", "task_id")
+    readonly_fields = [f.name for f in IdempotencyKey._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("worker", "ran_at", "scheduled_for", "lateness_seconds", "beats")
+    readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,110 @@
+"""The idempotency ledger: a side effect happens once however often its task runs.
+
+    claim = claim_side_effect("permit:12:approved:alice@example.com")
+    if claim is not None:          # None: it was done already
+        send_the_mail()
+        claim.complete()
+
+or simply ``perform_once(key, send_the_mail)``. A claim is a row inserted under a unique key,
+so two workers racing for the same key cannot both win. A claim whose holder died (lease
+expired without completion) may be taken over; a claim whose holder is alive raises
+``SideEffectInProgress``, a transient error the task retries later. Claim outside any
+surrounding transaction, or other workers cannot see it until that transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.models import IdempotencyKey
+
+DEFAULT_LEASE = timedelta(minutes=10)
+
+
+class SideEffectInProgress(Exception):
+    """Another live worker holds the claim for this key; try again later."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"side effect {key!r} is being performed by another worker")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    owner: str
+
+    def complete(self) -> None:
+        """Mark the side effect done. Idempotent."""
+        IdempotencyKey.objects.filter(key=self.key, owner=self.owner).update(
+            status=IdempotencyKey.Status.DONE, completed_at=timezone.now()
+        )
+
+    def release(self) -> None:
+        """Give the key back after a failed attempt, so a retry may claim it at once."""
+        IdempotencyKey.objects.filter(
+            key=self.key, owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
+        ).delete()
+
+
+def claim_side_effect(
+    key: str, *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+) -> Claim | None:
+    """Claim `key`; None when its side effect is already done."""
+    if not key or len(key) > 255:
+        raise ValueError(f"idempotency key must be 1 to 255 characters, got {len(key)}")
+    owner = uuid.uuid4().hex
+    for _ in range(3):  # a concurrent release can remove the row between our two steps
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                IdempotencyKey.objects.create(
+                    key=key,
+                    owner=owner,
+                    task_id=task_id or "",
+                    claimed_at=now,
+                    lease_expires_at=now + lease,
+                )
+            return Claim(key, owner)
+        except IntegrityError:
+            pass
+        taken_over = IdempotencyKey.objects.filter(
+            key=key, status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
+        ).update(
+            owner=owner,
+            task_id=task_id or "",
+            claimed_at=now,
+            lease_expires_at=now + lease,
+            claims=F("claims") + 1,
+        )
+        if taken_over:
+            return Claim(key, owner)
+        status = IdempotencyKey.objects.filter(key=key).values_list("status", flat=True).first()
+        if status == IdempotencyKey.Status.DONE:
+            return None
+        if status == IdempotencyKey.Status.IN_PROGRESS:
+            raise SideEffectInProgress(key)
+    raise SideEffectInProgress(key)
+
+
+def perform_once(
+    key: str, effect: Callable[[], object], *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+) -> bool:
+    """Run `effect` unless `key` is done already; True when it ran now."""
+    claim = claim_side_effect(key, lease=lease, task_id=task_id)
+    if claim is None:
+        return False
+    try:
+        effect()
+    except BaseException:
+        claim.release()
+        raise
+    claim.complete()
+    return True

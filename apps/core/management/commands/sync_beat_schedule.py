@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from apps.core.beat import sync_beat_schedule
+
+
+class Command(BaseCommand):
+    help = "Load the declared beat schedule into the database scheduler (missing entries only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Also put edited entries back to their declared definition.",
+        )
+
+    def handle(self, *args, reset: bool = False, **options):
+        report = sync_beat_schedule(reset=reset)
+        for outcome, names in report.items():
+            for name in names:
+                self.stdout.write(f"{outcome}: {name}")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class IdempotencyKey(models.Model):
+    """One side effect (a mail, a publish, an upload), claimed before it happens, done after.
+
+    The key names the business object and the effect, e.g. ``permit:12:approved:alice@x``.
+    """
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "IN_PROGRESS", "In progress"
+        DONE = "DONE", "Done"
+
+    key = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
+    owner = models.CharField(max_length=64, help_text="Token of the claim that holds the key")
+    task_id = models.CharField(max_length=255, blank=True)
+    claims = models.PositiveIntegerField(default=1, help_text="How many times it was claimed")
+    claimed_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class DeadLetter(models.Model):
+    """A task that failed for good: retries exhausted or a failure that is not retried."""
+
+    task_name = models.CharField(max_length=255, db_index=True)
+    task_id = models.CharField(max_length=255)
+    queue = models.CharField(max_length=64, blank=True)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    exception_type = models.CharField(max_length=255)
+    error = models.TextField(blank=True)
+    retries = models.PositiveIntegerField(default=0)
+    failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeued_task_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-failed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The latest beat of ``task_every_min`` on each worker."""
+
+    worker = models.CharField(max_length=255, unique=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    ran_at = models.DateTimeField()
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    lateness_seconds = models.FloatField(null=True, blank=True)
+    beats = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-ran_at"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.ran_at:%Y-%m-%d %H:%M:%S}"

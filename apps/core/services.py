@@ -1,0 +1,86 @@
+"""Worker heartbeat and the health report behind /healthz."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.models import WorkerHeartbeat
+
+HEARTBEAT_MAX_AGE = timedelta(minutes=3)
+
+
+def record_heartbeat(*, worker: str, task_id: str, published_at: float | None) -> WorkerHeartbeat:
+    """Record that `worker` ran the heartbeat now and, for a scheduled run, how late.
+
+    Beat fires the heartbeat at the start of each minute, so the slot it was due in is the
+    minute its message was published in; lateness is how long after that slot it ran.
+    `published_at` is None for a run that was not sent by beat.
+    """
+    ran_at = timezone.now()
+    scheduled_for = None
+    lateness = None
+    if published_at:
+        published = datetime.fromtimestamp(published_at, tz=UTC)
+        scheduled_for = published.replace(second=0, microsecond=0)
+        lateness = round((ran_at - scheduled_for).total_seconds(), 3)
+    fields = {
+        "task_id": task_id or "",
+        "ran_at": ran_at,
+        "scheduled_for": scheduled_for,
+        "lateness_seconds": lateness,
+    }
+    updated = WorkerHeartbeat.objects.filter(worker=worker).update(beats=F("beats") + 1, **fields)
+    if not updated:
+        WorkerHeartbeat.objects.update_or_create(worker=worker, defaults=fields)
+    return WorkerHeartbeat.objects.get(worker=worker)
+
+
+def _check_database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True}
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _check_broker() -> dict[str, Any]:
+    from intelliwiz_config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+            return {"ok": True, "transport": conn.transport_cls}
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _check_heartbeat() -> dict[str, Any]:
+    try:
+        latest = WorkerHeartbeat.objects.order_by("-ran_at").first()
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    if latest is None:
+        return {"ok": False, "error": "no heartbeat recorded yet"}
+    age = (timezone.now() - latest.ran_at).total_seconds()
+    return {
+        "ok": age <= HEARTBEAT_MAX_AGE.total_seconds(),
+        "age_seconds": round(age, 1),
+        "worker": latest.worker,
+        "lateness_seconds": latest.lateness_seconds,
+    }
+
+
+def health_report() -> dict[str, Any]:
+    checks = {
+        "database": _check_database(),
+        "broker": _check_broker(),
+        "heartbeat": _check_heartbeat(),
+    }
+    healthy = all(check["ok"] for check in checks.values())
+    return {"status": "healthy" if healthy else "unhealthy", "checks": checks}

@@ -1,0 +1,1 @@
+"""The task platform: base task classes, retry policies and the circuit breaker."""

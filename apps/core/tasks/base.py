@@ -1,0 +1,113 @@
+"""Base task classes shared by every task of the project.
+
+BaseTask (the app's ``task_cls``) writes one structured line per run: task name, id, outcome,
+duration, queue wait and retry count; never arguments or results, which may hold personal
+data. A run that fails for good leaves a DeadLetter row for operators to inspect and re-queue.
+ExternalServiceTask adds a circuit breaker shared by all worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Reject, Retry
+
+from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
+
+logger = logging.getLogger("intelliwiz.tasks")
+
+
+class BaseTask(Task):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        outcome, error = "success", ""
+        try:
+            return super().__call__(*args, **kwargs)
+        except Retry:
+            outcome = "retry"
+            raise
+        except (Ignore, Reject):
+            outcome = "ignored"
+            raise
+        except BaseException as exc:
+            outcome, error = "failure", type(exc).__name__
+            raise
+        finally:
+            self._log_run(outcome, error, time.monotonic() - started)
+
+    def _log_run(self, outcome: str, error: str, duration: float) -> None:
+        request = self.request
+        published_at = request.get("published_at")
+        queue = (request.delivery_info or {}).get("routing_key", "")
+        fields = {
+            "task": self.name,
+            "id": request.id,
+            "outcome": outcome,
+            "duration_ms": round(duration * 1000, 1),
+            "retries": request.retries,
+            "queue": queue,
+        }
+        if published_at:
+            fields["queue_wait_ms"] = round((time.time() - duration - published_at) * 1000, 1)
+        if error:
+            fields["error"] = error
+        level = logging.ERROR if outcome == "failure" else logging.INFO
+        logger.log(level, "task_run %s", " ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        from apps.core.dead_letters import record_dead_letter
+
+        try:
+            record_dead_letter(
+                task_name=self.name,
+                task_id=task_id,
+                queue=(self.request.delivery_info or {}).get("routing_key", ""),
+                args=args,
+                kwargs=kwargs,
+                exc=exc,
+                retries=self.request.retries,
+            )
+        except Exception:
+            # The failure itself is already recorded by Celery; a dead-letter write that fails
+            # (often for the same reason, e.g. the database is down) must not mask it.
+            logger.exception("dead_letter_write_failed task=%s id=%s", self.name, task_id)
+
+
+class ExternalServiceTask(BaseTask):
+    """A task that calls another system through ``with self.external_call(): ...``.
+
+    Failures of the types in ``autoretry_for`` count against the service's circuit; while the
+    circuit is open, calls fail fast with CircuitOpenError (itself retried with backoff).
+    """
+
+    service_name: str = ""
+    failure_threshold = 5
+    recovery_timeout = 60.0
+
+    def circuit_breaker(self, service: str | None = None) -> CircuitBreaker:
+        return CircuitBreaker(
+            service or self.service_name or self.name,
+            failure_threshold=self.failure_threshold,
+            recovery_timeout=self.recovery_timeout,
+        )
+
+    @contextmanager
+    def external_call(self, service: str | None = None) -> Iterator[CircuitBreaker]:
+        breaker = self.circuit_breaker(service)
+        breaker.before_call()
+        trips_on = tuple(
+            t for t in (self.autoretry_for or ()) if not issubclass(t, CircuitOpenError)
+        )
+        try:
+            yield breaker
+        except trips_on:
+            breaker.record_failure()
+            raise
+        breaker.record_success()

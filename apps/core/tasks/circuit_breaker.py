@@ -1,0 +1,96 @@
+"""A circuit breaker whose state every worker process shares through the Django cache.
+
+CLOSED: calls go through; transient failures are counted with an atomic ``cache.incr``.
+OPEN: after `failure_threshold` failures, calls fail fast with CircuitOpenError until
+`recovery_timeout` has passed. HALF_OPEN: then exactly one caller (``cache.add`` decides who)
+may probe; its success closes the circuit, its failure opens it again.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+
+from django.core.cache import cache as default_cache
+from django.core.cache.backends.base import BaseCache
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitOpenError(Exception):
+    """The service is considered down; the call was not attempted."""
+
+    def __init__(self, service: str, retry_after: float) -> None:
+        super().__init__(f"circuit for {service!r} is open; retry in {retry_after:.0f}s")
+        self.service = service
+        self.retry_after = retry_after
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        service: str,
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 60.0,
+        failure_window: int = 300,
+        cache: BaseCache | None = None,
+    ) -> None:
+        self.service = service
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout = recovery_timeout
+        self.failure_window = failure_window
+        self.cache = cache or default_cache
+        prefix = f"circuit:{service}"
+        self._failures_key = f"{prefix}:failures"
+        self._opened_key = f"{prefix}:opened_at"
+        self._probe_key = f"{prefix}:probe"
+
+    def state(self) -> CircuitState:
+        opened_at = self.cache.get(self._opened_key)
+        if opened_at is None:
+            return CircuitState.CLOSED
+        if time.time() < opened_at + self.recovery_timeout:
+            return CircuitState.OPEN
+        return CircuitState.HALF_OPEN
+
+    def failures(self) -> int:
+        return self.cache.get(self._failures_key, 0)
+
+    def before_call(self) -> None:
+        """Raise CircuitOpenError unless this caller may call the service now."""
+        opened_at = self.cache.get(self._opened_key)
+        if opened_at is None:
+            return
+        wait = opened_at + self.recovery_timeout - time.time()
+        if wait > 0:
+            raise CircuitOpenError(self.service, wait)
+        # Half-open: one probe at a time; its lock lapses if the prober dies.
+        if not self.cache.add(self._probe_key, 1, timeout=int(self.recovery_timeout) + 1):
+            raise CircuitOpenError(self.service, self.recovery_timeout)
+
+    def record_success(self) -> None:
+        self.cache.delete_many([self._failures_key, self._opened_key, self._probe_key])
+
+    def record_failure(self) -> None:
+        if self.cache.get(self._opened_key) is not None:
+            # A failed half-open probe (or a late failure): open for a full period again.
+            self.cache.set(self._opened_key, time.time(), timeout=None)
+            self.cache.delete(self._probe_key)
+            return
+        if self._count_failure() >= self.failure_threshold:
+            # add(): of all the processes crossing the threshold together, one opens.
+            self.cache.add(self._opened_key, time.time(), timeout=None)
+
+    def _count_failure(self) -> int:
+        for _ in range(3):
+            self.cache.add(self._failures_key, 0, timeout=self.failure_window)
+            try:
+                return self.cache.incr(self._failures_key)
+            except ValueError:  # expired between add() and incr(): start a new window
+                continue
+        return self.failure_threshold

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BackgroundTasksConfig(AppConfig):
+    name = "background_tasks"
+    verbose_name = "Background tasks"

@@ -1,0 +1,27 @@
+"""Scheduled-job tasks: auto-close, PPM generation and the worker heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from apps.core.services import record_heartbeat
+from apps.core.tasks.utils import task_retry_policy
+
+
+@shared_task(name="task_every_min", bind=True, **task_retry_policy("default"))
+def task_every_min(self) -> dict[str, Any]:
+    """Worker heartbeat: which worker ran it, when, and how late against its minute slot."""
+    # Beat's messages carry periodic_task_name; a run sent by hand has no schedule to be late on.
+    scheduled = bool(self.request.get("periodic_task_name"))
+    beat = record_heartbeat(
+        worker=self.request.hostname or "unknown",
+        task_id=self.request.id or "",
+        published_at=self.request.get("published_at") if scheduled else None,
+    )
+    return {
+        "worker": beat.worker,
+        "ran_at": beat.ran_at.isoformat(),
+        "lateness_seconds": beat.lateness_seconds,
+    }

@@ -1,0 +1,19 @@
+"""The old import path: ``from background_tasks.tasks import X`` gives the same task object as
+``background_tasks.<module>.X`` and ``background_tasks.X``.
+
+Celery's autodiscovery imports this module, which registers every task of every domain module.
+Modules are imported by full dotted name: the package's lazy ``__getattr__`` resolves through
+this module, so a ``from background_tasks import <module>`` here would recurse.
+"""
+
+import background_tasks.email_tasks
+import background_tasks.integration_tasks
+import background_tasks.maintenance_tasks
+import background_tasks.media_tasks
+import background_tasks.report_tasks
+import background_tasks.ticket_tasks  # noqa: F401  (modules without tasks yet)
+from background_tasks.job_tasks import task_every_min
+
+__all__ = [
+    "task_every_min",
+]

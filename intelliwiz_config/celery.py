@@ -1,0 +1,147 @@
+"""The Celery app: its queues, its routes and its beat schedule, declared here and nowhere else.
+
+Broker, result backend and worker tuning come from Django settings (CELERY_ namespace).
+Routes are keyed by registered task names, the public contract in the task registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Celery
+from celery.schedules import crontab
+from celery.signals import before_task_publish, worker_ready
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
+
+DEFAULT_QUEUE = "default"
+QUEUE_NAMES: tuple[str, ...] = (
+    "critical",
+    "high_priority",
+    "email",
+    "reports",
+    "external_api",
+    "media",
+    "maintenance",
+    DEFAULT_QUEUE,
+)
+
+# Registered task name -> queue. Every task of the registry has its line, whether or not its
+# domain has landed yet, so a new task is routed the moment it is registered.
+TASK_QUEUES: dict[str, str] = {
+    # email_tasks
+    "send_email_notification_for_workpermit_approval": "email",
+    "send_email_notification_for_wp": "email",
+    "send_email_notification_for_wp_verifier": "email",
+    "send_email_notification_for_wp_from_mobile_for_verifier": "email",
+    "send_email_notification_for_vendor_and_security_of_wp_cancellation": "email",
+    "send_email_notification_for_vendor_and_security_for_rwp": "email",
+    "send_email_notification_for_vendor_and_security_after_approval": "email",
+    "send_email_notification_for_sla_vendor": "email",
+    "send_email_notification_for_sla_report": "email",
+    "send_reminder_email": "email",
+    "send_mismatch_notification": "external_api",
+    # job_tasks
+    "auto_close_jobs": "critical",
+    "create_ppm_job": "high_priority",
+    "task_every_min": DEFAULT_QUEUE,
+    # integration_tasks
+    "publish_mqtt": "external_api",
+    "process_graphql_mutation_async": DEFAULT_QUEUE,
+    "process_graphql_download_async": DEFAULT_QUEUE,
+    "external_api_call_async": "external_api",
+    "insert_json_records_async": DEFAULT_QUEUE,
+    # media_tasks
+    "perform_facerecognition_bgt": "media",
+    "move_media_to_cloud_storage": "maintenance",
+    "process_audio_transcript": "media",
+    # maintenance_tasks
+    "cache_warming_scheduled": "maintenance",
+    "cleanup_expired_pdf_tasks": "maintenance",
+    # ticket_tasks
+    "send_ticket_email": "high_priority",
+    "ticket_escalation": "critical",
+    "alert_sendmail": "high_priority",
+    # report_tasks
+    "create_report_history": "reports",
+    "create_save_report_async": "reports",
+    "create_scheduled_reports": "reports",
+    "send_report_on_email": "email",
+    "send_generated_report_on_mail": "email",
+    "send_generated_report_onfly_email": "email",
+    "generate_pdf_async": "reports",
+    "cleanup_reports_which_are_12hrs_old": "maintenance",
+}
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+
+
+def _beat(task: str, schedule: crontab, expires: int, **options: Any) -> dict[str, Any]:
+    """A beat entry on the task's own queue; `expires` drops runs a backlog would replay."""
+    return {
+        "task": task,
+        "schedule": schedule,
+        "options": {"queue": TASK_QUEUES[task], "expires": expires, **options},
+    }
+
+
+# All times UTC. Loaded into django-celery-beat's tables (manage.py sync_beat_schedule, run after
+# every migrate), where operators can edit them in the admin.
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "worker-heartbeat-every-minute": _beat("task_every_min", crontab(), expires=50),
+    "auto-close-jobs-every-30-min": _beat(
+        "auto_close_jobs", crontab(minute="0,30"), expires=25 * MINUTE
+    ),
+    "ticket-escalation-every-30-min": _beat(
+        "ticket_escalation", crontab(minute="15,45"), expires=25 * MINUTE
+    ),
+    "create-ppm-jobs-twice-a-day": _beat(
+        "create_ppm_job", crontab(minute=3, hour="3,16"), expires=2 * HOUR
+    ),
+    "send-due-reminders-every-10-min": _beat(
+        "send_reminder_email", crontab(minute="*/10"), expires=9 * MINUTE
+    ),
+    "move-media-to-cloud-weekly": _beat(
+        "move_media_to_cloud_storage", crontab(minute=0, hour=0, day_of_week="mon"), expires=HOUR
+    ),
+    "create-scheduled-reports": _beat(
+        "create_scheduled_reports", crontab(minute="5,20,35,50"), expires=13 * MINUTE
+    ),
+    "send-generated-reports-every-15-min": _beat(
+        "send_generated_report_on_mail", crontab(minute="*/15"), expires=13 * MINUTE
+    ),
+    "warm-caches-every-15-min": _beat(
+        "cache_warming_scheduled", crontab(minute="7,22,37,52"), expires=13 * MINUTE
+    ),
+    "cleanup-expired-pdf-jobs-hourly": _beat(
+        "cleanup_expired_pdf_tasks", crontab(minute=40), expires=50 * MINUTE
+    ),
+    "cleanup-old-report-files-hourly": _beat(
+        "cleanup_reports_which_are_12hrs_old", crontab(minute=45), expires=50 * MINUTE
+    ),
+}
+
+app = Celery("intelliwiz_config", task_cls="apps.core.tasks.base:BaseTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
+app.conf.task_default_queue = DEFAULT_QUEUE
+app.conf.task_create_missing_queues = False
+app.conf.task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
+app.autodiscover_tasks()
+
+
+@before_task_publish.connect
+def stamp_published_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Record when a message left the producer: queue wait and heartbeat lateness use it."""
+    if headers is not None:
+        headers.setdefault("published_at", time.time())
+
+
+@worker_ready.connect
+def announce_ready_worker(sender: Any = None, **_: Any) -> None:
+    """A fresh worker proves at once that it consumes, instead of waiting for beat's minute."""
+    app.send_task("task_every_min")

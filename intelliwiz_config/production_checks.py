@@ -1,0 +1,45 @@
+"""Start-up checks for INTELLIWIZ_ENV=production: every problem is reported by variable name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+_DEFAULT_MARKER = "dev-only-insecure-key"
+
+
+def production_problems(settings: dict[str, Any]) -> list[str]:
+    problems = []
+    secret = settings["SECRET_KEY"]
+    if _DEFAULT_MARKER in secret:
+        problems.append("DJANGO_SECRET_KEY is missing")
+    elif len(secret) < 50:
+        problems.append("DJANGO_SECRET_KEY is too short (at least 50 characters)")
+    if settings["DEBUG"]:
+        problems.append("DJANGO_DEBUG must be false")
+    if not settings["DATABASE_URL"]:
+        problems.append("DATABASE_URL is missing (a PostgreSQL URL)")
+    elif settings["DATABASE_URL"].startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL, not SQLite")
+    if settings["CELERY_BROKER_URL"].startswith("filesystem"):
+        problems.append("CELERY_BROKER_URL is missing (a redis:// or amqp:// URL)")
+    if not settings["CACHE_URL"]:
+        problems.append("CACHE_URL is missing (a redis:// URL)")
+    if not settings["EMAIL_HOST"]:
+        problems.append("EMAIL_HOST is missing (the SMTP server)")
+    if settings["DEFAULT_FROM_EMAIL"].endswith("@localhost"):
+        problems.append("DEFAULT_FROM_EMAIL is missing")
+    if not settings["SITE_URL"].startswith("https://"):
+        problems.append("SITE_URL must be an https:// URL")
+    if set(settings["ALLOWED_HOSTS"]) <= {"localhost", "127.0.0.1", "[::1]", "testserver"}:
+        problems.append("DJANGO_ALLOWED_HOSTS is missing (the public host names)")
+    return problems
+
+
+def check_production_settings(settings: dict[str, Any]) -> None:
+    problems = production_problems(settings)
+    if problems:
+        raise ImproperlyConfigured(
+            "INTELLIWIZ_ENV=production but: " + "; ".join(problems)
+        )
