@@ -159,7 +159,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if PRODUCTION
+            if not DEBUG
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },

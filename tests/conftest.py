@@ -1,0 +1,161 @@
+"""Shared fixtures: real Celery worker and beat processes, and the real services of CI.
+
+Service tests read their URL from an environment variable (TEST_REDIS_URL, TEST_RABBITMQ_URL);
+without it they skip with the reason, except under INTELLIWIZ_REQUIRE_SERVICES=1 (as in CI),
+where a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from intelliwiz_config.celery import QUEUE_NAMES, app
+
+BASE_DIR = Path(settings.BASE_DIR)
+REQUIRE_SERVICES = os.environ.get("INTELLIWIZ_REQUIRE_SERVICES") == "1"
+WORKER_TASKS_MODULE = "tests.support.worker_tasks"
+
+
+def service_url(env_name: str) -> str:
+    url = os.environ.get(env_name, "")
+    if not url:
+        reason = f"{env_name} is not set, so this real-service test cannot run"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason} (INTELLIWIZ_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+    return url
+
+
+def subprocess_database_url() -> str:
+    """DATABASE_URL of the test database, for worker and beat processes."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class CeleryProcess:
+    """A `celery worker` or `celery beat` subprocess with its log in a file."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, nodename: str = ""
+    ) -> None:
+        self.nodename = nodename
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "intelliwiz_config", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pytest.fail(f"{text!r} not in the log of {self.proc.args}:\n{self.log()[-4000:]}")
+
+    def child_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = subprocess_database_url()
+    env["DJANGO_SETTINGS_MODULE"] = "intelliwiz_config.settings"
+    env.update(overrides)
+    return env
+
+
+def purge_queues(broker_url: str) -> None:
+    with app.connection_for_write(broker_url) as conn:
+        app.control.purge(connection=conn)
+
+
+@pytest.fixture(scope="session")
+def start_worker(
+    django_db_setup: None, django_db_blocker, tmp_path_factory
+) -> Iterator[Callable[..., CeleryProcess]]:
+    """Factory: a real prefork worker on the given broker, consuming every declared queue."""
+    started: list[CeleryProcess] = []
+    logs = tmp_path_factory.mktemp("celery-logs")
+
+    def start(broker_url: str = settings.CELERY_BROKER_URL, name: str = "test") -> CeleryProcess:
+        with django_db_blocker.unblock():
+            env = process_env(CELERY_BROKER_URL=broker_url)
+        purge_queues(broker_url)
+        nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"
+        worker = CeleryProcess(
+            [
+                "worker",
+                "-n", nodename,
+                "-Q", ",".join(QUEUE_NAMES),
+                "-c", "1",
+                "-P", "prefork",
+                "-I", WORKER_TASKS_MODULE,
+                "--without-mingle",
+                "--without-gossip",
+                "-l", "INFO",
+            ],
+            env,
+            logs / f"worker-{name}-{len(started)}.log",
+            nodename,
+        )
+        started.append(worker)
+        worker.wait_for_log("ready.")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(start_worker: Callable[..., CeleryProcess]) -> CeleryProcess:
+    """The worker on the configured broker (the embedded default, or CELERY_BROKER_URL)."""
+    return start_worker()
+
+
+@pytest.fixture
+def clean_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()

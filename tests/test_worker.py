@@ -1,0 +1,111 @@
+"""A real worker process on a real broker: results, retries, dead letters, redelivery, inspect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from celery.result import AsyncResult
+from django.core.cache import cache
+from kombu import Connection
+
+from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
+from background_tasks import task_every_min
+from tests.conftest import BASE_DIR, CeleryProcess, process_env, service_url
+from tests.support import worker_tasks
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_delay_returns_the_heartbeat_result(worker: CeleryProcess) -> None:
+    result = task_every_min.delay()
+    outcome = result.get(timeout=30)
+    assert outcome["worker"].startswith("test-")
+    beat = WorkerHeartbeat.objects.get(worker=outcome["worker"])
+    assert beat.task_id == result.id
+    # Sent by hand, not by beat: there is no schedule to be late on.
+    assert beat.scheduled_for is None
+    assert beat.lateness_seconds is None
+    assert f"task_run task=task_every_min id={result.id} outcome=success" in worker.log()
+
+
+def test_transient_failures_are_retried_until_success(worker: CeleryProcess, clean_cache) -> None:
+    result = worker_tasks.flaky.delay("flaky-1", failures=2)
+    assert result.get(timeout=30) == 3
+    assert result.retries == 2 or AsyncResult(result.id).status == "SUCCESS"
+    assert not DeadLetter.objects.filter(task_id=result.id).exists()
+
+
+def test_exhausted_retries_leave_a_dead_letter(worker: CeleryProcess, clean_cache) -> None:
+    result = worker_tasks.always_transient.delay(key="gone-1")
+    with pytest.raises(ConnectionError):
+        result.get(timeout=30)
+    assert cache.get("attempts:gone-1") == 3  # the first run and max_retries=2 retries
+    letter = DeadLetter.objects.get(task_id=result.id)
+    assert letter.task_name == "tests.always_transient"
+    assert letter.retries == 2
+    assert letter.exception_type == "builtins.ConnectionError"
+    assert letter.kwargs == {"key": "gone-1"}
+
+
+def test_a_real_failure_is_not_retried_and_its_secrets_are_redacted(
+    worker: CeleryProcess, clean_cache
+) -> None:
+    result = worker_tasks.permanent_failure.delay(key="bad-1", password="hunter2", site="S1")
+    with pytest.raises(ValueError, match="bad input"):
+        result.get(timeout=30)
+    assert cache.get("attempts:bad-1") == 1
+    letter = DeadLetter.objects.get(task_id=result.id)
+    assert letter.retries == 0
+    assert letter.kwargs == {"key": "bad-1", "password": "[redacted]", "site": "S1"}
+    assert "hunter2" not in worker.log()
+    assert AsyncResult(result.id).status == "FAILURE"
+
+
+def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
+    worker: CeleryProcess, clean_cache
+) -> None:
+    key = f"effect-{time.time_ns()}"
+    result = worker_tasks.effect_then_sleep.delay(key, seconds=60)
+    deadline = time.monotonic() + 30
+    while cache.get(f"effects:{key}") != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first_pid = cache.get(f"pid:{key}")
+    assert first_pid in worker.child_pids()
+    os.kill(first_pid, signal.SIGKILL)  # the child dies mid-task, after its side effect
+
+    outcome = result.get(timeout=60)
+    assert outcome == {"pid": outcome["pid"], "performed_now": False}
+    assert outcome["pid"] != first_pid
+    assert cache.get(f"effects:{key}") == 1
+    assert IdempotencyKey.objects.get(key=key).status == IdempotencyKey.Status.DONE
+
+
+def test_inspect_registered_lists_the_tasks(worker: CeleryProcess) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "intelliwiz_config", "inspect", "registered",
+         "-d", worker.nodename, "-t", "10"],
+        cwd=BASE_DIR,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "* task_every_min" in completed.stdout
+    assert "* tests.flaky" in completed.stdout
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("env_name", ["TEST_REDIS_URL", "TEST_RABBITMQ_URL"])
+def test_round_trip_on_a_real_broker(env_name: str, start_worker) -> None:
+    broker_url = service_url(env_name)
+    worker = start_worker(broker_url, name=env_name.removeprefix("TEST_").lower())
+    with Connection(broker_url) as connection:
+        result = task_every_min.apply_async(connection=connection)
+    assert result.get(timeout=30)["worker"].startswith(env_name.removeprefix("TEST_").lower())
+    assert f"id={result.id} outcome=success" in worker.log()
