@@ -40,6 +40,4 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
 def check_production_settings(settings: dict[str, Any]) -> None:
     problems = production_problems(settings)
     if problems:
-        raise ImproperlyConfigured(
-            "INTELLIWIZ_ENV=production but: " + "; ".join(problems)
-        )
+        raise ImproperlyConfigured("INTELLIWIZ_ENV=production but: " + "; ".join(problems))

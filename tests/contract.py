@@ -6,15 +6,47 @@ Each row: module of background_tasks, function, registered name (None for a plai
 from __future__ import annotations
 
 REGISTRY: list[tuple[str, str, str | None]] = [
-    ("email_tasks", "send_email_notification_for_workpermit_approval", "send_email_notification_for_workpermit_approval"),
+    (
+        "email_tasks",
+        "send_email_notification_for_workpermit_approval",
+        "send_email_notification_for_workpermit_approval",
+    ),
     ("email_tasks", "send_email_notification_for_wp", "send_email_notification_for_wp"),
-    ("email_tasks", "send_email_notification_for_wp_verifier", "send_email_notification_for_wp_verifier"),
-    ("email_tasks", "send_email_notification_for_wp_from_mobile_for_verifier", "send_email_notification_for_wp_from_mobile_for_verifier"),
-    ("email_tasks", "send_email_notification_for_vendor_and_security_of_wp_cancellation", "send_email_notification_for_vendor_and_security_of_wp_cancellation"),
-    ("email_tasks", "send_email_notification_for_vendor_and_security_for_rwp", "send_email_notification_for_vendor_and_security_for_rwp"),
-    ("email_tasks", "send_email_notification_for_vendor_and_security_after_approval", "send_email_notification_for_vendor_and_security_after_approval"),
-    ("email_tasks", "send_email_notification_for_sla_vendor", "send_email_notification_for_sla_vendor"),
-    ("email_tasks", "send_email_notification_for_sla_report", "send_email_notification_for_sla_report"),
+    (
+        "email_tasks",
+        "send_email_notification_for_wp_verifier",
+        "send_email_notification_for_wp_verifier",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_wp_from_mobile_for_verifier",
+        "send_email_notification_for_wp_from_mobile_for_verifier",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_vendor_and_security_of_wp_cancellation",
+        "send_email_notification_for_vendor_and_security_of_wp_cancellation",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_vendor_and_security_for_rwp",
+        "send_email_notification_for_vendor_and_security_for_rwp",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_vendor_and_security_after_approval",
+        "send_email_notification_for_vendor_and_security_after_approval",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_sla_vendor",
+        "send_email_notification_for_sla_vendor",
+    ),
+    (
+        "email_tasks",
+        "send_email_notification_for_sla_report",
+        "send_email_notification_for_sla_report",
+    ),
     ("email_tasks", "send_reminder_email", "send_reminder_email"),
     ("email_tasks", "send_mismatch_notification", "send_mismatch_notification"),
     ("job_tasks", "autoclose_job", "auto_close_jobs"),

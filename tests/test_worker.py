@@ -87,8 +87,19 @@ def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
 
 def test_inspect_registered_lists_the_tasks(worker: CeleryProcess) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "intelliwiz_config", "inspect", "registered",
-         "-d", worker.nodename, "-t", "10"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "intelliwiz_config",
+            "inspect",
+            "registered",
+            "-d",
+            worker.nodename,
+            "-t",
+            "10",
+        ],
         cwd=BASE_DIR,
         env=process_env(),
         capture_output=True,

@@ -32,8 +32,11 @@ class SideEffectInProgress(Exception):
     """Another live worker holds the claim for this key; try again later."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"side effect {key!r} is being performed by another worker")
+        super().__init__(key)
         self.key = key
+
+    def __str__(self) -> str:
+        return f"side effect {self.key!r} is being performed by another worker"
 
 
 @dataclass(frozen=True)

@@ -76,16 +76,6 @@ class BusinessUnit(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 
-    @property
-    def tzinfo(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.time_zone)
-
-    def clean(self) -> None:
-        if self.kind == self.Kind.CLIENT and self.parent_id is not None:
-            raise ValidationError({"parent": "A client is the root of its tree; it has no parent."})
-        if self.kind != self.Kind.CLIENT and self.parent_id is None:
-            raise ValidationError({"parent": f"A {self.get_kind_display().lower()} needs a parent."})
-
     def save(self, *args, **kwargs) -> None:
         if self.parent is None:
             self.client = None
@@ -93,14 +83,23 @@ class BusinessUnit(models.Model):
             self.client = self.parent if self.parent.client_id is None else self.parent.client
         super().save(*args, **kwargs)
 
+    def clean(self) -> None:
+        if self.kind == self.Kind.CLIENT and self.parent_id is not None:
+            raise ValidationError({"parent": "A client is the root of its tree; it has no parent."})
+        if self.kind != self.Kind.CLIENT and self.parent_id is None:
+            kind = self.get_kind_display().lower()
+            raise ValidationError({"parent": f"A {kind} needs a parent."})
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
 
 class SiteGroup(models.Model):
     """A named set of sites of one client (for assignment and reporting)."""
 
     name = models.CharField(max_length=200)
-    client = models.ForeignKey(
-        BusinessUnit, on_delete=models.CASCADE, related_name="site_groups"
-    )
+    client = models.ForeignKey(BusinessUnit, on_delete=models.CASCADE, related_name="site_groups")
     sites = models.ManyToManyField(
         BusinessUnit,
         related_name="in_site_groups",

@@ -8,7 +8,13 @@ from apps.peoples.models import GroupMembership, People, PeopleGroup
 class PeopleAdmin(UserAdmin):
     ordering = ("code",)
     list_display = ("code", "name", "loginid", "email", "site", "designation", "is_active")
-    list_filter = ("is_active", "is_verified", "is_client_admin", "receives_alert_mails", "is_staff")
+    list_filter = (
+        "is_active",
+        "is_verified",
+        "is_client_admin",
+        "receives_alert_mails",
+        "is_staff",
+    )
     search_fields = ("code", "name", "loginid", "email", "mobile")
     list_select_related = ("site", "designation")
     fieldsets = (

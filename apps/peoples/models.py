@@ -94,9 +94,7 @@ class PeopleGroup(models.Model):
     """A named group of people of a client (assignment and notification target)."""
 
     name = models.CharField(max_length=200)
-    client = models.ForeignKey(
-        BusinessUnit, on_delete=models.CASCADE, related_name="people_groups"
-    )
+    client = models.ForeignKey(BusinessUnit, on_delete=models.CASCADE, related_name="people_groups")
     site = models.ForeignKey(
         BusinessUnit, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

@@ -4,63 +4,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DeadLetter',
+            name="DeadLetter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('task_name', models.CharField(db_index=True, max_length=255)),
-                ('task_id', models.CharField(max_length=255)),
-                ('queue', models.CharField(blank=True, max_length=64)),
-                ('args', models.JSONField(default=list)),
-                ('kwargs', models.JSONField(default=dict)),
-                ('exception_type', models.CharField(max_length=255)),
-                ('error', models.TextField(blank=True)),
-                ('retries', models.PositiveIntegerField(default=0)),
-                ('failed_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('requeued_at', models.DateTimeField(blank=True, null=True)),
-                ('requeued_task_id', models.CharField(blank=True, max_length=255)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("task_name", models.CharField(db_index=True, max_length=255)),
+                ("task_id", models.CharField(max_length=255)),
+                ("queue", models.CharField(blank=True, max_length=64)),
+                ("args", models.JSONField(default=list)),
+                ("kwargs", models.JSONField(default=dict)),
+                ("exception_type", models.CharField(max_length=255)),
+                ("error", models.TextField(blank=True)),
+                ("retries", models.PositiveIntegerField(default=0)),
+                ("failed_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("requeued_at", models.DateTimeField(blank=True, null=True)),
+                ("requeued_task_id", models.CharField(blank=True, max_length=255)),
             ],
             options={
-                'ordering': ['-failed_at'],
+                "ordering": ["-failed_at"],
             },
         ),
         migrations.CreateModel(
-            name='WorkerHeartbeat',
+            name="WorkerHeartbeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('worker', models.CharField(max_length=255, unique=True)),
-                ('task_id', models.CharField(blank=True, max_length=255)),
-                ('ran_at', models.DateTimeField()),
-                ('scheduled_for', models.DateTimeField(blank=True, null=True)),
-                ('lateness_seconds', models.FloatField(blank=True, null=True)),
-                ('beats', models.PositiveBigIntegerField(default=1)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("worker", models.CharField(max_length=255, unique=True)),
+                ("task_id", models.CharField(blank=True, max_length=255)),
+                ("ran_at", models.DateTimeField()),
+                ("scheduled_for", models.DateTimeField(blank=True, null=True)),
+                ("lateness_seconds", models.FloatField(blank=True, null=True)),
+                ("beats", models.PositiveBigIntegerField(default=1)),
             ],
             options={
-                'ordering': ['-ran_at'],
+                "ordering": ["-ran_at"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('status', models.CharField(choices=[('IN_PROGRESS', 'In progress'), ('DONE', 'Done')], default='IN_PROGRESS', max_length=16)),
-                ('owner', models.CharField(help_text='Token of the claim that holds the key', max_length=64)),
-                ('task_id', models.CharField(blank=True, max_length=255)),
-                ('claims', models.PositiveIntegerField(default=1, help_text='How many times it was claimed')),
-                ('claimed_at', models.DateTimeField()),
-                ('lease_expires_at', models.DateTimeField()),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("IN_PROGRESS", "In progress"), ("DONE", "Done")],
+                        default="IN_PROGRESS",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.CharField(
+                        help_text="Token of the claim that holds the key", max_length=64
+                    ),
+                ),
+                ("task_id", models.CharField(blank=True, max_length=255)),
+                (
+                    "claims",
+                    models.PositiveIntegerField(
+                        default=1, help_text="How many times it was claimed"
+                    ),
+                ),
+                ("claimed_at", models.DateTimeField()),
+                ("lease_expires_at", models.DateTimeField()),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'lease_expires_at'], name='core_idempo_status_41ff37_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["status", "lease_expires_at"], name="core_idempo_status_41ff37_idx"
+                    )
+                ],
             },
         ),
     ]

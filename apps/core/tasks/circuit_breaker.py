@@ -24,10 +24,14 @@ class CircuitState(StrEnum):
 class CircuitOpenError(Exception):
     """The service is considered down; the call was not attempted."""
 
+    # args hold the constructor's arguments, so a result backend can rebuild the exception.
     def __init__(self, service: str, retry_after: float) -> None:
-        super().__init__(f"circuit for {service!r} is open; retry in {retry_after:.0f}s")
+        super().__init__(service, retry_after)
         self.service = service
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"circuit for {self.service!r} is open; retry in {self.retry_after:.0f}s"
 
 
 class CircuitBreaker:

@@ -14,7 +14,7 @@ from django.db import transaction
 from apps.onboarding.models import BusinessUnit, SiteGroup, TypeAssist
 from apps.peoples.models import GroupMembership, People, PeopleGroup
 
-DEMO_PASSWORD_ENV = "DEMO_ADMIN_PASSWORD"
+DEMO_PASSWORD_ENV = "DEMO_ADMIN_PASSWORD"  # noqa: S105  (the variable's name)
 
 
 class Command(BaseCommand):

@@ -1,0 +1,93 @@
+"""The Celery app's declared configuration: serialisation, queues, retry policies, beat."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from celery import shared_task
+from celery.schedules import crontab
+from django.conf import settings
+from django.db import OperationalError
+
+from apps.core.idempotency import SideEffectInProgress
+from apps.core.tasks.circuit_breaker import CircuitOpenError
+from apps.core.tasks.utils import RETRY_POLICIES, task_retry_policy
+from intelliwiz_config.celery import BEAT_SCHEDULE, DEFAULT_QUEUE, QUEUE_NAMES, app
+
+
+def test_json_only() -> None:
+    assert app.conf.task_serializer == "json"
+    assert app.conf.result_serializer == "json"
+    assert app.conf.accept_content == ["json"]
+
+
+def test_declared_queues_with_default_and_no_implicit_ones() -> None:
+    assert [q.name for q in app.conf.task_queues] == list(QUEUE_NAMES)
+    assert set(QUEUE_NAMES) == {
+        "critical",
+        "high_priority",
+        "email",
+        "reports",
+        "external_api",
+        "media",
+        "maintenance",
+        "default",
+    }
+    assert app.conf.task_default_queue == DEFAULT_QUEUE == "default"
+    assert app.conf.task_create_missing_queues is False
+
+
+def test_every_beat_entry_has_a_crontab_a_declared_queue_and_expires() -> None:
+    for name, entry in BEAT_SCHEDULE.items():
+        assert isinstance(entry["schedule"], crontab), name
+        assert entry["options"]["queue"] in QUEUE_NAMES, name
+        assert entry["options"]["expires"] > 0, name
+
+
+def test_beat_uses_the_database_scheduler() -> None:
+    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert app.conf.result_backend == "django-db"
+
+
+def test_visibility_timeout_outlasts_every_countdown_and_time_limit() -> None:
+    longest = max(
+        max(policy["retry_backoff_max"], policy["time_limit"]) for policy in RETRY_POLICIES.values()
+    )
+    assert longest < settings.CELERY_VISIBILITY_TIMEOUT
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        assert app.conf.broker_transport_options["visibility_timeout"] > longest
+
+
+@pytest.mark.parametrize("name", sorted(RETRY_POLICIES))
+def test_policies_are_real_celery_task_options(name: str) -> None:
+    policy = task_retry_policy(name)
+
+    @shared_task(name=f"tests.policy.{name}", **policy)
+    def probe() -> None: ...
+
+    task = app.tasks[f"tests.policy.{name}"]
+    for option, value in policy.items():
+        assert getattr(task, option) == value, option
+    assert task.soft_time_limit < task.time_limit
+    assert task.acks_late and task.reject_on_worker_lost
+    assert task.retry_jitter is True
+    assert isinstance(task.retry_backoff, int) and task.retry_backoff > 1  # seconds, not True
+    del app.tasks[f"tests.policy.{name}"]
+
+
+def test_policies_retry_only_named_transient_errors() -> None:
+    assert smtplib.SMTPServerDisconnected in task_retry_policy("email")["autoretry_for"]
+    assert CircuitOpenError in task_retry_policy("external_api")["autoretry_for"]
+    assert OperationalError in task_retry_policy("database_heavy")["autoretry_for"]
+    assert SideEffectInProgress in task_retry_policy("default")["autoretry_for"]
+    for policy in RETRY_POLICIES.values():
+        assert Exception not in policy["autoretry_for"]
+        assert ValueError not in policy["autoretry_for"]
+
+
+def test_policy_copies_are_independent_and_unknown_names_fail() -> None:
+    task_retry_policy("default")["max_retries"] = 99
+    assert task_retry_policy("default")["max_retries"] == 3
+    with pytest.raises(KeyError, match="unknown retry policy 'critical'"):
+        task_retry_policy("critical")

@@ -1,0 +1,116 @@
+"""The shared circuit breaker: states, one half-open probe, atomic counters across clients."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from celery import shared_task
+from django.core.cache.backends.redis import RedisCache
+from django.core.management.commands.createcachetable import Command as CreateCacheTable
+from django.db import connection
+
+from apps.core.cache import DatabaseCache
+from apps.core.tasks.base import ExternalServiceTask
+from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError, CircuitState
+from apps.core.tasks.utils import task_retry_policy
+from intelliwiz_config.celery import app
+from tests.conftest import service_url
+
+
+@pytest.fixture
+def breaker(db, clean_cache) -> CircuitBreaker:
+    return CircuitBreaker("partner-api", failure_threshold=3, recovery_timeout=0.5)
+
+
+def test_opens_after_the_threshold_then_probes_once_then_closes(breaker) -> None:
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.state() is CircuitState.CLOSED and breaker.failures() == 2
+    breaker.record_failure()
+    assert breaker.state() is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError, match="'partner-api' is open"):
+        breaker.before_call()
+
+    time.sleep(0.6)
+    assert breaker.state() is CircuitState.HALF_OPEN
+    breaker.before_call()  # this caller is the probe
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()  # everyone else still waits
+    breaker.record_success()
+    assert breaker.state() is CircuitState.CLOSED and breaker.failures() == 0
+    breaker.before_call()
+
+
+def test_a_failed_probe_opens_the_circuit_again(breaker) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    time.sleep(0.6)
+    breaker.before_call()
+    breaker.record_failure()
+    assert breaker.state() is CircuitState.OPEN
+
+
+def _hammer(cache, key: str, clients: int, increments: int) -> None:
+    cache.delete(key)
+    cache.add(key, 0)
+    barrier = threading.Barrier(clients)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(increments):
+            cache.incr(key)
+        connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_cache_increments_are_atomic() -> None:
+    # Its own table: the configured cache may be Redis, and then no cache table exists.
+    creator = CreateCacheTable()
+    creator.verbosity = 0
+    creator.create_table("default", "atomic_incr_test_cache", dry_run=False)
+    cache = DatabaseCache("atomic_incr_test_cache", {})
+    _hammer(cache, "counter", clients=6, increments=25)
+    assert cache.get("counter") == 150
+
+
+@pytest.mark.services
+def test_redis_cache_increments_are_atomic() -> None:
+    cache = RedisCache(service_url("TEST_REDIS_URL"), {"KEY_PREFIX": "intelliwiz-test"})
+    _hammer(cache, "counter", clients=6, increments=25)
+    assert cache.get("counter") == 150
+
+
+@pytest.mark.django_db
+def test_external_service_task_fails_fast_while_open(clean_cache) -> None:
+    calls: list[str] = []
+
+    @shared_task(
+        name="tests.partner_call",
+        base=ExternalServiceTask,
+        bind=True,
+        **(task_retry_policy("external_api") | {"max_retries": 0}),
+    )
+    def partner_call(self) -> str:
+        with self.external_call("partner"):
+            calls.append("call")
+            raise ConnectionError("partner down")
+
+    task = app.tasks["tests.partner_call"]
+    try:
+        for _ in range(task.failure_threshold):
+            assert isinstance(task.apply().result, ConnectionError)
+        assert len(calls) == task.failure_threshold
+        assert isinstance(task.apply().result, CircuitOpenError)
+        assert len(calls) == task.failure_threshold  # the open circuit stopped the call
+        assert task.circuit_breaker("partner").state() is CircuitState.OPEN
+    finally:
+        del app.tasks["tests.partner_call"]

@@ -1,0 +1,103 @@
+"""task_every_min under real beat with the database scheduler, and /healthz."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from apps.core.models import WorkerHeartbeat
+from apps.core.services import record_heartbeat
+from tests.conftest import CeleryProcess, process_env
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_beat_with_the_database_scheduler_runs_the_heartbeat(
+    worker: CeleryProcess, tmp_path, django_db_blocker
+) -> None:
+    # The declared schedule is in the database after migrate; an operator's edit (here: every
+    # second instead of every minute, to keep the test short) is what beat follows.
+    entry = PeriodicTask.objects.get(name="worker-heartbeat-every-minute")
+    assert entry.task == "task_every_min"
+    assert entry.crontab is not None and entry.crontab.minute == "*"
+    assert (entry.queue, entry.expire_seconds) == ("default", 50)
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    entry.crontab, entry.interval = None, every_second
+    entry.save()
+
+    beat = CeleryProcess(
+        ["beat", "-S", "django", "-l", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
+        process_env(),
+        tmp_path / "beat.log",
+    )
+    try:
+        deadline = time.monotonic() + 45
+        scheduled = None
+        while scheduled is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            scheduled = WorkerHeartbeat.objects.filter(
+                worker=worker.nodename, scheduled_for__isnull=False
+            ).first()
+        assert scheduled is not None, beat.log()[-3000:]
+        assert 0 <= scheduled.lateness_seconds < 120
+        assert "Sending due task worker-heartbeat-every-minute (task_every_min)" in beat.log()
+    finally:
+        beat.stop()
+
+
+@pytest.mark.django_db
+def test_lateness_is_measured_from_the_minute_slot_of_publication() -> None:
+    published = timezone.now() - timedelta(seconds=90)
+    slot = published.replace(second=0, microsecond=0)
+    beat = record_heartbeat(worker="w1", task_id="t1", published_at=published.timestamp())
+    assert beat.scheduled_for == slot
+    assert beat.lateness_seconds == pytest.approx((beat.ran_at - slot).total_seconds(), abs=0.01)
+    assert beat.lateness_seconds >= 90
+    again = record_heartbeat(worker="w1", task_id="t2", published_at=None)
+    assert (again.beats, again.task_id, again.lateness_seconds) == (2, "t2", None)
+
+
+@pytest.mark.django_db
+def test_healthz_is_healthy_with_a_fresh_heartbeat(client) -> None:
+    record_heartbeat(worker="w1", task_id="t1", published_at=None)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["broker"]["ok"] is True
+    assert body["checks"]["heartbeat"]["worker"] == "w1"
+
+
+@pytest.mark.django_db
+def test_healthz_is_unhealthy_without_a_heartbeat_or_with_a_stale_one(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["heartbeat"] == {
+        "ok": False,
+        "error": "no heartbeat recorded yet",
+    }
+
+    WorkerHeartbeat.objects.create(
+        worker="w1", ran_at=timezone.now() - timedelta(minutes=3, seconds=5)
+    )
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    heartbeat = response.json()["checks"]["heartbeat"]
+    assert heartbeat["ok"] is False and heartbeat["age_seconds"] >= 185
+
+
+@pytest.mark.django_db
+def test_healthz_reports_a_broker_that_does_not_answer(client, monkeypatch) -> None:
+    from intelliwiz_config.celery import app
+
+    record_heartbeat(worker="w1", task_id="t1", published_at=None)
+    # Nothing listens on the discard port.
+    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:9/0")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
