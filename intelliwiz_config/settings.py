@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.onboarding",
     "apps.peoples",
+    "apps.activity",
+    "apps.y_helpdesk",
     "background_tasks",
 ]
 
@@ -221,6 +223,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Operations ---------------------------------------------------------------------------------
+# How far ahead create_ppm_job expands schedules.
+PPM_HORIZON_DAYS = env_int("PPM_HORIZON_DAYS", 30, minimum=1)
+# How often a due reminder mail is tried before it is marked failed.
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 5, minimum=1)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -111,3 +111,59 @@ def perform_once(
         raise
     claim.complete()
     return True
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """The keys one ``claim_many`` call won, under one owner token."""
+
+    keys: frozenset[str]
+    owner: str
+
+    def complete(self, keys: set[str] | frozenset[str] | None = None) -> None:
+        IdempotencyKey.objects.filter(
+            key__in=self.keys if keys is None else keys, owner=self.owner
+        ).update(status=IdempotencyKey.Status.DONE, completed_at=timezone.now())
+
+    def release(self, keys: set[str] | frozenset[str] | None = None) -> None:
+        IdempotencyKey.objects.filter(
+            key__in=self.keys if keys is None else keys,
+            owner=self.owner,
+            status=IdempotencyKey.Status.IN_PROGRESS,
+        ).delete()
+
+
+def claim_many(
+    keys: list[str], *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+) -> BatchClaim:
+    """Claim every free key of `keys` in a fixed number of queries.
+
+    Keys already done, or held by a live claim, are left out; a periodic task's next run picks
+    up the ones whose holder died (after the lease).
+    """
+    owner = uuid.uuid4().hex
+    now = timezone.now()
+    IdempotencyKey.objects.bulk_create(
+        [
+            IdempotencyKey(
+                key=key,
+                owner=owner,
+                task_id=task_id or "",
+                claimed_at=now,
+                lease_expires_at=now + lease,
+            )
+            for key in dict.fromkeys(keys)
+        ],
+        ignore_conflicts=True,
+    )
+    IdempotencyKey.objects.filter(
+        key__in=keys, status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
+    ).update(
+        owner=owner,
+        task_id=task_id or "",
+        claimed_at=now,
+        lease_expires_at=now + lease,
+        claims=F("claims") + 1,
+    )
+    won = IdempotencyKey.objects.filter(key__in=keys, owner=owner).values_list("key", flat=True)
+    return BatchClaim(frozenset(won), owner)

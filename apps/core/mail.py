@@ -1,0 +1,102 @@
+"""Outgoing mail: clean recipients, HTML with a plain-text alternative, sent once per key.
+
+Every message carries an idempotency key naming its business event (e.g.
+``jobneed:12:autoclosed``); ``send_once`` sends each message at most once however often the
+task that sends it runs, and never inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+from django.db import connection as db_connection
+from django.template.loader import render_to_string
+
+from apps.core.idempotency import claim_many
+
+logger = logging.getLogger(__name__)
+
+# Addresses that stand for "nobody" in imported data.
+_PLACEHOLDER = re.compile(
+    r"^(none|test|admin|noreply|no-reply)@|@(example\.(com|org|net)|none\.com)$"
+)
+
+
+def clean_recipients(addresses: Iterable[str | None]) -> list[str]:
+    """Trimmed, valid, de-duplicated (case-insensitively, first spelling kept) addresses."""
+    seen: set[str] = set()
+    cleaned = []
+    for raw in addresses:
+        for address in (raw or "").split(","):
+            address = address.strip()
+            if not address or _PLACEHOLDER.search(address.lower()):
+                continue
+            try:
+                validate_email(address)
+            except ValidationError:
+                continue
+            if address.lower() not in seen:
+                seen.add(address.lower())
+                cleaned.append(address)
+    return cleaned
+
+
+@dataclass
+class Mail:
+    key: str
+    subject: str
+    to: list[str]
+    template: str  # renders "<template>.html" and "<template>.txt"
+    context: dict[str, Any]
+    cc: list[str] = field(default_factory=list)
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+
+    def message(self) -> EmailMultiAlternatives:
+        context = {"subject": self.subject, **self.context}
+        message = EmailMultiAlternatives(
+            subject=self.subject,
+            body=render_to_string(f"{self.template}.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=self.to,
+            cc=self.cc,
+        )
+        message.attach_alternative(render_to_string(f"{self.template}.html", context), "text/html")
+        for name, content, mimetype in self.attachments:
+            message.attach(name, content, mimetype)
+        return message
+
+
+def send_once(mails: list[Mail], *, task_id: str = "") -> list[str]:
+    """Send the mails whose key is not done yet; returns the keys sent now.
+
+    Over one SMTP connection. If a send fails, the keys sent so far are recorded as done, the
+    rest are released for the retry, and the error is raised.
+    """
+    if db_connection.in_atomic_block:
+        raise RuntimeError("send mail after the transaction commits, not inside it")
+    mails = [mail for mail in mails if mail.to]
+    if not mails:
+        return []
+    batch = claim_many([mail.key for mail in mails], task_id=task_id)
+    todo = [mail for mail in mails if mail.key in batch.keys]
+    sent: list[str] = []
+    try:
+        with get_connection() as smtp:
+            for mail in todo:
+                smtp.send_messages([mail.message()])
+                sent.append(mail.key)
+    except BaseException:
+        batch.complete(set(sent))
+        batch.release(batch.keys - set(sent))
+        raise
+    batch.complete()
+    logger.info("mail_sent count=%d skipped=%d", len(sent), len(mails) - len(sent))
+    return sent
