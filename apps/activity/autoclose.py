@@ -1,0 +1,203 @@
+"""Close expired, unfinished work and tell the site, in three set-based steps.
+
+1. close: one UPDATE per outcome (PARTIALLYCOMPLETED tours, AUTOCLOSED rest, open checkpoints);
+   a row already closed no longer matches, so each Jobneed is closed exactly once however
+   often or concurrently this runs.
+2. tickets: one system ticket per RAISETICKETNOTIFY Jobneed (unique per Jobneed).
+3. notify: after those commit, one mail per closed Jobneed of a notify category that has not
+   been told yet, sent once (idempotency keys), then marked notified. A crash between 1 and 3
+   leaves rows un-notified, and the next run mails them.
+The number of queries does not depend on the number of Jobneeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
+from apps.activity.state_machine import autoclosable
+from apps.core.mail import Mail, clean_recipients, send_once
+from apps.core.models import IdempotencyKey
+from apps.peoples.services import site_alert_recipients
+from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
+
+LOOKBACK = timedelta(hours=24)
+AUTOCLOSE_IDENTIFIERS = (*TOURS, Identifier.TASK, Identifier.PPM, Identifier.SITEREPORT)
+NOTIFY = "AUTOCLOSENOTIFY"
+RAISE_TICKET = "RAISETICKETNOTIFY"
+TICKET_SOURCE_FIELDS = (
+    "identifier",
+    "description",
+    "plan_at",
+    "site_id",
+    "client_id",
+    "asset_id",
+    "ticket_category_id",
+    "priority",
+    "people_id",
+    "group_id",
+)
+
+
+@dataclass
+class AutocloseReport:
+    closed: int = 0
+    partially_completed: int = 0
+    checkpoints_closed: int = 0
+    tickets_raised: int = 0
+    mails_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def autoclose(
+    now: datetime | None = None, jobneed_id: int | None = None, task_id: str = ""
+) -> AutocloseReport:
+    now = now or timezone.now()
+    report = AutocloseReport()
+    with transaction.atomic():
+        _close(now, jobneed_id, report)
+        report.tickets_raised = _raise_tickets(now)
+    report.mails_sent = _notify(now, task_id)
+    return report
+
+
+def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> None:
+    if jobneed_id is not None:
+        expired = Jobneed.objects.filter(pk=jobneed_id, parent__isnull=True)
+    else:
+        expired = Jobneed.objects.filter(
+            parent__isnull=True,
+            identifier__in=AUTOCLOSE_IDENTIFIERS,
+            expiry_at__gte=now - LOOKBACK,
+            expiry_at__lte=now,
+        )
+    candidates = autoclosable(expired)
+    done_checkpoint = Jobneed.objects.filter(parent=OuterRef("pk"), status=JobneedStatus.COMPLETED)
+    closing = {"autoclosed_at": now, "modified_at": now}
+    report.partially_completed = (
+        candidates.filter(identifier__in=TOURS)
+        .filter(Exists(done_checkpoint))
+        .update(status=JobneedStatus.PARTIALLYCOMPLETED, ended_at=now, **closing)
+    )
+    report.closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
+    closed_now = Jobneed.objects.filter(parent__isnull=True, autoclosed_at=now).values("pk")
+    report.checkpoints_closed = autoclosable(Jobneed.objects.filter(parent__in=closed_now)).update(
+        status=JobneedStatus.AUTOCLOSED, **closing
+    )
+
+
+def _raise_tickets(now: datetime) -> int:
+    owed = Jobneed.objects.filter(
+        parent__isnull=True,
+        autoclosed_at__gte=now - LOOKBACK,
+        ticket_category__code=RAISE_TICKET,
+        ticket__isnull=True,
+    ).only(*TICKET_SOURCE_FIELDS)
+    tickets = [
+        Ticket(
+            jobneed_id=jn.pk,
+            description=f"AUTOCLOSED {_kind(jn.identifier)} {jn.description} planned on "
+            f"{jn.plan_at:%Y-%m-%d %H:%M} UTC was not reported in time",
+            site_id=jn.site_id,
+            client_id=jn.client_id,
+            asset_id=jn.asset_id,
+            category_id=jn.ticket_category_id,
+            priority=jn.priority,
+            assigned_people_id=jn.people_id,
+            assigned_group_id=jn.group_id,
+            source=Ticket.Source.SYSTEM,
+        )
+        for jn in owed
+    ]
+    if not tickets:
+        return 0
+    Ticket.objects.bulk_create(tickets, ignore_conflicts=True)
+    new = Ticket.objects.filter(jobneed_id__in=[t.jobneed_id for t in tickets], events__isnull=True)
+    events = [
+        TicketEvent(
+            ticket_id=pk,
+            at=now,
+            action=TicketEvent.Action.CREATED,
+            details={"by": "system", "reason": "jobneed auto-closed", "jobneed": jobneed_id},
+        )
+        for pk, jobneed_id in new.values_list("pk", "jobneed_id")
+    ]
+    TicketEvent.objects.bulk_create(events)
+    return len(events)
+
+
+def _kind(identifier: str) -> str:
+    return "TOUR" if identifier in TOURS else identifier
+
+
+def _notify(now: datetime, task_id: str) -> int:
+    pending = list(
+        Jobneed.objects.filter(
+            parent__isnull=True,
+            autoclosed_at__gte=now - LOOKBACK,
+            autoclose_notified_at__isnull=True,
+            ticket_category__code__in=(NOTIFY, RAISE_TICKET),
+        ).select_related("site", "people", "group", "ticket_category", "ticket", "ticket__category")
+    )
+    if not pending:
+        return 0
+    recipients = site_alert_recipients({(j.site_id, j.client_id) for j in pending})
+    first_rules = _first_escalation_rules(pending)
+    mails = []
+    for jobneed in pending:
+        ticket = getattr(jobneed, "ticket", None)
+        rule = first_rules.get(
+            (jobneed.client_id, jobneed.site_id, jobneed.ticket_category_id)
+        ) or (first_rules.get((jobneed.client_id, None, jobneed.ticket_category_id)))
+        kind = _kind(jobneed.identifier)
+        local_plan = timezone.localtime(jobneed.plan_at, jobneed.site.tzinfo)
+        mails.append(
+            Mail(
+                key=f"jobneed:{jobneed.pk}:autoclosed",
+                subject=(
+                    f"AUTOCLOSE {kind} planned on {local_plan:%d-%b-%Y %H:%M} not reported in time"
+                ),
+                to=clean_recipients(recipients[(jobneed.site_id, jobneed.client_id)]),
+                template="activity/mail/autoclose",
+                context={
+                    "jobneed": jobneed,
+                    "kind": kind.lower(),
+                    "time_zone": jobneed.site.time_zone,
+                    "assigned_to": jobneed.people or jobneed.group or "nobody",
+                    "ticket": ticket,
+                    "next_escalation": rule if ticket else None,
+                    "next_escalation_at": ticket.created_at + rule.delay
+                    if ticket and rule
+                    else None,
+                },
+            )
+        )
+    sent = send_once(mails, task_id=task_id)
+    done = set(
+        IdempotencyKey.objects.filter(
+            key__in=[m.key for m in mails], status=IdempotencyKey.Status.DONE
+        ).values_list("key", flat=True)
+    )
+    # Told (now or by an earlier run), or nobody to tell: either way, do not select them again.
+    told = [j.pk for j, m in zip(pending, mails, strict=True) if m.key in done or not m.to]
+    Jobneed.objects.filter(pk__in=told).update(autoclose_notified_at=now)
+    return len(sent)
+
+
+def _first_escalation_rules(
+    pending: list[Jobneed],
+) -> dict[tuple[int, int | None, int], EscalationMatrix]:
+    rules = EscalationMatrix.objects.filter(
+        job__isnull=True,
+        level=1,
+        client_id__in={j.client_id for j in pending},
+        category_id__in={j.ticket_category_id for j in pending},
+    )
+    return {(r.client_id, r.site_id, r.category_id): r for r in rules}
