@@ -1,4 +1,4 @@
-"""Scheduled-job tasks: auto-close, PPM generation and the worker heartbeat."""
+"""Scheduled-job tasks: PPM generation, auto-close and the worker heartbeat."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ from typing import Any
 
 from celery import shared_task
 
+from apps.activity.autoclose import autoclose
+from apps.activity.ppm import generate_jobneeds
 from apps.core.services import record_heartbeat
 from apps.core.tasks.utils import task_retry_policy
+
+
+@shared_task(name="create_ppm_job", **task_retry_policy("database_heavy"))
+def create_ppm_job(job_id: int | None = None) -> dict[str, object]:
+    """Expand enabled PPM jobs (or the one job `job_id`) into planned instances and reminders."""
+    return generate_jobneeds(job_id=job_id).as_dict()
+
+
+@shared_task(name="auto_close_jobs", bind=True, **task_retry_policy("email"))
+def autoclose_job(self, jobneed_id: int | None = None) -> dict[str, int]:
+    """Close expired unfinished work of the last day, raise tickets, tell the sites."""
+    return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "").as_dict()
 
 
 @shared_task(name="task_every_min", bind=True, **task_retry_policy("default"))

@@ -6,14 +6,20 @@ Modules are imported by full dotted name: the package's lazy ``__getattr__`` res
 this module, so a ``from background_tasks import <module>`` here would recurse.
 """
 
-import background_tasks.email_tasks
 import background_tasks.integration_tasks
 import background_tasks.maintenance_tasks
 import background_tasks.media_tasks
-import background_tasks.report_tasks
-import background_tasks.ticket_tasks  # noqa: F401  (modules without tasks yet)
-from background_tasks.job_tasks import task_every_min
+import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
+from background_tasks.email_tasks import send_reminder_email
+from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
+from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
 __all__ = [
+    "alert_sendmail",
+    "autoclose_job",
+    "create_ppm_job",
+    "send_reminder_email",
+    "send_ticket_email",
     "task_every_min",
+    "ticket_escalation",
 ]

@@ -1,4 +1,43 @@
-"""Ticket tasks: ticket e-mails, escalation and out-of-range reading alerts.
+"""Ticket tasks: ticket e-mails, escalation and checklist alert mails."""
 
-Its tasks land with their domain issue; until then the registry tests list them as expected.
-"""
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.activity.alerts import NothingToAlert, send_alert
+from apps.core.mail import deliver
+from apps.core.tasks.utils import task_retry_policy
+from apps.y_helpdesk.models import Ticket
+from apps.y_helpdesk.services import escalate_due_tickets, ticket_mail
+
+
+@shared_task(name="send_ticket_email", bind=True, **task_retry_policy("email"))
+def send_ticket_email(self, ticket_id: int, version: int | None = None) -> dict[str, object]:
+    """'Ticket #N is created/updated at site S' to its assignee, group, creator and modifier."""
+    if version is None:
+        version = Ticket.objects.values_list("version", flat=True).get(pk=ticket_id)
+    mail = ticket_mail(ticket_id, version)
+    if not mail.to:
+        return {"ticket": ticket_id, "sent": False, "reason": "no valid recipient"}
+    delivery = deliver([mail], task_id=self.request.id or "")
+    delivery.raise_error()
+    return {"ticket": ticket_id, "sent": bool(delivery.sent), "recipients": len(mail.to)}
+
+
+@shared_task(name="ticket_escalation", bind=True, **task_retry_policy("email"))
+def ticket_escalation(self) -> dict[str, int]:
+    """Move every open ticket whose next level is due up one level and mail the escalation."""
+    return escalate_due_tickets(task_id=self.request.id or "").as_dict()
+
+
+@shared_task(name="alert_sendmail", bind=True, **task_retry_policy("email"))
+def alert_sendmail(
+    self, jobneed_id: int, event: str, attach_files: bool = False
+) -> dict[str, object]:
+    """'[READINGS ALERT]' (event "observation") or deviation mail for a Jobneed, once."""
+    try:
+        return send_alert(
+            jobneed_id, event, attach_files=attach_files, task_id=self.request.id or ""
+        )
+    except NothingToAlert as exc:
+        return {"sent": False, "reason": str(exc)}

@@ -21,8 +21,7 @@ from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
 from apps.activity.state_machine import autoclosable
-from apps.core.mail import Mail, clean_recipients, send_once
-from apps.core.models import IdempotencyKey
+from apps.core.mail import Mail, clean_recipients, deliver
 from apps.peoples.services import site_alert_recipients
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
 
@@ -179,16 +178,11 @@ def _notify(now: datetime, task_id: str) -> int:
                 },
             )
         )
-    sent = send_once(mails, task_id=task_id)
-    done = set(
-        IdempotencyKey.objects.filter(
-            key__in=[m.key for m in mails], status=IdempotencyKey.Status.DONE
-        ).values_list("key", flat=True)
-    )
-    # Told (now or by an earlier run), or nobody to tell: either way, do not select them again.
-    told = [j.pk for j, m in zip(pending, mails, strict=True) if m.key in done or not m.to]
+    delivery = deliver(mails, task_id=task_id)
+    told = [j.pk for j, m in zip(pending, mails, strict=True) if m.key in delivery.settled]
     Jobneed.objects.filter(pk__in=told).update(autoclose_notified_at=now)
-    return len(sent)
+    delivery.raise_error()
+    return len(delivery.sent)
 
 
 def _first_escalation_rules(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -230,6 +231,7 @@ class Jobneed(models.Model):
         SCHEDULE = "SCHEDULE", "Scheduled"
         ADHOC = "ADHOC", "Ad hoc"
 
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.CASCADE, related_name="jobneeds"
     )
@@ -301,6 +303,7 @@ class Jobneed(models.Model):
 class JobneedDetails(QuestionRules):
     """One answer of a Jobneed's checklist, with a copy of the question's rules."""
 
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     jobneed = models.ForeignKey(Jobneed, on_delete=models.CASCADE, related_name="details")
     answer = models.TextField(blank=True)
     is_alert = models.BooleanField(default=False)

@@ -1,7 +1,7 @@
 """Outgoing mail: clean recipients, HTML with a plain-text alternative, sent once per key.
 
 Every message carries an idempotency key naming its business event (e.g.
-``jobneed:12:autoclosed``); ``send_once`` sends each message at most once however often the
+``jobneed:12:autoclosed``); ``deliver`` sends each message at most once however often the
 task that sends it runs, and never inside a database transaction.
 """
 
@@ -21,6 +21,7 @@ from django.db import connection as db_connection
 from django.template.loader import render_to_string
 
 from apps.core.idempotency import claim_many
+from apps.core.models import IdempotencyKey
 
 logger = logging.getLogger(__name__)
 
@@ -78,29 +79,46 @@ class Mail:
         return message
 
 
-def send_once(mails: list[Mail], *, task_id: str = "") -> list[str]:
-    """Send the mails whose key is not done yet; returns the keys sent now.
+@dataclass
+class Delivery:
+    sent: list[str]  # keys sent by this call
+    settled: set[str]  # keys needing no more work: sent (now or before), or nobody to send to
+    error: Exception | None = None  # the send failure that stopped the batch, if any
 
-    Over one SMTP connection. If a send fails, the keys sent so far are recorded as done, the
-    rest are released for the retry, and the error is raised.
+    def raise_error(self) -> None:
+        """Re-raise the send failure (after the caller has recorded what did settle)."""
+        if self.error is not None:
+            raise self.error
+
+
+def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
+    """Send each mail whose key is not done yet, over one SMTP connection.
+
+    A send failure stops the batch: keys sent so far are recorded as done, the rest are
+    released for the retry, and the error is returned in ``Delivery.error`` so the caller can
+    record what settled before raising it.
     """
     if _in_transaction():
         raise RuntimeError("send mail after the transaction commits, not inside it")
-    mails = [mail for mail in mails if mail.to]
-    if not mails:
-        return []
-    batch = claim_many([mail.key for mail in mails], task_id=task_id)
-    todo = [mail for mail in mails if mail.key in batch.keys]
+    to_send = [mail for mail in mails if mail.to]
+    batch = claim_many([mail.key for mail in to_send], task_id=task_id)
     sent: list[str] = []
+    error = None
     try:
-        with get_connection() as smtp:
-            for mail in todo:
-                smtp.send_messages([mail.message()])
-                sent.append(mail.key)
-    except BaseException:
-        batch.complete(set(sent))
-        batch.release(batch.keys - set(sent))
-        raise
-    batch.complete()
-    logger.info("mail_sent count=%d skipped=%d", len(sent), len(mails) - len(sent))
-    return sent
+        if batch.keys:
+            with get_connection() as smtp:
+                for mail in to_send:
+                    if mail.key in batch.keys:
+                        smtp.send_messages([mail.message()])
+                        sent.append(mail.key)
+    except Exception as exc:
+        error = exc
+    batch.complete(set(sent))
+    batch.release(batch.keys - set(sent))
+    done = set(
+        IdempotencyKey.objects.filter(
+            key__in=[m.key for m in to_send], status=IdempotencyKey.Status.DONE
+        ).values_list("key", flat=True)
+    )
+    logger.info("mail_delivery sent=%d of=%d failed=%s", len(sent), len(mails), bool(error))
+    return Delivery(sent, done | {m.key for m in mails if not m.to}, error)

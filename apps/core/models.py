@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import re
+import uuid
+from pathlib import PurePosixPath
+
+from django.core.validators import RegexValidator
 from django.db import models
+
+_SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
 
 class IdempotencyKey(models.Model):
@@ -66,3 +73,42 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.ran_at:%Y-%m-%d %H:%M:%S}"
+
+
+def attachment_storage_key(attachment: Attachment, filename: str) -> str:
+    """Storage key from validated parts only: the owner's type and uuid, our uuid, a safe suffix."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    if not _SAFE_SUFFIX.fullmatch(suffix):
+        suffix = ""
+    return f"attachments/{attachment.owner_type}/{attachment.owner_uuid}/{attachment.uuid}{suffix}"
+
+
+class Attachment(models.Model):
+    """A file owned by a domain object (a Jobneed, a checklist answer, an attendance event...)."""
+
+    class Kind(models.TextChoices):
+        ATTACHMENT = "ATTACHMENT", "Attachment"
+        PHOTO = "PHOTO", "Photo"
+        SELFIE = "SELFIE", "Selfie"
+        SIGNATURE = "SIGNATURE", "Signature"
+        AUDIO = "AUDIO", "Audio"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner_type = models.CharField(
+        max_length=64, validators=[RegexValidator(r"^[a-z_]+\.[a-z_]+$")], help_text="app.model"
+    )
+    owner_uuid = models.UUIDField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ATTACHMENT)
+    file = models.FileField(upload_to=attachment_storage_key, max_length=255)
+    filename = models.CharField(max_length=255, help_text="The name it was uploaded with")
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the content")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["owner_type", "owner_uuid"])]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -1,9 +1,10 @@
 """Base task classes shared by every task of the project.
 
-BaseTask (the app's ``task_cls``) writes one structured line per run: task name, id, outcome,
-duration, queue wait and retry count; never arguments or results, which may hold personal
-data. A run that fails for good leaves a DeadLetter row for operators to inspect and re-queue.
-ExternalServiceTask adds a circuit breaker shared by all worker processes.
+BaseTask (the app's ``task_cls``; a DjangoTask, so ``delay_on_commit`` is there) writes one
+structured line per run: task name, id, outcome, duration, queue wait and retry count; never
+arguments or results, which may hold personal data. A run that fails for good leaves a
+DeadLetter row for operators to inspect and re-queue. ExternalServiceTask adds a circuit
+breaker shared by all worker processes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from celery import Task
+from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
@@ -22,7 +23,7 @@ from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
 logger = logging.getLogger("intelliwiz.tasks")
 
 
-class BaseTask(Task):
+class BaseTask(DjangoTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
         outcome, error = "success", ""

@@ -1,0 +1,42 @@
+"""What a person's save of a job triggers: replace the stale schedule, enqueue after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from apps.activity.models import Job
+from apps.activity.ppm import replace_future_instances
+from background_tasks.job_tasks import create_ppm_job
+
+# Editing one of these changes what the future instances would be.
+SCHEDULE_FIELDS = frozenset(
+    {
+        "cron",
+        "valid_from",
+        "valid_to",
+        "plan_duration_minutes",
+        "grace_minutes",
+        "expiry_minutes",
+        "enabled",
+        "question_set",
+        "asset",
+        "people",
+        "group",
+        "site",
+        "ticket_category",
+        "priority",
+        "name",
+        "identifier",
+    }
+)
+
+
+def save_job(job: Job, *, created: bool, changed: Iterable[str]) -> None:
+    with transaction.atomic():
+        job.save()
+        if not created and SCHEDULE_FIELDS & set(changed):
+            replace_future_instances(job)
+        if job.enabled:
+            create_ppm_job.delay_on_commit(job.pk)

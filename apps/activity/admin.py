@@ -1,0 +1,80 @@
+from django.contrib import admin
+
+from apps.activity.actions import save_job
+from apps.activity.models import (
+    Asset,
+    Job,
+    Jobneed,
+    JobneedDetails,
+    Question,
+    QuestionSet,
+    Reminder,
+)
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "site", "status", "enabled")
+    list_filter = ("status", "enabled")
+    search_fields = ("code", "name")
+    list_select_related = ("site",)
+
+
+class QuestionInline(admin.TabularInline):
+    model = Question
+    extra = 1
+
+
+@admin.register(QuestionSet)
+class QuestionSetAdmin(admin.ModelAdmin):
+    list_display = ("name", "client", "enabled")
+    search_fields = ("name",)
+    inlines = [QuestionInline]
+
+
+class CheckpointInline(admin.TabularInline):
+    model = Job
+    fk_name = "parent"
+    fields = ("seqno", "name", "asset", "question_set", "enabled")
+    extra = 0
+    verbose_name = "checkpoint"
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("name", "identifier", "site", "cron", "enabled", "last_generated_at")
+    list_filter = ("identifier", "enabled")
+    search_fields = ("name",)
+    list_select_related = ("site",)
+    readonly_fields = ("client", "last_generated_at", "created_at", "modified_at")
+    inlines = [CheckpointInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(parent__isnull=True)
+
+    def save_model(self, request, obj, form, change):
+        save_job(obj, created=not change, changed=form.changed_data)
+
+
+class DetailsInline(admin.TabularInline):
+    model = JobneedDetails
+    fields = ("seqno", "question", "answer_type", "min_value", "max_value", "answer", "is_alert")
+    extra = 0
+
+
+@admin.register(Jobneed)
+class JobneedAdmin(admin.ModelAdmin):
+    list_display = ("description", "identifier", "site", "plan_at", "expiry_at", "status")
+    list_filter = ("status", "identifier")
+    search_fields = ("description",)
+    date_hierarchy = "plan_at"
+    list_select_related = ("site",)
+    raw_id_fields = ("job", "parent", "people", "group", "performed_by", "asset")
+    inlines = [DetailsInline]
+
+
+@admin.register(Reminder)
+class ReminderAdmin(admin.ModelAdmin):
+    list_display = ("description", "site", "due_at", "status", "attempts", "sent_at")
+    list_filter = ("status",)
+    raw_id_fields = ("job", "jobneed", "rule", "people", "group")

@@ -1,0 +1,78 @@
+"""Due reminders: mailed once each; a failed send is tried again a bounded number of times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from apps.activity.models import Reminder
+from apps.core.mail import Mail, clean_recipients, deliver
+from apps.peoples.services import group_member_emails
+
+
+@dataclass
+class ReminderReport:
+    sent: int = 0
+    failed_for_good: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def due_reminders(now: datetime):
+    return Reminder.objects.filter(
+        due_at__lte=now,
+        status=Reminder.Status.PENDING,
+        attempts__lt=settings.REMINDER_MAX_ATTEMPTS,
+    )
+
+
+def send_due_reminders(now: datetime | None = None, task_id: str = "") -> ReminderReport:
+    now = now or timezone.now()
+    reminders = list(due_reminders(now).select_related("job", "site", "people", "group"))
+    report = ReminderReport()
+    if not reminders:
+        return report
+    groups = group_member_emails(r.group_id for r in reminders)
+    mails = [
+        Mail(
+            key=f"reminder:{r.pk}",
+            subject=f"Reminder for {r.job.name if r.job else r.description}",
+            to=clean_recipients(
+                [r.people.email if r.people else None, *groups.get(r.group_id, []), r.extra_emails]
+            ),
+            template="activity/mail/reminder",
+            context={"reminder": r, "time_zone": r.site.time_zone},
+        )
+        for r in reminders
+    ]
+    delivery = deliver(mails, task_id=task_id)
+    reminder_ids = {m.key: r.pk for m, r in zip(mails, reminders, strict=True)}
+    no_recipient = {m.key for m in mails if not m.to}
+    Reminder.objects.filter(
+        pk__in=[reminder_ids[k] for k in delivery.settled - no_recipient]
+    ).update(status=Reminder.Status.SENT, sent_at=now)
+    Reminder.objects.filter(pk__in=[reminder_ids[k] for k in no_recipient]).update(
+        status=Reminder.Status.FAILED, last_error="no valid recipient"
+    )
+    report.sent = len(delivery.sent)
+    report.failed_for_good = len(no_recipient)
+    if delivery.error is not None:
+        # Count the attempt on each reminder still unsent, so one that keeps failing stops
+        # being tried; then raise, so the task retries the transient error.
+        unsent = due_reminders(now).filter(pk__in=reminder_ids.values())
+        unsent.update(
+            attempts=F("attempts") + 1,
+            last_error=f"{type(delivery.error).__name__}: {delivery.error}"[:300],
+        )
+        Reminder.objects.filter(
+            pk__in=reminder_ids.values(),
+            status=Reminder.Status.PENDING,
+            attempts__gte=settings.REMINDER_MAX_ATTEMPTS,
+        ).update(status=Reminder.Status.FAILED)
+        delivery.raise_error()
+    return report
