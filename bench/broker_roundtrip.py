@@ -129,21 +129,20 @@ def raw_kombu(url: str, count: int) -> float:
                 queue.get(block=True, timeout=CONNECT_TIMEOUT_S).ack()
             return count / (time.perf_counter() - started)
         finally:
+            queue.close()  # cancel the consumer before its queue goes
             queue.queue.delete()
-            queue.close()
+            queue.queue.exchange.delete()
 
 
-def purge_bench_queue() -> None:
-    """Drop messages a crashed earlier run may have left on the bench queue."""
+def reset_bench_queue(*, delete: bool) -> None:
+    """Empty the bench queue (a crashed run may have left messages), or delete it at the end."""
     with app.connection_for_write() as conn:
         queue = app.amqp.queues[BENCH_QUEUE].bind(conn.default_channel)
-        queue.declare()
-        queue.purge()
-
-
-def delete_bench_queue() -> None:
-    with app.connection_for_write() as conn:
-        app.amqp.queues[BENCH_QUEUE].bind(conn.default_channel).delete()
+        queue.declare()  # also tells a virtual transport (Redis) which binding to drop
+        if delete:
+            queue.delete()
+        else:
+            queue.purge()
 
 
 def forget_bench_results() -> None:
@@ -246,10 +245,12 @@ def print_header(url: str, transport: str, concurrency: int, poll_ms: float) -> 
 def run(args: argparse.Namespace) -> None:
     url = app.conf.broker_url
     transport = check_broker(url)
-    subprocess.run(
+    migrate = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL,
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=False,
     )  # fmt: skip
+    if migrate.returncode:
+        raise BenchError(f"manage.py migrate failed with status {migrate.returncode}")
     django.setup()
     poll_s = args.poll_ms / 1000
     print_header(url, transport, args.concurrency, args.poll_ms)
@@ -265,7 +266,7 @@ def run(args: argparse.Namespace) -> None:
     line("raw_messages", raw_count)
     line("raw_msgs_per_s", f"{raw_rate:.0f}")
 
-    purge_bench_queue()
+    reset_bench_queue(delete=False)
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         log_path = Path(tmp) / "worker.log"
         worker = start_worker(args.concurrency, log_path)
@@ -280,7 +281,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"--- bench worker log ---\n{log_path.read_text()[-4000:]}", file=sys.stderr)
             raise
         stop_worker(worker)
-    delete_bench_queue()
+    reset_bench_queue(delete=True)
     forget_bench_results()
 
     cuts = statistics.quantiles(samples, n=100, method="inclusive")

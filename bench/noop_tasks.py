@@ -1,7 +1,8 @@
 """No-op tasks for bench/broker_roundtrip.py, on a dedicated ``bench`` queue.
 
-Both the producer and the bench worker (``celery -I bench.noop_tasks -Q bench``) import this
-module, so both see the ``bench`` queue and the routes to it.
+Both the producer and the bench worker (``celery -A bench.noop_tasks worker -Q bench``) import
+this module, so both see the ``bench`` queue and the routes to it. It must be the ``-A`` target:
+the worker checks ``-Q`` against the declared queues before it imports ``-I`` modules.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
 
 from apps.core.views import healthz
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="activity:job-list"), name="home"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("jobs/", include("apps.activity.urls")),
+    path("tickets/", include("apps.y_helpdesk.urls")),
 ]

@@ -14,10 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.core.cache import cache
 
@@ -110,9 +114,51 @@ def purge_queues(broker_url: str) -> None:
         app.control.purge(connection=conn)
 
 
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.reject_next = 0  # answer this many DATA commands with 451 (a transient failure)
+        with socket.socket() as probe:  # aiosmtpd cannot bind port 0 itself
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's hook
+        if self.reject_next > 0:
+            self.reject_next -= 1
+            return "451 4.3.0 Try again later"
+        message = message_from_bytes(envelope.content, policy=email_policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[tuple[list[str], EmailMessage]]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return list(self.messages)
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink._controller.start()
+    yield sink
+    sink._controller.stop()
+
+
+@pytest.fixture
+def mail_sink(smtp_server: SmtpSink) -> Iterator[SmtpSink]:
+    smtp_server.messages.clear()
+    smtp_server.reject_next = 0
+    yield smtp_server
+    smtp_server.reject_next = 0
+
+
 @pytest.fixture(scope="session")
 def start_worker(
-    django_db_setup: None, django_db_blocker, tmp_path_factory
+    django_db_setup: None, django_db_blocker, tmp_path_factory, smtp_server: SmtpSink
 ) -> Iterator[Callable[..., CeleryProcess]]:
     """Factory: a real prefork worker on the given broker, consuming every declared queue."""
     started: list[CeleryProcess] = []
@@ -120,7 +166,11 @@ def start_worker(
 
     def start(broker_url: str = settings.CELERY_BROKER_URL, name: str = "test") -> CeleryProcess:
         with django_db_blocker.unblock():
-            env = process_env(CELERY_BROKER_URL=broker_url)
+            env = process_env(
+                CELERY_BROKER_URL=broker_url,
+                EMAIL_HOST="127.0.0.1",
+                EMAIL_PORT=str(smtp_server.port),
+            )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"
         worker = CeleryProcess(

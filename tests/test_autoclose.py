@@ -8,6 +8,7 @@ import pytest
 
 from apps.activity.autoclose import autoclose
 from apps.activity.models import Jobneed
+from apps.core.mail import TransientMailError
 from apps.core.models import IdempotencyKey
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from tests import factories
@@ -132,7 +133,7 @@ def test_crash_between_close_and_mail_is_recovered_by_the_next_run(
         raise ConnectionError("smtp down")
 
     monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", smtp_down)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(TransientMailError):
         autoclose(now=NOW)
     assert Jobneed.objects.get().status == "AUTOCLOSED"  # the state change committed
     assert not IdempotencyKey.objects.exists()  # the failed send released its claim

@@ -25,6 +25,7 @@ def test_beat_with_the_database_scheduler_runs_the_heartbeat(
     assert entry.task == "task_every_min"
     assert entry.crontab is not None and entry.crontab.minute == "*"
     assert (entry.queue, entry.expire_seconds) == ("default", 50)
+    PeriodicTask.objects.exclude(pk=entry.pk).update(enabled=False)  # only the heartbeat here
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
     entry.crontab, entry.interval = None, every_second
     entry.save()

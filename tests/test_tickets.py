@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.core.mail import deliver
+from apps.core.mail import TransientMailError, deliver
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from apps.y_helpdesk.services import escalate_due_tickets, record_ticket_saved, ticket_mail
 from tests import factories
@@ -164,7 +164,7 @@ def test_a_crash_before_the_mail_is_made_good_by_the_next_run(
         "django.core.mail.backends.locmem.EmailBackend.send_messages",
         lambda *a, **k: (_ for _ in ()).throw(ConnectionError("smtp down")),
     )
-    with pytest.raises(ConnectionError):
+    with pytest.raises(TransientMailError):
         escalate_due_tickets()
     assert Ticket.objects.get().escalation_level == 1
     monkeypatch.undo()

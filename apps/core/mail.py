@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,18 @@ class Mail:
         return message
 
 
+class TransientMailError(Exception):
+    """The mail server is unreachable or answered 4xx: try again later."""
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, (ConnectionError, TimeoutError, smtplib.SMTPServerDisconnected))
+
+
 @dataclass
 class Delivery:
     sent: list[str]  # keys sent by this call
@@ -86,9 +99,13 @@ class Delivery:
     error: Exception | None = None  # the send failure that stopped the batch, if any
 
     def raise_error(self) -> None:
-        """Re-raise the send failure (after the caller has recorded what did settle)."""
-        if self.error is not None:
-            raise self.error
+        """Raise the send failure (after the caller has recorded what did settle); a transient
+        one as TransientMailError, which the email retry policy retries."""
+        if self.error is None:
+            return
+        if _is_transient(self.error):
+            raise TransientMailError(f"{type(self.error).__name__}: {self.error}") from self.error
+        raise self.error
 
 
 def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:

@@ -14,11 +14,13 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 
 from apps.core.idempotency import SideEffectInProgress
+from apps.core.mail import TransientMailError
 from apps.core.tasks.circuit_breaker import CircuitOpenError
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 SMTP_ERRORS: tuple[type[BaseException], ...] = (
+    TransientMailError,
     smtplib.SMTPServerDisconnected,
     smtplib.SMTPConnectError,
 )

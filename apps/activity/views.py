@@ -1,0 +1,48 @@
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from apps.activity.actions import save_job
+from apps.activity.models import Job
+
+
+class JobForm(forms.ModelForm):
+    class Meta:
+        model = Job
+        fields = [
+            "name",
+            "description",
+            "identifier",
+            "cron",
+            "valid_from",
+            "valid_to",
+            "plan_duration_minutes",
+            "grace_minutes",
+            "expiry_minutes",
+            "site",
+            "asset",
+            "question_set",
+            "people",
+            "group",
+            "ticket_category",
+            "priority",
+            "enabled",
+        ]
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = Job.objects.filter(parent__isnull=True).select_related("site")
+    return render(request, "activity/job_list.html", {"title": "Jobs", "jobs": jobs})
+
+
+@login_required
+def job_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    job = get_object_or_404(Job, pk=pk, parent__isnull=True) if pk else None
+    form = JobForm(request.POST or None, instance=job)
+    if request.method == "POST" and form.is_valid():
+        save_job(form.save(commit=False), created=job is None, changed=form.changed_data)
+        return redirect("activity:job-list")
+    title = f"Edit {job.name}" if job else "New job"
+    return render(request, "core/form.html", {"title": title, "form": form})
