@@ -70,6 +70,8 @@ class JobneedAdmin(admin.ModelAdmin):
     date_hierarchy = "plan_at"
     list_select_related = ("site",)
     raw_id_fields = ("job", "parent", "people", "group", "performed_by", "asset")
+    # Status moves only through apps.activity.state_machine, never by free editing.
+    readonly_fields = ("status", "autoclosed_at", "autoclose_notified_at", "alert_mail_sent_at")
     inlines = [DetailsInline]
 
 

@@ -10,9 +10,13 @@ import os
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
+from apps.activity.models import Asset, Identifier, Job, Question, QuestionSet
+from apps.activity.ppm import generate_jobneeds
 from apps.onboarding.models import BusinessUnit, SiteGroup, TypeAssist
 from apps.peoples.models import GroupMembership, People, PeopleGroup
+from apps.y_helpdesk.models import EscalationMatrix
 
 DEMO_PASSWORD_ENV = "DEMO_ADMIN_PASSWORD"  # noqa: S105  (the variable's name)
 
@@ -109,10 +113,61 @@ class Command(BaseCommand):
         all_sites, _ = SiteGroup.objects.get_or_create(client=client, name="All Acme sites")
         all_sites.sites.set(sites)
 
+        self._operations(client, sites[0], technicians[0], team, codes)
+
         self.stdout.write(
             f"Demo data ready: client {client.code}, sites {', '.join(s.code for s in sites)}, "
             f"{People.objects.filter(client=client).count()} people; admin login: {admin.loginid}"
         )
+
+    def _operations(self, client, site, technician, team, codes) -> None:
+        """A checklist, a daily PPM job with its instances, and escalation rules."""
+        checklist, _ = QuestionSet.objects.get_or_create(client=client, name="Chiller PPM")
+        for seqno, question, answer_type, extra in [
+            (1, "Condenser pressure (bar)", "NUMERIC", {"min_value": 8, "max_value": 12}),
+            (2, "Oil leak visible?", "DROPDOWN", {"options": "Yes,No", "alert_on": "Yes"}),
+        ]:
+            Question.objects.update_or_create(
+                question_set=checklist,
+                seqno=seqno,
+                defaults={"question": question, "answer_type": answer_type, **extra},
+            )
+        chiller, _ = Asset.objects.update_or_create(
+            code="ACME-MUM-CH1", defaults={"name": "Chiller 1", "site": site}
+        )
+        now = timezone.now()
+        job, _ = Job.objects.update_or_create(
+            name="Daily chiller PPM",
+            site=site,
+            defaults={
+                "identifier": Identifier.PPM,
+                "cron": "0 9 * * *",
+                "valid_from": now.replace(month=1, day=1, hour=0, minute=0),
+                "valid_to": now.replace(year=now.year + 1, month=12, day=31),
+                "asset": chiller,
+                "question_set": checklist,
+                "group": team,
+                "ticket_category": codes[(TypeAssist.Category.TICKETCATEGORY, "RAISETICKETNOTIFY")],
+            },
+        )
+        EscalationMatrix.objects.update_or_create(
+            job=job, level=1, client=client, defaults={"frequency": "HOUR", "frequency_value": 1}
+        )
+        for level, minutes, assignee in [(1, 30, technician), (2, 120, None)]:
+            EscalationMatrix.objects.update_or_create(
+                client=client,
+                site=None,
+                job=None,
+                category=codes[(TypeAssist.Category.TICKETCATEGORY, "RAISETICKETNOTIFY")],
+                level=level,
+                defaults={
+                    "frequency": "MINUTE",
+                    "frequency_value": minutes,
+                    "assign_people": assignee,
+                    "notify_email": "noc@acme.example",
+                },
+            )
+        generate_jobneeds(job_id=job.pk)
 
     def _person(self, loginid: str, **fields) -> People:
         person = People.objects.filter(loginid=loginid).first()
