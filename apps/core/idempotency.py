@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -57,6 +57,29 @@ class Claim:
         ).delete()
 
 
+def _new_claim(
+    key: str, owner: str, task_id: str, now: datetime, lease: timedelta
+) -> IdempotencyKey:
+    return IdempotencyKey(
+        key=key, owner=owner, task_id=task_id or "", claimed_at=now, lease_expires_at=now + lease
+    )
+
+
+def _take_over_expired(
+    keys: list[str], owner: str, task_id: str, now: datetime, lease: timedelta
+) -> int:
+    """Re-own claims whose holder died: still in progress after their lease ran out."""
+    return IdempotencyKey.objects.filter(
+        key__in=keys, status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
+    ).update(
+        owner=owner,
+        task_id=task_id or "",
+        claimed_at=now,
+        lease_expires_at=now + lease,
+        claims=F("claims") + 1,
+    )
+
+
 def claim_side_effect(
     key: str, *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
 ) -> Claim | None:
@@ -68,26 +91,11 @@ def claim_side_effect(
         now = timezone.now()
         try:
             with transaction.atomic():
-                IdempotencyKey.objects.create(
-                    key=key,
-                    owner=owner,
-                    task_id=task_id or "",
-                    claimed_at=now,
-                    lease_expires_at=now + lease,
-                )
+                _new_claim(key, owner, task_id, now, lease).save(force_insert=True)
             return Claim(key, owner)
         except IntegrityError:
             pass
-        taken_over = IdempotencyKey.objects.filter(
-            key=key, status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
-        ).update(
-            owner=owner,
-            task_id=task_id or "",
-            claimed_at=now,
-            lease_expires_at=now + lease,
-            claims=F("claims") + 1,
-        )
-        if taken_over:
+        if _take_over_expired([key], owner, task_id, now, lease):
             return Claim(key, owner)
         status = IdempotencyKey.objects.filter(key=key).values_list("status", flat=True).first()
         if status == IdempotencyKey.Status.DONE:
@@ -144,26 +152,9 @@ def claim_many(
     owner = uuid.uuid4().hex
     now = timezone.now()
     IdempotencyKey.objects.bulk_create(
-        [
-            IdempotencyKey(
-                key=key,
-                owner=owner,
-                task_id=task_id or "",
-                claimed_at=now,
-                lease_expires_at=now + lease,
-            )
-            for key in dict.fromkeys(keys)
-        ],
+        [_new_claim(key, owner, task_id, now, lease) for key in dict.fromkeys(keys)],
         ignore_conflicts=True,
     )
-    IdempotencyKey.objects.filter(
-        key__in=keys, status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
-    ).update(
-        owner=owner,
-        task_id=task_id or "",
-        claimed_at=now,
-        lease_expires_at=now + lease,
-        claims=F("claims") + 1,
-    )
+    _take_over_expired(keys, owner, task_id, now, lease)
     won = IdempotencyKey.objects.filter(key__in=keys, owner=owner).values_list("key", flat=True)
     return BatchClaim(frozenset(won), owner)
