@@ -10,7 +10,19 @@ import background_tasks.integration_tasks
 import background_tasks.maintenance_tasks
 import background_tasks.media_tasks
 import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
-from background_tasks.email_tasks import send_reminder_email
+from background_tasks.email_tasks import (
+    notify_permit_rejected,
+    send_email_notification_for_sla_report,
+    send_email_notification_for_sla_vendor,
+    send_email_notification_for_vendor_and_security_after_approval,
+    send_email_notification_for_vendor_and_security_for_rwp,
+    send_email_notification_for_vendor_and_security_of_wp_cancellation,
+    send_email_notification_for_workpermit_approval,
+    send_email_notification_for_wp,
+    send_email_notification_for_wp_from_mobile_for_verifier,
+    send_email_notification_for_wp_verifier,
+    send_reminder_email,
+)
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
@@ -18,6 +30,16 @@ __all__ = [
     "alert_sendmail",
     "autoclose_job",
     "create_ppm_job",
+    "notify_permit_rejected",
+    "send_email_notification_for_sla_report",
+    "send_email_notification_for_sla_vendor",
+    "send_email_notification_for_vendor_and_security_after_approval",
+    "send_email_notification_for_vendor_and_security_for_rwp",
+    "send_email_notification_for_vendor_and_security_of_wp_cancellation",
+    "send_email_notification_for_workpermit_approval",
+    "send_email_notification_for_wp",
+    "send_email_notification_for_wp_from_mobile_for_verifier",
+    "send_email_notification_for_wp_verifier",
     "send_reminder_email",
     "send_ticket_email",
     "task_every_min",

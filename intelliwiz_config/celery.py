@@ -30,7 +30,8 @@ QUEUE_NAMES: tuple[str, ...] = (
 )
 
 # Registered task name -> queue. Every task of the registry has its line, whether or not its
-# domain has landed yet, so a new task is routed the moment it is registered.
+# domain has landed yet, so a new task is routed the moment it is registered; tasks beyond the
+# registry are namespaced by their app.
 TASK_QUEUES: dict[str, str] = {
     # email_tasks
     "send_email_notification_for_workpermit_approval": "email",
@@ -74,6 +75,8 @@ TASK_QUEUES: dict[str, str] = {
     "send_generated_report_onfly_email": "email",
     "generate_pdf_async": "reports",
     "cleanup_reports_which_are_12hrs_old": "maintenance",
+    # beyond the registry
+    "work_order_management.notify_permit_rejected": "email",
 }
 
 MINUTE = 60
@@ -104,6 +107,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     ),
     "send-due-reminders-every-10-min": _beat(
         "send_reminder_email", crontab(minute="*/10"), expires=9 * MINUTE
+    ),
+    "remind-pending-permit-approvers-hourly": _beat(
+        "send_email_notification_for_wp", crontab(minute=25), expires=50 * MINUTE
     ),
     "move-media-to-cloud-weekly": _beat(
         "move_media_to_cloud_storage", crontab(minute=0, hour=0, day_of_week="mon"), expires=HOUR

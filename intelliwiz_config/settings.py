@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.peoples",
     "apps.activity",
     "apps.y_helpdesk",
+    "apps.work_order_management",
     "background_tasks",
 ]
 
@@ -229,6 +230,11 @@ CELERY_TASK_ALWAYS_EAGER = False
 PPM_HORIZON_DAYS = env_int("PPM_HORIZON_DAYS", 30, minimum=1)
 # How often a due reminder mail is tried before it is marked failed.
 REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 5, minimum=1)
+
+# --- Work permits ---------------------------------------------------------------------------
+APPROVAL_LINK_MAX_AGE_HOURS = env_int("APPROVAL_LINK_MAX_AGE_HOURS", 72, minimum=1)
+# Pending verifiers and approvers are reminded once per this many hours.
+WP_REMINDER_INTERVAL_HOURS = env_int("WP_REMINDER_INTERVAL_HOURS", 24, minimum=1)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

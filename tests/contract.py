@@ -88,5 +88,21 @@ LANDED = {
     "send_ticket_email",
     "ticket_escalation",
     "alert_sendmail",
+    # work permits and SLA
+    "send_email_notification_for_workpermit_approval",
+    "send_email_notification_for_wp",
+    "send_email_notification_for_wp_verifier",
+    "send_email_notification_for_wp_from_mobile_for_verifier",
+    "send_email_notification_for_vendor_and_security_of_wp_cancellation",
+    "send_email_notification_for_vendor_and_security_for_rwp",
+    "send_email_notification_for_vendor_and_security_after_approval",
+    "send_email_notification_for_sla_vendor",
+    "send_email_notification_for_sla_report",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
+
+# Tasks beyond the registry: (module, function, registered name). Their names are namespaced by
+# the app that owns them, so they can never collide with a registry name.
+EXTRA_TASKS: list[tuple[str, str, str]] = [
+    ("email_tasks", "notify_permit_rejected", "work_order_management.notify_permit_rejected"),
+]

@@ -13,7 +13,7 @@ from celery import Task
 import background_tasks
 from background_tasks import tasks as old_path
 from intelliwiz_config.celery import BEAT_SCHEDULE, QUEUE_NAMES, TASK_QUEUES, app
-from tests.contract import NOT_YET_IMPLEMENTED, REGISTRY
+from tests.contract import EXTRA_TASKS, NOT_YET_IMPLEMENTED, REGISTRY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHARED_REGISTRY = BASE_DIR.parent / "shared" / "reference" / "task-registry.md"
@@ -69,14 +69,25 @@ def test_not_yet_implemented_list_is_exact() -> None:
 
 def test_every_project_task_is_in_the_registry_and_exported() -> None:
     registered_names = {name for _, _, name in REGISTRY if name}
-    project_tasks = _project_tasks()
-    assert set(project_tasks) <= registered_names
-    assert sorted(old_path.__all__) == sorted(function for _, function, _ in IMPLEMENTED)
+    extra_names = {name for _, _, name in EXTRA_TASKS}
+    assert set(_project_tasks()) <= registered_names | extra_names
+    assert extra_names.isdisjoint(registered_names)
+    assert sorted(old_path.__all__) == sorted(
+        [function for _, function, _ in IMPLEMENTED] + [function for _, function, _ in EXTRA_TASKS]
+    )
+
+
+@pytest.mark.parametrize(("module", "function", "registered"), EXTRA_TASKS)
+def test_extra_tasks_are_namespaced_routed_and_exported(module, function, registered) -> None:
+    obj = getattr(importlib.import_module(f"background_tasks.{module}"), function)
+    assert obj.name == registered and "." in registered
+    assert getattr(old_path, function) is obj
+    assert TASK_QUEUES[registered] in QUEUE_NAMES
 
 
 def test_every_registered_name_routes_to_a_declared_queue() -> None:
     registered_names = {name for _, _, name in REGISTRY if name}
-    assert set(TASK_QUEUES) == registered_names
+    assert set(TASK_QUEUES) == registered_names | {name for _, _, name in EXTRA_TASKS}
     for name in registered_names:
         route = app.amqp.router.route({}, name)
         assert route["queue"].name in QUEUE_NAMES, name

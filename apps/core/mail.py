@@ -68,7 +68,9 @@ class Mail:
     def message(self) -> EmailMultiAlternatives:
         context = {"subject": self.subject, **self.context}
         message = EmailMultiAlternatives(
-            subject=self.subject,
+            # User text reaches subjects (site, permit names): a line break must not start a
+            # new header, so every run of whitespace becomes one space.
+            subject=" ".join(self.subject.split()),
             body=render_to_string(f"{self.template}.txt", context),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=self.to,
