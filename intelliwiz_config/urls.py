@@ -10,4 +10,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("jobs/", include("apps.activity.urls")),
     path("tickets/", include("apps.y_helpdesk.urls")),
+    path("permits/", include("apps.work_order_management.urls")),
 ]

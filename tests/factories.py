@@ -86,3 +86,69 @@ def job(site: BusinessUnit, assignee: People, *, now: datetime | None = None, **
         "site": site,
     }
     return Job.objects.create(**(defaults | fields))
+
+
+def permit_types(client: BusinessUnit):
+    """A work-permit type (form, contacts and return sections) and an SLA type (two weighted
+    sections)."""
+    from apps.work_order_management.models import PermitSection, PermitType
+
+    def qset(name: str, *questions: tuple[str, str, bool]) -> QuestionSet:
+        qs = QuestionSet.objects.create(name=name, client=client)
+        for seqno, (text, answer_type, mandatory) in enumerate(questions, start=1):
+            Question.objects.create(
+                question_set=qs,
+                seqno=seqno,
+                question=text,
+                answer_type=answer_type,
+                is_mandatory=mandatory,
+            )
+        return qs
+
+    hot_work = PermitType.objects.create(name="Hot Work Permit", kind="WP", client=client)
+    PermitSection.objects.create(
+        permit_type=hot_work,
+        seqno=1,
+        name="Work details",
+        question_set=qset(
+            "Hot work",
+            ("Work location", "SINGLELINE", True),
+            ("Fire watch assigned?", "DROPDOWN", False),
+        ),
+    )
+    PermitSection.objects.create(
+        permit_type=hot_work,
+        seqno=2,
+        name="Contacts",
+        role="CONTACTS",
+        question_set=qset("Contacts", ("Security contacts", "EMAILID", False)),
+    )
+    PermitSection.objects.create(
+        permit_type=hot_work,
+        seqno=3,
+        name="Return",
+        role="RETURN",
+        question_set=qset("Return", ("Area left safe?", "SINGLELINE", True)),
+    )
+    sla = PermitType.objects.create(name="Vendor performance report", kind="SLA", client=client)
+    PermitSection.objects.create(
+        permit_type=sla,
+        seqno=1,
+        name="Quality",
+        weight="0.6",
+        question_set=qset(
+            "Quality",
+            ("Cleanliness", "NUMERIC", False),
+            ("Punctuality", "NUMERIC", False),
+            ("Uniform", "NUMERIC", False),
+            ("Remarks", "MULTILINE", False),
+        ),
+    )
+    PermitSection.objects.create(
+        permit_type=sla,
+        seqno=2,
+        name="Safety",
+        weight="0.4",
+        question_set=qset("Safety", ("PPE", "NUMERIC", False), ("Incidents", "NUMERIC", False)),
+    )
+    return hot_work, sla

@@ -50,7 +50,13 @@ def render_permit_pdf(permit: WorkPermit) -> bytes:
             pdf.set_font("Helvetica", "B", 12)
             pdf.cell(0, 8, _latin1(answer.section.name), new_x="LMARGIN", new_y="NEXT")
             pdf.set_font("Helvetica", size=10)
-        pdf.multi_cell(0, 6, _latin1(f"{answer.seqno}. {answer.question}: {answer.answer or '-'}"))
+        pdf.multi_cell(
+            0,
+            6,
+            _latin1(f"{answer.seqno}. {answer.question}: {answer.answer or '-'}"),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
     steps = list(permit.steps.select_related("person"))
     if steps:
         pdf.ln(4)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django import forms
+
+from apps.activity.models import AnswerType, Question
+from apps.peoples.models import People
+from apps.work_order_management.models import PermitSection, PermitType, Vendor
+from apps.work_order_management.services import Answers
+
+
+def answer_fields(sections: list[PermitSection]) -> dict[str, forms.Field]:
+    """One form field per question of `sections`, named a-<section seqno>-<question seqno>."""
+    fields: dict[str, forms.Field] = {}
+    questions = Question.objects.filter(question_set__in=[s.question_set_id for s in sections])
+    by_set: dict[int, list[Question]] = {}
+    for question in questions.order_by("seqno"):
+        by_set.setdefault(question.question_set_id, []).append(question)
+    for section in sections:
+        for question in by_set.get(section.question_set_id, []):
+            label = f"{section.name}: {question.question}"
+            fields[f"a-{section.seqno}-{question.seqno}"] = forms.CharField(
+                label=label,
+                required=question.is_mandatory,
+                help_text="Comma-separated e-mail addresses"
+                if section.role == PermitSection.Role.CONTACTS
+                or question.answer_type == AnswerType.EMAILID
+                else "",
+            )
+    return fields
+
+
+def answers_from(cleaned: dict[str, object]) -> Answers:
+    answers: Answers = {}
+    for name, value in cleaned.items():
+        if name.startswith("a-"):
+            _, section, question = name.split("-")
+            answers.setdefault(int(section), {})[int(question)] = str(value or "")
+    return answers
+
+
+class PermitForm(forms.Form):
+    site = forms.ModelChoiceField(queryset=None)
+    vendor = forms.ModelChoiceField(queryset=Vendor.objects.filter(enabled=True))
+    verifiers = forms.ModelMultipleChoiceField(
+        queryset=People.objects.filter(is_active=True), required=False
+    )
+    approvers = forms.ModelMultipleChoiceField(queryset=People.objects.filter(is_active=True))
+    service_month = forms.DateField(
+        required=False, help_text="SLA reports: any day of the month (default: last month)"
+    )
+
+    def __init__(self, permit_type: PermitType, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.permit_type = permit_type
+        self.fields["site"].queryset = permit_type.client.client_units.filter(kind="SITE")
+        self.fields["vendor"].queryset = Vendor.objects.filter(
+            client=permit_type.client, enabled=True
+        )
+        sections = permit_type.sections.filter(
+            role__in=[PermitSection.Role.FORM, PermitSection.Role.CONTACTS]
+        ).order_by("seqno")
+        self.fields.update(answer_fields(list(sections)))

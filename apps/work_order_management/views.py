@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.peoples.models import People
+from apps.work_order_management import actions
+from apps.work_order_management.forms import PermitForm, answer_fields, answers_from
+from apps.work_order_management.links import LinkError, step_for_token
+from apps.work_order_management.models import (
+    ApprovalStep,
+    PermitSection,
+    PermitStatus,
+    PermitType,
+    Vendor,
+    WorkPermit,
+)
+from apps.work_order_management.services import PermitError
+from background_tasks import email_tasks
+
+
+@login_required
+def permit_list(request: HttpRequest) -> HttpResponse:
+    my_steps = ApprovalStep.objects.filter(
+        person=request.user, status=ApprovalStep.Status.PENDING
+    ).select_related("permit__permit_type", "permit__site")
+    permits = WorkPermit.objects.select_related("permit_type", "site", "vendor")[:100]
+    return render(
+        request,
+        "work_order_management/permit_list.html",
+        {"title": "Work permits", "my_steps": my_steps, "permits": permits},
+    )
+
+
+@login_required
+def permit_create(request: HttpRequest) -> HttpResponse:
+    permit_type = PermitType.objects.filter(pk=request.GET.get("type"), enabled=True).first()
+    if permit_type is None:
+        types = PermitType.objects.filter(enabled=True)
+        return render(
+            request,
+            "work_order_management/choose_type.html",
+            {"title": "New permit", "types": types},
+        )
+    form = PermitForm(permit_type, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            permit = actions.create_permit(
+                permit_type=permit_type,
+                site=data["site"],
+                vendor=data["vendor"],
+                requester=request.user,
+                answers=answers_from(data),
+                verifiers=data["verifiers"],
+                approvers=data["approvers"],
+                service_month=data["service_month"].replace(day=1)
+                if data["service_month"]
+                else None,
+            )
+        except PermitError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("permits:detail", permit.pk)
+    return render(request, "core/form.html", {"title": f"New {permit_type.name}", "form": form})
+
+
+@login_required
+def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    permit = get_object_or_404(
+        WorkPermit.objects.select_related("permit_type", "site", "vendor"), pk=pk
+    )
+    return_sections = list(permit.permit_type.sections.filter(role=PermitSection.Role.RETURN))
+    error = ""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "cancel":
+                actions.cancel(permit.pk, request.user, request.POST.get("remark", ""))
+            elif action == "return":
+                actions.submit_return(permit.pk, answers_from(request.POST.dict()))
+            elif action == "remind":
+                with transaction.atomic():
+                    email_tasks.send_email_notification_for_wp.delay_on_commit(permit.pk)
+            return redirect("permits:detail", permit.pk)
+        except PermitError as exc:
+            error = str(exc)
+    return render(
+        request,
+        "work_order_management/permit_detail.html",
+        {
+            "title": f"{permit.permit_type.name} #{permit.number}",
+            "permit": permit,
+            "error": error,
+            "return_questions": [
+                {"name": name, "label": field.label}
+                for name, field in answer_fields(return_sections).items()
+            ],
+            "can_cancel": permit.kind == "WP"
+            and permit.status
+            not in (PermitStatus.CANCELLED, PermitStatus.COMPLETED, PermitStatus.REJECTED),
+            "pending": permit.status
+            in (PermitStatus.PENDING_VERIFICATION, PermitStatus.PENDING_APPROVAL),
+        },
+    )
+
+
+def _decision_page(request: HttpRequest, step: ApprovalStep, actor: People) -> HttpResponse:
+    context = {"title": "Your decision", "step": step, "permit": step.permit}
+    if request.method == "POST":
+        approve = request.POST.get("decision") == "approve"
+        try:
+            actions.decide(step.pk, actor, approve=approve, remark=request.POST.get("remark", ""))
+        except PermitError as exc:
+            return _error(request, str(exc), status=409)
+        return render(
+            request,
+            "work_order_management/decide.html",
+            {"title": "Your decision", "done": "approved" if approve else "rejected"},
+        )
+    context["answers"] = step.permit.answers.select_related("section")
+    return render(request, "work_order_management/decide.html", context)
+
+
+def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(
+        request,
+        "work_order_management/decide.html",
+        {"title": "This link cannot be used", "error": message},
+        status=status,
+    )
+
+
+def decide_by_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The e-mailed link: the signed token identifies the person; GET only shows the page."""
+    try:
+        step = step_for_token(token)
+    except LinkError as exc:
+        return _error(request, str(exc), status=410)
+    if request.user.is_authenticated and request.user.pk != step.person_id:
+        return _error(request, "This link belongs to someone else.", status=403)
+    return _decision_page(request, step, step.person)
+
+
+@login_required
+def decide_step(request: HttpRequest, step_id: int) -> HttpResponse:
+    step = get_object_or_404(ApprovalStep.objects.select_related("permit"), pk=step_id)
+    if step.person_id != request.user.pk:
+        return _error(request, "This decision belongs to someone else.", status=403)
+    if step.status != ApprovalStep.Status.PENDING:
+        return _error(request, f"You {step.status.lower()} this request already.", status=409)
+    return _decision_page(request, step, request.user)
+
+
+@login_required
+@require_POST
+def api_create_permit(request: HttpRequest) -> JsonResponse:
+    """The mobile sync endpoint: a permit as JSON, created for the logged-in user."""
+    try:
+        body = json.loads(request.body)
+        permit_type = PermitType.objects.get(pk=body["permit_type"], enabled=True)
+        permit = actions.create_permit(
+            permit_type=permit_type,
+            site=permit_type.client.client_units.get(pk=body["site"], kind="SITE"),
+            vendor=Vendor.objects.get(pk=body["vendor"], client=permit_type.client),
+            requester=request.user,
+            answers={
+                int(section): {int(q): str(a) for q, a in questions.items()}
+                for section, questions in body.get("answers", {}).items()
+            },
+            verifiers=People.objects.filter(pk__in=body.get("verifiers", [])),
+            approvers=People.objects.filter(pk__in=body.get("approvers", [])),
+            source=WorkPermit.Source.MOBILE,
+        )
+    except PermitError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except ObjectDoesNotExist:
+        return JsonResponse({"error": "unknown permit type, site or vendor"}, status=400)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        return JsonResponse({"error": f"bad request: {exc}"}, status=400)
+    return JsonResponse(
+        {"id": permit.pk, "number": permit.number, "status": permit.status}, status=201
+    )
