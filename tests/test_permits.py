@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from apps.work_order_management import actions
 from apps.work_order_management.links import LinkError, decision_url, step_for_token
-from apps.work_order_management.models import ApprovalStep, Vendor
-from apps.work_order_management.notifications import notify_contacts, request_decisions
+from apps.work_order_management.models import ApprovalStep, Vendor, WorkPermit
+from apps.work_order_management.notifications import (
+    notify_contacts,
+    remind_pending,
+    request_decisions,
+)
 from apps.work_order_management.services import PermitError, previous_month
 from tests import factories
 
@@ -200,3 +205,15 @@ def test_subjects_cannot_inject_headers(world, mailoutbox) -> None:
     message = mailoutbox[0].message()
     assert "Bcc" not in message
     assert message["Subject"].startswith("Hot Work Permit-1-Tower Bcc: attacker@evil.test")
+
+
+def test_reminders_go_once_per_person_per_interval(world, mailoutbox, settings) -> None:
+    settings.WP_REMINDER_INTERVAL_HOURS = 4
+    permit = new_permit(world, contacts="", verifiers=[])
+    WorkPermit.objects.filter(pk=permit.pk).update(modified_at=timezone.now() - timedelta(hours=5))
+    now = timezone.now()
+    assert remind_pending(now=now) == {"permits": 1, "sent": 2}
+    assert remind_pending(now=now) == {"permits": 1, "sent": 0}  # same interval: nothing
+    assert remind_pending(now=now + timedelta(hours=8))["sent"] == 2  # a later interval
+    assert len(mailoutbox) == 4
+    assert all("a reminder" in m.body for m in mailoutbox)
