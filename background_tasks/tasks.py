@@ -6,7 +6,6 @@ Modules are imported by full dotted name: the package's lazy ``__getattr__`` res
 this module, so a ``from background_tasks import <module>`` here would recurse.
 """
 
-import background_tasks.integration_tasks
 import background_tasks.maintenance_tasks
 import background_tasks.media_tasks
 import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
@@ -23,6 +22,11 @@ from background_tasks.email_tasks import (
     send_email_notification_for_wp_verifier,
     send_reminder_email,
 )
+from background_tasks.integration_tasks import (
+    publish_mqtt,
+    validate_mqtt_payload,
+    validate_mqtt_topic,
+)
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
@@ -31,6 +35,7 @@ __all__ = [
     "autoclose_job",
     "create_ppm_job",
     "notify_permit_rejected",
+    "publish_mqtt",
     "send_email_notification_for_sla_report",
     "send_email_notification_for_sla_vendor",
     "send_email_notification_for_vendor_and_security_after_approval",
@@ -44,4 +49,6 @@ __all__ = [
     "send_ticket_email",
     "task_every_min",
     "ticket_escalation",
+    "validate_mqtt_payload",
+    "validate_mqtt_topic",
 ]

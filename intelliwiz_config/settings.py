@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.activity",
     "apps.y_helpdesk",
     "apps.work_order_management",
+    "apps.integrations",
     "background_tasks",
 ]
 
@@ -235,6 +236,28 @@ REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 5, minimum=1)
 APPROVAL_LINK_MAX_AGE_HOURS = env_int("APPROVAL_LINK_MAX_AGE_HOURS", 72, minimum=1)
 # Pending verifiers and approvers are reminded once per this many hours.
 WP_REMINDER_INTERVAL_HOURS = env_int("WP_REMINDER_INTERVAL_HOURS", 24, minimum=1)
+
+# --- MQTT -----------------------------------------------------------------------------------------
+# mqtt://user:password@host:1883 or mqtts://... (TLS); unset: nothing is published.
+MQTT_URL = env_url("MQTT_URL", schemes={"mqtt", "mqtts"})
+MQTT_CLIENT_ID_PREFIX = env_str("MQTT_CLIENT_ID_PREFIX", "intelliwiz")
+MQTT_ALLOWED_TOPIC_PREFIXES = env_list("MQTT_ALLOWED_TOPIC_PREFIXES", ["intelliwiz", "noc"])
+MQTT_CHANGES_TOPIC = env_str("MQTT_CHANGES_TOPIC", "noc/changes")
+MQTT_NOC_ALERTS_TOPIC = env_str("MQTT_NOC_ALERTS_TOPIC", "noc/alerts")
+MQTT_MAX_PAYLOAD_BYTES = env_int("MQTT_MAX_PAYLOAD_BYTES", 1024 * 1024, minimum=1)
+MQTT_ACK_TIMEOUT_SECONDS = env_int("MQTT_ACK_TIMEOUT_SECONDS", 10, minimum=1)
+# Models whose saves and deletes are published to MQTT_CHANGES_TOPIC after commit.
+MQTT_CDC_MODELS = env_list(
+    "MQTT_CDC_MODELS",
+    [
+        "onboarding.BusinessUnit",
+        "onboarding.TypeAssist",
+        "activity.Asset",
+        "activity.QuestionSet",
+        "activity.Question",
+        "core.Attachment",
+    ],
+)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

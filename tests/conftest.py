@@ -7,6 +7,7 @@ where a missing service fails the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -26,8 +27,11 @@ from django.conf import settings
 from django.core.cache import cache
 
 from intelliwiz_config.celery import QUEUE_NAMES, app
+from tests.support.mqtt import AmqttBroker
 
 BASE_DIR = Path(settings.BASE_DIR)
+for noisy in ("amqtt", "transitions"):  # the in-process MQTT broker logs every state change
+    logging.getLogger(noisy).setLevel(logging.WARNING)
 REQUIRE_SERVICES = os.environ.get("INTELLIWIZ_REQUIRE_SERVICES") == "1"
 WORKER_TASKS_MODULE = "tests.support.worker_tasks"
 
@@ -157,8 +161,21 @@ def mail_sink(smtp_server: SmtpSink) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
+def worker_mqtt_broker() -> Iterator[AmqttBroker]:
+    """The MQTT broker of the test workers: in-process, so a test can stop and restart it."""
+    broker = AmqttBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
 def start_worker(
-    django_db_setup: None, django_db_blocker, tmp_path_factory, smtp_server: SmtpSink
+    django_db_setup: None,
+    django_db_blocker,
+    tmp_path_factory,
+    smtp_server: SmtpSink,
+    worker_mqtt_broker: AmqttBroker,
 ) -> Iterator[Callable[..., CeleryProcess]]:
     """Factory: a real prefork worker on the given broker, consuming every declared queue."""
     started: list[CeleryProcess] = []
@@ -170,6 +187,7 @@ def start_worker(
                 CELERY_BROKER_URL=broker_url,
                 EMAIL_HOST="127.0.0.1",
                 EMAIL_PORT=str(smtp_server.port),
+                MQTT_URL=worker_mqtt_broker.url,
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"

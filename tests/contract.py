@@ -98,6 +98,10 @@ LANDED = {
     "send_email_notification_for_vendor_and_security_after_approval",
     "send_email_notification_for_sla_vendor",
     "send_email_notification_for_sla_report",
+    # integration
+    "publish_mqtt",
+    "validate_mqtt_topic",
+    "validate_mqtt_payload",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

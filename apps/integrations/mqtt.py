@@ -1,0 +1,139 @@
+"""MQTT publishing: strict validation of topics and payloads, and one client per process.
+
+Payloads are machine data: bytes go out byte for byte, text as UTF-8, anything else as compact
+UTF-8 JSON. Nothing is HTML-escaped or rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import threading
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+
+MAX_TOPIC_BYTES = 65535  # the MQTT limit for a UTF-8 string
+
+
+class MqttValidationError(ValueError):
+    """A topic or payload that must not be published; not worth a retry."""
+
+
+def validate_mqtt_topic(topic: object) -> str:
+    """Return `topic` if it is a safe publish topic under an allowed prefix; raise otherwise."""
+    if not isinstance(topic, str) or not topic:
+        raise MqttValidationError("MQTT topic must be a non-empty string")
+    if topic != topic.strip():
+        raise MqttValidationError("MQTT topic must not start or end with whitespace")
+    if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        raise MqttValidationError(f"MQTT topic exceeds {MAX_TOPIC_BYTES} bytes")
+    if "\x00" in topic:
+        raise MqttValidationError("MQTT topic must not contain NUL characters")
+    if "+" in topic or "#" in topic:
+        raise MqttValidationError("MQTT publish topics must not contain wildcards (+ or #)")
+    if topic.startswith("$"):
+        raise MqttValidationError("MQTT topics starting with '$' are reserved for the broker")
+    levels = topic.split("/")
+    if any(level == "" for level in levels):
+        raise MqttValidationError("MQTT topic must not have an empty level")
+    if any(level == ".." for level in levels):
+        raise MqttValidationError("MQTT topic must not have a '..' level")
+    allowed = settings.MQTT_ALLOWED_TOPIC_PREFIXES
+    if not any(topic == prefix or topic.startswith(prefix + "/") for prefix in allowed):
+        prefixes = ", ".join(allowed) or "none configured"
+        raise MqttValidationError(f"MQTT topic is outside the allowed prefixes ({prefixes})")
+    return topic
+
+
+def validate_mqtt_payload(payload: object) -> bytes:
+    """The bytes to publish: bytes as they are, str as UTF-8, anything else as UTF-8 JSON."""
+    if isinstance(payload, bytes | bytearray):
+        data = bytes(payload)
+    elif isinstance(payload, str):
+        data = payload.encode("utf-8")
+    else:
+        try:
+            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise MqttValidationError(f"MQTT payload is not JSON-serialisable: {exc}") from None
+        data = text.encode("utf-8")
+    limit = settings.MQTT_MAX_PAYLOAD_BYTES
+    if len(data) > limit:
+        raise MqttValidationError(f"MQTT payload is {len(data)} bytes; the limit is {limit}")
+    return data
+
+
+class MqttNotConfigured(RuntimeError):
+    """MQTT_URL is not set: this deployment has no broker to publish to."""
+
+
+class _ProcessClient:
+    """A paho client shared by one process (rebuilt after a fork), connected on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._client: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = self._connect()
+                self._pid = os.getpid()
+            return self._client
+
+    def reset(self) -> None:
+        with self._lock:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.loop_stop()
+                self._client.disconnect()
+            self._client = None
+
+    def _connect(self) -> Any:
+        import paho.mqtt.client as mqtt
+
+        url = urlsplit(settings.MQTT_URL)
+        if not settings.MQTT_URL:
+            raise MqttNotConfigured("MQTT_URL is not configured, so nothing can be published")
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{settings.MQTT_CLIENT_ID_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}",
+        )
+        if url.username:
+            client.username_pw_set(unquote(url.username), unquote(url.password or ""))
+        if url.scheme == "mqtts":
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.connect(url.hostname, url.port or (8883 if url.scheme == "mqtts" else 1883), 30)
+        client.loop_start()
+        return client
+
+
+_client = _ProcessClient()
+
+
+def publish(topic: str, payload: object, *, qos: int = 1, retain: bool = False) -> int:
+    """Validate and publish; wait for the broker's acknowledgement. Returns the bytes sent.
+
+    Raises MqttValidationError for bad input, ConnectionError when the broker is down or does
+    not acknowledge in time.
+    """
+    topic = validate_mqtt_topic(topic)
+    data = validate_mqtt_payload(payload)
+    if qos not in (0, 1, 2):
+        raise MqttValidationError(f"qos must be 0, 1 or 2, got {qos!r}")
+    try:
+        client = _client.get()
+        info = client.publish(topic, data, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=settings.MQTT_ACK_TIMEOUT_SECONDS)
+    except (OSError, RuntimeError, ValueError) as exc:
+        _client.reset()
+        if isinstance(exc, MqttNotConfigured):
+            raise
+        raise ConnectionError(f"MQTT publish failed: {exc}") from exc
+    if not info.is_published():
+        _client.reset()
+        raise ConnectionError(f"MQTT broker did not acknowledge (rc={info.rc})")
+    return len(data)
