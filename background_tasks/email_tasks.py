@@ -5,7 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.activity.reminders import send_due_reminders
+from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.utils import task_retry_policy
+from apps.integrations.mqtt import publish
+from apps.integrations.noc import notify_noc, record_mismatch, validate_mismatch
 from apps.work_order_management.models import ApprovalStep
 from apps.work_order_management.notifications import (
     notify_contacts,
@@ -91,3 +94,22 @@ def send_email_notification_for_sla_vendor(permit_id: int) -> dict[str, object]:
 def notify_permit_rejected(permit_id: int) -> dict[str, object]:
     """A verifier or approver rejected: the requester is told, with the remark."""
     return notify_rejection(permit_id)
+
+
+@shared_task(
+    name="send_mismatch_notification",
+    base=ExternalServiceTask,
+    bind=True,
+    service_name="mqtt-broker",
+    **task_retry_policy("external_api"),
+)
+def send_mismatch_notification(self, mismatch_data: dict) -> dict[str, object]:
+    """A data mismatch (sync, devices): one NOC alert per window, published and mailed once."""
+    alert, new = record_mismatch(validate_mismatch(mismatch_data))
+
+    def publish_through_circuit(topic: str, payload: object) -> None:
+        with self.external_call():
+            publish(topic, payload)
+
+    outcome = notify_noc(alert, publish_through_circuit, task_id=self.request.id or "")
+    return {"alert": alert.pk, "new": new, "occurrences": alert.occurrences, **outcome}

@@ -20,6 +20,7 @@ from background_tasks.email_tasks import (
     send_email_notification_for_wp,
     send_email_notification_for_wp_from_mobile_for_verifier,
     send_email_notification_for_wp_verifier,
+    send_mismatch_notification,
     send_reminder_email,
 )
 from background_tasks.integration_tasks import (
@@ -45,6 +46,7 @@ __all__ = [
     "send_email_notification_for_wp",
     "send_email_notification_for_wp_from_mobile_for_verifier",
     "send_email_notification_for_wp_verifier",
+    "send_mismatch_notification",
     "send_reminder_email",
     "send_ticket_email",
     "task_every_min",

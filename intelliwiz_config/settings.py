@@ -259,6 +259,11 @@ MQTT_CDC_MODELS = env_list(
     ],
 )
 
+# --- NOC ------------------------------------------------------------------------------------------
+NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")
+# The same mismatch reported again within this window is counted on one alert.
+NOC_ALERT_WINDOW_MINUTES = env_int("NOC_ALERT_WINDOW_MINUTES", 60, minimum=1)
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -188,6 +188,7 @@ def start_worker(
                 EMAIL_HOST="127.0.0.1",
                 EMAIL_PORT=str(smtp_server.port),
                 MQTT_URL=worker_mqtt_broker.url,
+                NOC_ALERT_EMAILS="noc@facility.test",
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"

@@ -102,6 +102,7 @@ LANDED = {
     "publish_mqtt",
     "validate_mqtt_topic",
     "validate_mqtt_payload",
+    "send_mismatch_notification",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from apps.integrations.models import NocAlert
+
+
+@admin.register(NocAlert)
+class NocAlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "kind",
+        "subject",
+        "source",
+        "occurrences",
+        "last_seen",
+        "published_at",
+        "mailed_at",
+    )
+    list_filter = ("kind",)
+    search_fields = ("subject", "source")
+    readonly_fields = [f.name for f in NocAlert._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

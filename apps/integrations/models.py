@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class NocAlert(models.Model):
+    """A data mismatch reported to the NOC; repeats within one window count on the same row."""
+
+    fingerprint = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    source = models.CharField(max_length=128)
+    subject = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "window_start"], name="nocalert_one_per_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} from {self.source} (x{self.occurrences})"
