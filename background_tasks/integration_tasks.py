@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 
 from apps.core.idempotency import perform_once
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.utils import task_retry_policy
 from apps.integrations.mqtt import publish, validate_mqtt_payload, validate_mqtt_topic
+from apps.integrations.partner_api import (
+    IDEMPOTENT_METHODS,
+    PartnerUnavailable,
+    call_partner,
+)
 
-__all__ = ["publish_mqtt", "validate_mqtt_payload", "validate_mqtt_topic"]
+__all__ = [
+    "external_api_call_async",
+    "publish_mqtt",
+    "validate_mqtt_payload",
+    "validate_mqtt_topic",
+]
 
 
 @shared_task(
@@ -32,3 +45,54 @@ def publish_mqtt(
 
     performed = perform_once(f"mqtt:{self.request.id}", send, task_id=self.request.id or "")
     return {"topic": topic, "published": performed, "bytes": sent[0] if sent else 0}
+
+
+@shared_task(
+    name="external_api_call_async",
+    base=ExternalServiceTask,
+    bind=True,
+    **task_retry_policy("external_api"),
+)
+def external_api_call_async(
+    self,
+    url: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    data: object = None,
+    timeout: float = 30,
+    user_id: int | None = None,
+) -> dict[str, object]:
+    """Call an allow-listed partner API (SSRF-safe; one circuit per host).
+
+    Idempotent methods are retried on timeouts, 429 and 5xx, after Retry-After when the partner
+    sends one; other methods run at most once per task id.
+    """
+    host = urlsplit(url).hostname or ""
+    method = method.upper()
+
+    def call() -> dict[str, object]:
+        with self.external_call(f"partner:{host}"):
+            return call_partner(url, method, headers, data, timeout)
+
+    try:
+        if method in IDEMPOTENT_METHODS:
+            return call()
+        outcome: list[dict[str, object]] = []
+        done = perform_once(
+            f"partner:{self.request.id}",
+            lambda: outcome.append(call()),
+            task_id=self.request.id or "",
+        )
+        return outcome[0] if done else {"host": host, "skipped": "already performed"}
+    except PartnerUnavailable as exc:
+        countdown = exc.retry_after if exc.retry_after is not None else _backoff(self)
+        raise self.retry(exc=exc, countdown=min(countdown, self.retry_backoff_max)) from None
+
+
+def _backoff(task) -> float:
+    return get_exponential_backoff_interval(
+        factor=task.retry_backoff,
+        retries=task.request.retries,
+        maximum=task.retry_backoff_max,
+        full_jitter=task.retry_jitter,
+    )

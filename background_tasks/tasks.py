@@ -24,6 +24,7 @@ from background_tasks.email_tasks import (
     send_reminder_email,
 )
 from background_tasks.integration_tasks import (
+    external_api_call_async,
     publish_mqtt,
     validate_mqtt_payload,
     validate_mqtt_topic,
@@ -35,6 +36,7 @@ __all__ = [
     "alert_sendmail",
     "autoclose_job",
     "create_ppm_job",
+    "external_api_call_async",
     "notify_permit_rejected",
     "publish_mqtt",
     "send_email_notification_for_sla_report",

@@ -259,6 +259,15 @@ MQTT_CDC_MODELS = env_list(
     ],
 )
 
+# --- Partner APIs (external_api_call_async) -----------------------------------------------------
+# Hosts that may be called: exact names, or "*.example.com" for its subdomains.
+PARTNER_API_ALLOWED_HOSTS = env_list("PARTNER_API_ALLOWED_HOSTS")
+# Allow-listed hosts that may resolve to private or loopback addresses (an internal partner).
+PARTNER_API_PRIVATE_HOSTS = env_list("PARTNER_API_PRIVATE_HOSTS")
+PARTNER_API_MAX_RESPONSE_BYTES = env_int(
+    "PARTNER_API_MAX_RESPONSE_BYTES", 2 * 1024 * 1024, minimum=1
+)
+
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")
 # The same mismatch reported again within this window is counted on one alert.

@@ -189,6 +189,8 @@ def start_worker(
                 EMAIL_PORT=str(smtp_server.port),
                 MQTT_URL=worker_mqtt_broker.url,
                 NOC_ALERT_EMAILS="noc@facility.test",
+                PARTNER_API_ALLOWED_HOSTS="localhost",
+                PARTNER_API_PRIVATE_HOSTS="localhost",
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"

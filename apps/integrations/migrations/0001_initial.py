@@ -4,32 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='NocAlert',
+            name="NocAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('window_start', models.DateTimeField()),
-                ('kind', models.CharField(max_length=64)),
-                ('source', models.CharField(max_length=128)),
-                ('subject', models.CharField(max_length=200)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('occurrences', models.PositiveIntegerField(default=1)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('mailed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("window_start", models.DateTimeField()),
+                ("kind", models.CharField(max_length=64)),
+                ("source", models.CharField(max_length=128)),
+                ("subject", models.CharField(max_length=200)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("occurrences", models.PositiveIntegerField(default=1)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("mailed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-last_seen'],
-                'constraints': [models.UniqueConstraint(fields=('fingerprint', 'window_start'), name='nocalert_one_per_window')],
+                "ordering": ["-last_seen"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("fingerprint", "window_start"), name="nocalert_one_per_window"
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,201 @@
+"""Calls to partner HTTP APIs, safe against server-side request forgery.
+
+Only http(s) to allow-listed hosts. Every address a host resolves to is checked, and the
+connection goes to a checked address (no second lookup an attacker could steer); private,
+loopback, link-local, multicast, reserved and metadata addresses are refused unless that exact
+host is allow-listed as private. Redirects are followed only after the same checks. Bodies are
+size-capped; results and logs carry no request or response headers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from django.conf import settings
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
+MAX_REDIRECTS = 3
+
+
+class PartnerCallRefused(ValueError):
+    """The request is not allowed (scheme, host, address, method); it is never retried."""
+
+
+class PartnerUnavailable(ConnectionError):
+    """A transient failure (timeout, 429, 5xx) of an idempotent call: worth a retry."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query
+    address: str  # the checked IP to connect to
+
+
+def _host_allowed(host: str) -> bool:
+    for allowed in settings.PARTNER_API_ALLOWED_HOSTS:
+        if allowed.startswith("*.") and host.endswith(allowed[1:]) and host != allowed[2:]:
+            return True
+        if host == allowed:
+            return True
+    return False
+
+
+def _check_address(host: str, address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_global and not ip.is_multicast:
+        return
+    if host in settings.PARTNER_API_PRIVATE_HOSTS:
+        return
+    raise PartnerCallRefused(f"{host} resolves to a non-public address ({ip}); refused")
+
+
+def resolve(url: str) -> Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise PartnerCallRefused(f"only http and https URLs are allowed, not {parts.scheme!r}")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise PartnerCallRefused("the URL has no host")
+    if parts.username or parts.password:
+        raise PartnerCallRefused("credentials in the URL are not allowed")
+    if not _host_allowed(host):
+        raise PartnerCallRefused(f"host {host} is not on the partner allow-list")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise PartnerUnavailable(f"cannot resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    for address in addresses:
+        _check_address(host, address)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme, host, port, path, addresses[0])
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _pool(target: Target, timeout: float) -> urllib3.HTTPConnectionPool:
+    timeouts = urllib3.Timeout(connect=min(timeout, 10), read=timeout)
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=timeouts,
+            retries=False,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeouts, retries=False)
+
+
+def call_partner(
+    url: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    data: Any = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    method = method.upper()
+    if method not in METHODS:
+        raise PartnerCallRefused(f"method {method} is not allowed")
+    if not 0 < timeout <= 120:
+        raise PartnerCallRefused("timeout must be between 0 and 120 seconds")
+    body = data if data is None or isinstance(data, bytes | str) else json.dumps(data)
+    request_headers = dict(headers or {})
+    if data is not None and not isinstance(data, bytes | str):
+        request_headers.setdefault("Content-Type", "application/json")
+    started = time.monotonic()
+    for _ in range(MAX_REDIRECTS + 1):
+        target = resolve(url)
+        pool = _pool(target, timeout)
+        try:
+            response = pool.urlopen(
+                method,
+                target.path,
+                body=body,
+                headers={**request_headers, "Host": target.host},
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+        except (
+            urllib3.exceptions.TimeoutError,
+            urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.NewConnectionError,
+        ) as exc:
+            raise PartnerUnavailable(f"{target.host}: {type(exc).__name__}") from None
+        try:
+            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                    method, body = "GET", None
+                continue
+            content = _read_capped(response)
+        finally:
+            response.release_conn()
+            pool.close()
+        if response.status == 429 or response.status >= 500:
+            message = f"{target.host} answered {response.status}"
+            if method in IDEMPOTENT_METHODS:
+                raise PartnerUnavailable(message, _retry_after(response.headers.get("Retry-After")))
+            raise PartnerCallRefused(f"{message}; {method} is not retried (not idempotent)")
+        return {
+            "status": response.status,
+            "ok": 200 <= response.status < 300,
+            "host": target.host,
+            "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+            "body": _decode(content, response.headers.get("Content-Type", "")),
+        }
+    raise PartnerCallRefused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
+    limit = settings.PARTNER_API_MAX_RESPONSE_BYTES
+    chunks, size = [], 0
+    for chunk in response.stream(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PartnerCallRefused(f"the response is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(content: bytes, content_type: str) -> Any:
+    text = content.decode("utf-8", "replace")
+    if "json" in content_type:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text

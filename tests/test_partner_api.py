@@ -1,0 +1,132 @@
+"""Partner API calls against a local HTTP server: results, caps, retries, and SSRF refusals."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from apps.integrations.partner_api import PartnerCallRefused, PartnerUnavailable, call_partner
+from background_tasks import external_api_call_async
+
+
+class Partner(BaseHTTPRequestHandler):
+    failures_left: dict[str, int] = {}
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        routes = {
+            "/ok": lambda: self._send(
+                200, b'{"hello": "partner"}', Content_Type="application/json", X_Secret="s3cr3t"
+            ),
+            "/big": lambda: self._send(200, b"x" * 5000),
+            "/to-ok": lambda: self._send(302, Location="/ok"),
+            "/to-loopback": lambda: self._send(302, Location=f"http://127.0.0.1:{port}/ok"),
+            "/to-metadata": lambda: self._send(302, Location="http://169.254.169.254/latest/"),
+            "/to-file": lambda: self._send(302, Location="file:///etc/passwd"),
+        }
+        if self.path.startswith("/flaky/"):
+            key = self.path
+            left = Partner.failures_left.setdefault(key, 2)
+            if left:
+                Partner.failures_left[key] = left - 1
+                return self._send(503, b"busy", Retry_After="1")
+            return self._send(200, b"recovered")
+        routes.get(self.path, lambda: self._send(404, b"none"))()
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        body = self.rfile.read(length)
+        if self.path == "/fail":
+            return self._send(503, b"busy")
+        self._send(201, body, Content_Type="application/json")
+
+
+@pytest.fixture(scope="module")
+def partner():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Partner)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def allow_localhost(settings):
+    settings.PARTNER_API_ALLOWED_HOSTS = ["localhost", "*.partner.test"]
+    settings.PARTNER_API_PRIVATE_HOSTS = ["localhost"]
+    settings.PARTNER_API_MAX_RESPONSE_BYTES = 4096
+
+
+def test_a_call_returns_status_and_body_but_no_headers(partner, allow_localhost) -> None:
+    result = call_partner(f"{partner}/ok")
+    assert (result["status"], result["ok"], result["body"]) == (200, True, {"hello": "partner"})
+    assert "s3cr3t" not in json.dumps(result)
+    assert call_partner(f"{partner}/to-ok")["body"] == {"hello": "partner"}
+    echoed = call_partner(f"{partner}/echo", "POST", data={"n": 1})
+    assert (echoed["status"], echoed["body"]) == (201, {"n": 1})
+
+
+@pytest.mark.parametrize(
+    ("path_or_url", "message"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("ftp://localhost/x", "only http and https"),
+        ("http://127.0.0.1/ok", "not on the partner allow-list"),
+        ("http://[::1]/ok", "not on the partner allow-list"),
+        ("http://169.254.169.254/latest/meta-data", "not on the partner allow-list"),
+        ("http://2130706433/ok", "not on the partner allow-list"),
+        ("http://user:pw@localhost/ok", "credentials in the URL"),
+        ("http://partner.test/ok", "not on the partner allow-list"),
+        ("http://evilpartner.test/ok", "not on the partner allow-list"),
+        ("/to-loopback", "not on the partner allow-list"),
+        ("/to-metadata", "not on the partner allow-list"),
+        ("/to-file", "only http and https"),
+        ("/big", "larger than 4096 bytes"),
+    ],
+)
+def test_forgery_attempts_are_refused(partner, allow_localhost, path_or_url, message) -> None:
+    url = partner + path_or_url if path_or_url.startswith("/") else path_or_url
+    with pytest.raises(PartnerCallRefused, match=message):
+        call_partner(url)
+
+
+def test_an_allowed_name_that_resolves_to_loopback_is_refused(partner, settings) -> None:
+    settings.PARTNER_API_ALLOWED_HOSTS = ["localhost"]
+    settings.PARTNER_API_PRIVATE_HOSTS = []
+    with pytest.raises(PartnerCallRefused, match=r"resolves to a non-public address \(127.0.0.1\)"):
+        call_partner(f"{partner}/ok")
+
+
+def test_transient_failures_are_retryable_only_for_idempotent_methods(partner, allow_localhost):
+    with pytest.raises(PartnerUnavailable) as error:
+        call_partner(f"{partner}/flaky/direct")
+    assert error.value.retry_after == 1.0
+    with pytest.raises(PartnerCallRefused, match="POST is not retried"):
+        call_partner(f"{partner}/fail", "POST", data={})
+    with pytest.raises(PartnerCallRefused, match="method TRACE is not allowed"):
+        call_partner(f"{partner}/ok", "TRACE")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_task_retries_after_retry_after_and_succeeds(worker, partner) -> None:
+    result = external_api_call_async.delay(f"{partner}/flaky/task", timeout=5)
+    outcome = result.get(timeout=60)
+    assert (outcome["status"], outcome["body"]) == (200, "recovered")
+    assert f"id={result.id} outcome=retry" in worker.log()
+    refused = external_api_call_async.delay("http://169.254.169.254/latest/meta-data")
+    with pytest.raises(PartnerCallRefused):
+        refused.get(timeout=30)
