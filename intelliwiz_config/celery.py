@@ -14,8 +14,11 @@ from celery import Celery
 from celery.schedules import crontab
 from celery.signals import before_task_publish, worker_ready
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
+# filesystem:// (the embedded default broker) means the atomic-write variant of the transport.
+TRANSPORT_ALIASES["filesystem"] = "apps.core.broker:Transport"
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAMES: tuple[str, ...] = (
