@@ -6,19 +6,24 @@ from urllib.parse import urlsplit
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
+from django.db import transaction
 
-from apps.core.idempotency import perform_once
+from apps.core.idempotency import claim_side_effect, perform_once
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.utils import task_retry_policy
+from apps.integrations.bulk_sync import apply_records
 from apps.integrations.mqtt import publish, validate_mqtt_payload, validate_mqtt_topic
 from apps.integrations.partner_api import (
     IDEMPOTENT_METHODS,
     PartnerUnavailable,
     call_partner,
 )
+from apps.peoples.models import People
+from background_tasks.ticket_tasks import alert_sendmail
 
 __all__ = [
     "external_api_call_async",
+    "insert_json_records_async",
     "publish_mqtt",
     "validate_mqtt_payload",
     "validate_mqtt_topic",
@@ -96,3 +101,20 @@ def _backoff(task) -> float:
         maximum=task.retry_backoff_max,
         full_jitter=task.retry_jitter,
     )
+
+
+@shared_task(name="insert_json_records_async", bind=True, **task_retry_policy("database_heavy"))
+def insert_json_records_async(
+    self, records: list[dict], tablename: str, user_id: int
+) -> dict[str, object]:
+    """Apply a device's bulk sync for `tablename`, scoped to the sender, once per task id."""
+    sender = People.objects.get(pk=user_id, is_active=True)
+    with transaction.atomic():  # the ledger entry commits with the rows: all or nothing
+        claim = claim_side_effect(f"sync:{self.request.id}", task_id=self.request.id or "")
+        if claim is None:
+            return {"table": tablename, "duplicate": True}
+        result = apply_records(records, tablename, sender)
+        claim.complete()
+    for jobneed_id in result.alerting_jobneeds:
+        alert_sendmail.delay(jobneed_id, "observation")
+    return result.as_dict()

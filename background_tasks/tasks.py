@@ -25,6 +25,7 @@ from background_tasks.email_tasks import (
 )
 from background_tasks.integration_tasks import (
     external_api_call_async,
+    insert_json_records_async,
     publish_mqtt,
     validate_mqtt_payload,
     validate_mqtt_topic,
@@ -37,6 +38,7 @@ __all__ = [
     "autoclose_job",
     "create_ppm_job",
     "external_api_call_async",
+    "insert_json_records_async",
     "notify_permit_rejected",
     "publish_mqtt",
     "send_email_notification_for_sla_report",

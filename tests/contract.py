@@ -104,6 +104,7 @@ LANDED = {
     "validate_mqtt_payload",
     "send_mismatch_notification",
     "external_api_call_async",
+    "insert_json_records_async",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

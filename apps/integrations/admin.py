@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.integrations.models import NocAlert
+from apps.integrations.models import NocAlert, RejectedSyncRecord
 
 
 @admin.register(NocAlert)
@@ -17,6 +17,17 @@ class NocAlertAdmin(admin.ModelAdmin):
     list_filter = ("kind",)
     search_fields = ("subject", "source")
     readonly_fields = [f.name for f in NocAlert._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(RejectedSyncRecord)
+class RejectedSyncRecordAdmin(admin.ModelAdmin):
+    list_display = ("table", "record_uuid", "reason", "sender", "received_at")
+    list_filter = ("table",)
+    search_fields = ("record_uuid", "reason")
+    readonly_fields = [f.name for f in RejectedSyncRecord._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -28,3 +28,22 @@ class NocAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject} from {self.source} (x{self.occurrences})"
+
+
+class RejectedSyncRecord(models.Model):
+    """A record of a bulk sync that was not applied, kept with its reason for inspection."""
+
+    table = models.CharField(max_length=64)
+    record_uuid = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=300)
+    record = models.JSONField()
+    sender = models.ForeignKey(
+        "peoples.People", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.record_uuid}: {self.reason}"

@@ -1,0 +1,145 @@
+"""Bulk sync from mobile devices: an allow-list of tables, each with the fields a device may
+write; every record is scoped to the sender's client (and site, when the sender has one).
+Valid records are applied in bulk in one transaction; the others are returned with the reason
+and kept as RejectedSyncRecord rows, so nothing is lost silently."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+
+from apps.activity.models import Jobneed, JobneedDetails
+from apps.integrations.models import RejectedSyncRecord
+from apps.peoples.models import People
+
+MAX_RECORDS = 1000
+
+
+@dataclass(frozen=True)
+class SyncTable:
+    model: type[models.Model]
+    writable: frozenset[str]
+    scope: str  # the path from a row to its Jobneed's site and client ("" for a Jobneed)
+
+
+SYNC_TABLES: dict[str, SyncTable] = {
+    "jobneed": SyncTable(Jobneed, frozenset({"started_at", "ended_at"}), ""),
+    "jobneeddetails": SyncTable(JobneedDetails, frozenset({"answer"}), "jobneed__"),
+}
+
+
+class SyncError(ValueError):
+    """The whole batch is unusable (unknown table, too many records, no sender)."""
+
+
+@dataclass
+class SyncResult:
+    table: str
+    applied: int
+    rejected: list[dict[str, Any]]
+    alerting_jobneeds: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "applied": self.applied, "rejected": self.rejected}
+
+
+def apply_records(records: object, table: str, sender: People) -> SyncResult:
+    spec = SYNC_TABLES.get(table)
+    if spec is None:
+        raise SyncError(f"table {table!r} cannot be synced; allowed: {', '.join(SYNC_TABLES)}")
+    if not isinstance(records, list) or len(records) > MAX_RECORDS:
+        raise SyncError(f"records must be a list of at most {MAX_RECORDS} objects")
+    if sender.client_id is None:
+        raise SyncError("the sender belongs to no client")
+    rejected: list[dict[str, Any]] = []
+    keyed: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+    for index, record in enumerate(records):
+        reason, key = _check_shape(record, spec)
+        if reason:
+            rejected.append({"index": index, "uuid": _uuid_text(record), "reason": reason})
+        elif key in keyed:
+            rejected.append({"index": index, "uuid": str(key), "reason": "uuid repeated in batch"})
+        else:
+            keyed[key] = (index, record)
+    rows = {
+        row.uuid: row
+        for row in spec.model.objects.filter(uuid__in=keyed).select_related(
+            *([spec.scope.rstrip("_")] if spec.scope else [])
+        )
+    }
+    changed: list[models.Model] = []
+    fields: set[str] = set()
+    for key, (index, record) in keyed.items():
+        row = rows.get(key)
+        reason = _check_row(row, spec, sender) or _assign(row, record, spec)
+        if reason:
+            rejected.append({"index": index, "uuid": str(key), "reason": reason})
+            continue
+        changed.append(row)
+        fields |= set(record) - {"uuid"}
+    alerting: list[int] = []
+    with transaction.atomic():
+        if changed:
+            if spec.model is JobneedDetails:
+                fields.add("is_alert")
+                alerting = sorted({row.jobneed_id for row in changed if row.is_alert})
+                Jobneed.objects.filter(pk__in=alerting, has_alerts=False).update(has_alerts=True)
+            spec.model.objects.bulk_update(changed, sorted(fields))
+        RejectedSyncRecord.objects.bulk_create(
+            RejectedSyncRecord(
+                table=table,
+                record_uuid=item["uuid"],
+                reason=item["reason"],
+                record=records[item["index"]] if isinstance(records[item["index"]], dict) else {},
+                sender=sender,
+            )
+            for item in rejected
+        )
+    rejected.sort(key=lambda item: item["index"])
+    return SyncResult(table, len(changed), rejected, alerting)
+
+
+def _uuid_text(record: object) -> str:
+    return str(record.get("uuid", ""))[:64] if isinstance(record, dict) else ""
+
+
+def _check_shape(record: object, spec: SyncTable) -> tuple[str, uuid.UUID | None]:
+    if not isinstance(record, dict):
+        return "a record must be an object", None
+    try:
+        key = uuid.UUID(str(record.get("uuid")))
+    except ValueError:
+        return "uuid is missing or not a UUID", None
+    forbidden = sorted(set(record) - spec.writable - {"uuid"})
+    if forbidden:
+        return f"not writable: {', '.join(forbidden)}", None
+    return "", key
+
+
+def _check_row(row: models.Model | None, spec: SyncTable, sender: People) -> str:
+    if row is None:
+        return "unknown uuid"
+    jobneed = getattr(row, spec.scope.rstrip("_")) if spec.scope else row
+    if jobneed.client_id != sender.client_id or (
+        sender.site_id is not None and jobneed.site_id != sender.site_id
+    ):
+        return "belongs to another client or site"
+    return ""
+
+
+def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
+    for name, value in record.items():
+        if name == "uuid":
+            continue
+        field = spec.model._meta.get_field(name)
+        try:
+            setattr(row, name, field.clean(value, row))
+        except ValidationError as exc:
+            return f"{name}: {'; '.join(exc.messages)}"
+    if isinstance(row, JobneedDetails):
+        row.is_alert = row.raises_alert(row.answer)
+    return ""
