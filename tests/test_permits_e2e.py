@@ -114,6 +114,7 @@ def test_work_permit_life_cycle_through_pages_links_and_mails(worker, mail_sink,
 
     requester.post(f"/permits/{permit.pk}", {"action": "return", "a-3-1": "Yes, swept"})
     to_vendor = mails_to(mail_sink, "vendor@sparks.test", 2)
+    mails_to(mail_sink, "guard@facility.test", 2)
     assert to_vendor[1]["Subject"] == f"Hot Work Permit-1-{site}-Completed"
     assert b"Yes, swept" not in pdf_of(to_vendor[0])
 
