@@ -18,12 +18,15 @@ from apps.integrations.partner_api import (
     PartnerUnavailable,
     call_partner,
 )
+from apps.mobile.execution import run_download, run_mutation
 from apps.peoples.models import People
 from background_tasks.ticket_tasks import alert_sendmail
 
 __all__ = [
     "external_api_call_async",
     "insert_json_records_async",
+    "process_graphql_download_async",
+    "process_graphql_mutation_async",
     "publish_mqtt",
     "validate_mqtt_payload",
     "validate_mqtt_topic",
@@ -118,3 +121,23 @@ def insert_json_records_async(
     for jobneed_id in result.alerting_jobneeds:
         alert_sendmail.delay(jobneed_id, "observation")
     return result.as_dict()
+
+
+@shared_task(name="process_graphql_mutation_async", **task_retry_policy("default"))
+def process_graphql_mutation_async(payload: dict) -> dict[str, object]:
+    """Execute a device's recorded mutation as its verified person, once per client id.
+
+    GraphQL errors are a failed result (not retried); transient database errors retry.
+    """
+    return run_mutation(int(payload["message_id"]))
+
+
+@shared_task(name="process_graphql_download_async", bind=True, **task_retry_policy("default"))
+def process_graphql_download_async(self, payload: dict) -> dict[str, object]:
+    """Run a device's download query, store it as compressed JSON, return an expiring link."""
+
+    def progress(percent: int) -> None:
+        if self.request.id and not self.request.is_eager:
+            self.update_state(state="PROGRESS", meta={"percent": percent})
+
+    return run_download(int(payload["message_id"]), progress)

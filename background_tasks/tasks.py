@@ -26,6 +26,8 @@ from background_tasks.email_tasks import (
 from background_tasks.integration_tasks import (
     external_api_call_async,
     insert_json_records_async,
+    process_graphql_download_async,
+    process_graphql_mutation_async,
     publish_mqtt,
     validate_mqtt_payload,
     validate_mqtt_topic,
@@ -40,6 +42,8 @@ __all__ = [
     "external_api_call_async",
     "insert_json_records_async",
     "notify_permit_rejected",
+    "process_graphql_download_async",
+    "process_graphql_mutation_async",
     "publish_mqtt",
     "send_email_notification_for_sla_report",
     "send_email_notification_for_sla_vendor",

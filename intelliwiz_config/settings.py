@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "apps.y_helpdesk",
     "apps.work_order_management",
     "apps.integrations",
+    "apps.mobile",
+    "graphene_django",
     "background_tasks",
 ]
 
@@ -267,6 +269,10 @@ PARTNER_API_PRIVATE_HOSTS = env_list("PARTNER_API_PRIVATE_HOSTS")
 PARTNER_API_MAX_RESPONSE_BYTES = env_int(
     "PARTNER_API_MAX_RESPONSE_BYTES", 2 * 1024 * 1024, minimum=1
 )
+
+# --- Mobile -------------------------------------------------------------------------------------
+# How long the link to a device's download (process_graphql_download_async) works.
+MOBILE_DOWNLOAD_MAX_AGE_SECONDS = env_int("MOBILE_DOWNLOAD_MAX_AGE_SECONDS", 3600, minimum=60)
 
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")

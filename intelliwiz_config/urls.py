@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from apps.core.views import healthz
+from apps.mobile import views as mobile_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="activity:job-list"), name="home"),
@@ -11,4 +12,6 @@ urlpatterns = [
     path("jobs/", include("apps.activity.urls")),
     path("tickets/", include("apps.y_helpdesk.urls")),
     path("permits/", include("apps.work_order_management.urls")),
+    path("graphql", mobile_views.graphql, name="graphql"),
+    path("mobile/", include("apps.mobile.urls")),
 ]

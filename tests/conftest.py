@@ -59,17 +59,17 @@ def subprocess_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-class CeleryProcess:
-    """A `celery worker` or `celery beat` subprocess with its log in a file."""
+class ManagedProcess:
+    """A project process (`manage.py ...`, `celery ...`) with its log in a file."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str], log_path: Path, nodename: str = ""
+        self, argv: list[str], env: dict[str, str], log_path: Path, nodename: str = ""
     ) -> None:
         self.nodename = nodename
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "intelliwiz_config", *args],
+            [sys.executable, *argv],
             cwd=BASE_DIR,
             env=env,
             stdout=self._log,
@@ -103,6 +103,9 @@ class CeleryProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+
+CELERY = ["-m", "celery", "-A", "intelliwiz_config"]
 
 
 def process_env(**overrides: str) -> dict[str, str]:
@@ -176,12 +179,12 @@ def start_worker(
     tmp_path_factory,
     smtp_server: SmtpSink,
     worker_mqtt_broker: AmqttBroker,
-) -> Iterator[Callable[..., CeleryProcess]]:
+) -> Iterator[Callable[..., ManagedProcess]]:
     """Factory: a real prefork worker on the given broker, consuming every declared queue."""
-    started: list[CeleryProcess] = []
+    started: list[ManagedProcess] = []
     logs = tmp_path_factory.mktemp("celery-logs")
 
-    def start(broker_url: str = settings.CELERY_BROKER_URL, name: str = "test") -> CeleryProcess:
+    def start(broker_url: str = settings.CELERY_BROKER_URL, name: str = "test") -> ManagedProcess:
         with django_db_blocker.unblock():
             env = process_env(
                 CELERY_BROKER_URL=broker_url,
@@ -194,8 +197,9 @@ def start_worker(
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"
-        worker = CeleryProcess(
+        worker = ManagedProcess(
             [
+                *CELERY,
                 "worker",
                 "-n",
                 nodename,
@@ -226,7 +230,7 @@ def start_worker(
 
 
 @pytest.fixture(scope="session")
-def worker(start_worker: Callable[..., CeleryProcess]) -> CeleryProcess:
+def worker(start_worker: Callable[..., ManagedProcess]) -> ManagedProcess:
     """The worker on the configured broker (the embedded default, or CELERY_BROKER_URL)."""
     return start_worker()
 

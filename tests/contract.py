@@ -105,6 +105,8 @@ LANDED = {
     "send_mismatch_notification",
     "external_api_call_async",
     "insert_json_records_async",
+    "process_graphql_mutation_async",
+    "process_graphql_download_async",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

@@ -11,13 +11,13 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.models import WorkerHeartbeat
 from apps.core.services import record_heartbeat
-from tests.conftest import CeleryProcess, process_env
+from tests.conftest import CELERY, ManagedProcess, process_env
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_beat_with_the_database_scheduler_runs_the_heartbeat(
-    worker: CeleryProcess, tmp_path, django_db_blocker
+    worker: ManagedProcess, tmp_path, django_db_blocker
 ) -> None:
     # The declared schedule is in the database after migrate; an operator's edit (here: every
     # second instead of every minute, to keep the test short) is what beat follows.
@@ -30,8 +30,8 @@ def test_beat_with_the_database_scheduler_runs_the_heartbeat(
     entry.crontab, entry.interval = None, every_second
     entry.save()
 
-    beat = CeleryProcess(
-        ["beat", "-S", "django", "-l", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
+    beat = ManagedProcess(
+        [*CELERY, "beat", "-S", "django", "-l", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
         process_env(),
         tmp_path / "beat.log",
     )

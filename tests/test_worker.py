@@ -15,13 +15,13 @@ from kombu import Connection
 
 from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
 from background_tasks import task_every_min
-from tests.conftest import BASE_DIR, CeleryProcess, process_env, service_url
+from tests.conftest import BASE_DIR, ManagedProcess, process_env, service_url
 from tests.support import worker_tasks
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_delay_returns_the_heartbeat_result(worker: CeleryProcess) -> None:
+def test_delay_returns_the_heartbeat_result(worker: ManagedProcess) -> None:
     result = task_every_min.delay()
     outcome = result.get(timeout=30)
     assert outcome["worker"].startswith("test-")
@@ -33,14 +33,14 @@ def test_delay_returns_the_heartbeat_result(worker: CeleryProcess) -> None:
     assert f"task_run task=task_every_min id={result.id} outcome=success" in worker.log()
 
 
-def test_transient_failures_are_retried_until_success(worker: CeleryProcess, clean_cache) -> None:
+def test_transient_failures_are_retried_until_success(worker: ManagedProcess, clean_cache) -> None:
     result = worker_tasks.flaky.delay("flaky-1", failures=2)
     assert result.get(timeout=30) == 3
     assert result.retries == 2 or AsyncResult(result.id).status == "SUCCESS"
     assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
 
-def test_exhausted_retries_leave_a_dead_letter(worker: CeleryProcess, clean_cache) -> None:
+def test_exhausted_retries_leave_a_dead_letter(worker: ManagedProcess, clean_cache) -> None:
     result = worker_tasks.always_transient.delay(key="gone-1")
     with pytest.raises(ConnectionError):
         result.get(timeout=30)
@@ -53,7 +53,7 @@ def test_exhausted_retries_leave_a_dead_letter(worker: CeleryProcess, clean_cach
 
 
 def test_a_real_failure_is_not_retried_and_its_secrets_are_redacted(
-    worker: CeleryProcess, clean_cache
+    worker: ManagedProcess, clean_cache
 ) -> None:
     result = worker_tasks.permanent_failure.delay(key="bad-1", password="hunter2", site="S1")
     with pytest.raises(ValueError, match="bad input"):
@@ -67,7 +67,7 @@ def test_a_real_failure_is_not_retried_and_its_secrets_are_redacted(
 
 
 def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
-    worker: CeleryProcess, clean_cache
+    worker: ManagedProcess, clean_cache
 ) -> None:
     key = f"effect-{time.time_ns()}"
     result = worker_tasks.effect_then_sleep.delay(key, seconds=60)
@@ -85,7 +85,7 @@ def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
     assert IdempotencyKey.objects.get(key=key).status == IdempotencyKey.Status.DONE
 
 
-def test_inspect_registered_lists_the_tasks(worker: CeleryProcess) -> None:
+def test_inspect_registered_lists_the_tasks(worker: ManagedProcess) -> None:
     completed = subprocess.run(
         [
             sys.executable,

@@ -93,22 +93,29 @@ class _ProcessClient:
             self._client = None
 
     def _connect(self) -> Any:
-        import paho.mqtt.client as mqtt
-
-        url = urlsplit(settings.MQTT_URL)
-        if not settings.MQTT_URL:
-            raise MqttNotConfigured("MQTT_URL is not configured, so nothing can be published")
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{settings.MQTT_CLIENT_ID_PREFIX}-{os.getpid()}-{os.urandom(3).hex()}",
-        )
-        if url.username:
-            client.username_pw_set(unquote(url.username), unquote(url.password or ""))
-        if url.scheme == "mqtts":
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        client.connect(url.hostname, url.port or (8883 if url.scheme == "mqtts" else 1883), 30)
+        client = new_client("publisher")
         client.loop_start()
         return client
+
+
+def new_client(purpose: str) -> Any:
+    """A paho client connected to MQTT_URL (TLS and credentials when the URL says so); the
+    caller starts its network loop."""
+    import paho.mqtt.client as paho
+
+    if not settings.MQTT_URL:
+        raise MqttNotConfigured("MQTT_URL is not configured, so nothing can be published")
+    url = urlsplit(settings.MQTT_URL)
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=f"{settings.MQTT_CLIENT_ID_PREFIX}-{purpose}-{os.getpid()}-{os.urandom(3).hex()}",
+    )
+    if url.username:
+        client.username_pw_set(unquote(url.username), unquote(url.password or ""))
+    if url.scheme == "mqtts":
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    client.connect(url.hostname, url.port or (8883 if url.scheme == "mqtts" else 1883), 30)
+    return client
 
 
 _client = _ProcessClient()

@@ -1,0 +1,114 @@
+"""Run a recorded device message through the GraphQL schema as its verified person, once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.mobile.models import MobileMessage
+from apps.mobile.schema import schema
+from apps.peoples.models import People
+
+DOWNLOAD_SALT = "mobile-download"
+
+
+@dataclass
+class PersonContext:
+    """What resolvers read as ``info.context``: the verified person."""
+
+    user: People
+
+
+def _errors(result: Any) -> list[str]:
+    return [error.message for error in result.errors or []]
+
+
+def run_mutation(message_id: int) -> dict[str, Any]:
+    """Execute the mutation and store its result in one transaction: a redelivered or resent
+    message finds the stored result and is not executed again."""
+    with transaction.atomic():
+        message = (
+            MobileMessage.objects.select_for_update()
+            .select_related("person")
+            .get(pk=message_id, kind=MobileMessage.Kind.MUTATION)
+        )
+        if message.result is not None:
+            return message.result
+        result = schema.execute(
+            message.query,
+            variable_values=message.variables,
+            context_value=PersonContext(message.person),
+        )
+        errors = _errors(result)
+        if errors:
+            transaction.set_rollback(True)  # nothing of a failed mutation stays
+        else:
+            _finish(message, {"ok": True, "data": result.data}, MobileMessage.Status.DONE)
+    if errors:
+        outcome = {"ok": False, "errors": errors}
+        _finish(MobileMessage.objects.get(pk=message_id), outcome, MobileMessage.Status.FAILED)
+        return outcome
+    return MobileMessage.objects.get(pk=message_id).result
+
+
+def run_download(message_id: int, progress: Callable[[int], None]) -> dict[str, Any]:
+    """Run the query, store the data as compressed JSON, return an expiring reference."""
+    message = MobileMessage.objects.select_related("person").get(
+        pk=message_id, kind=MobileMessage.Kind.DOWNLOAD
+    )
+    if message.result is not None:
+        return message.result
+    progress(10)
+    result = schema.execute(
+        message.query,
+        variable_values=message.variables,
+        context_value=PersonContext(message.person),
+    )
+    errors = _errors(result)
+    if errors:
+        outcome = {"ok": False, "errors": errors}
+        _finish(message, outcome, MobileMessage.Status.FAILED)
+        return outcome
+    progress(60)
+    content = gzip.compress(json.dumps(result.data, default=str).encode())
+    name = default_storage.save(
+        f"mobile-downloads/{message.person_id}/{message.task_id}.json.gz", ContentFile(content)
+    )
+    progress(90)
+    token = signing.dumps({"m": message.pk, "f": name}, salt=DOWNLOAD_SALT)
+    outcome = {
+        "ok": True,
+        "download": settings.SITE_URL.rstrip("/") + reverse("mobile:download", args=[token]),
+        "bytes": len(content),
+        "expires_at": (
+            timezone.now() + timedelta(seconds=settings.MOBILE_DOWNLOAD_MAX_AGE_SECONDS)
+        ).isoformat(),
+    }
+    _finish(message, outcome, MobileMessage.Status.DONE)
+    return outcome
+
+
+def download_file(token: str) -> str:
+    """The storage name a valid, unexpired download token points to."""
+    data = signing.loads(
+        token, salt=DOWNLOAD_SALT, max_age=settings.MOBILE_DOWNLOAD_MAX_AGE_SECONDS
+    )
+    return data["f"]
+
+
+def _finish(message: MobileMessage, result: dict[str, Any], status: str) -> None:
+    MobileMessage.objects.filter(pk=message.pk, result__isnull=True).update(
+        result=result, status=status, finished_at=timezone.now()
+    )

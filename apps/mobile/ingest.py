@@ -1,0 +1,101 @@
+"""Requests from mobile devices (HTTP or the MQTT bridge): authenticate the device, record the
+request once per client id, enqueue it for the verified person, and report its status."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.mobile.models import MobileDevice, MobileMessage
+
+logger = logging.getLogger(__name__)
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_QUERY_CHARS = 20_000
+
+
+class DeviceRejected(Exception):
+    """Unknown device, disabled device or wrong secret (the caller is told no more)."""
+
+
+class BadRequest(ValueError):
+    """The request body is not usable; the message says why."""
+
+
+def authenticate_device(device_id: str, secret: str) -> MobileDevice:
+    device = MobileDevice.objects.select_related("person").filter(device_id=device_id).first()
+    reason = ""
+    if device is None:
+        reason = "unknown device"
+    elif not device.enabled or not device.person.is_active:
+        reason = "device or person disabled"
+    elif not device.check_secret(secret):
+        reason = "wrong secret"
+    if reason:
+        # Logged for operators; the secret never is.
+        logger.warning("mobile_device_rejected device=%r reason=%s", device_id[:64], reason)
+        raise DeviceRejected(reason)
+    MobileDevice.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+    return device
+
+
+def message_status(message: MobileMessage) -> dict[str, Any]:
+    status = {"client_id": message.client_id, "task_id": message.task_id, "status": message.status}
+    if message.result is not None:
+        status["result"] = message.result
+    return status
+
+
+def accept(device: MobileDevice, body: Any) -> dict[str, Any]:
+    """Record and enqueue the request (once per client id); or report a request's status."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request must be a JSON object")
+    kind, client_id = body.get("kind"), body.get("client_id")
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        raise BadRequest("client_id must be 1 to 64 letters, digits or . _ : -")
+    if kind == "status":
+        message = MobileMessage.objects.filter(device=device, client_id=client_id).first()
+        if message is None:
+            raise BadRequest(f"no request with client_id {client_id!r}")
+        return message_status(message)
+    if kind not in MobileMessage.Kind.values:
+        raise BadRequest("kind must be mutation, download or status")
+    query, variables = body.get("query"), body.get("variables") or {}
+    if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_CHARS:
+        raise BadRequest(f"query must be a GraphQL document of at most {MAX_QUERY_CHARS} chars")
+    if not isinstance(variables, dict):
+        raise BadRequest("variables must be an object")
+    try:
+        with transaction.atomic():
+            message = MobileMessage.objects.create(
+                device=device,
+                person=device.person,
+                client_id=client_id,
+                kind=kind,
+                query=query,
+                variables=variables,
+                task_id=str(uuid.uuid4()),
+            )
+            _enqueue(message)
+    except IntegrityError:  # a resend: the first request stands
+        message = MobileMessage.objects.get(device=device, client_id=client_id)
+    return message_status(message)
+
+
+def _enqueue(message: MobileMessage) -> None:
+    from background_tasks.integration_tasks import (
+        process_graphql_download_async,
+        process_graphql_mutation_async,
+    )
+
+    task = (
+        process_graphql_mutation_async
+        if message.kind == MobileMessage.Kind.MUTATION
+        else process_graphql_download_async
+    )
+    # The task gets the message id only: the person comes from the authenticated record.
+    task.apply_async_on_commit(({"message_id": message.pk},), task_id=message.task_id)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.peoples.models import People
+
+device_id_validator = RegexValidator(r"^[A-Za-z0-9_-]{3,64}$", "3 to 64 letters, digits, - or _")
+
+
+class MobileDevice(models.Model):
+    """A phone of one person; it authenticates with its own secret, stored hashed."""
+
+    device_id = models.CharField(max_length=64, unique=True, validators=[device_id_validator])
+    person = models.ForeignKey(People, on_delete=models.CASCADE, related_name="devices")
+    secret_hash = models.CharField(max_length=256, editable=False)
+    enabled = models.BooleanField(default=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["device_id"]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} ({self.person})"
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_hash = make_password(secret)
+
+    def check_secret(self, secret: str) -> bool:
+        return bool(secret) and check_password(secret, self.secret_hash)
+
+
+class MobileMessage(models.Model):
+    """One request of a device, by its client id: run once, its result kept for resends."""
+
+    class Kind(models.TextChoices):
+        MUTATION = "mutation", "Mutation"
+        DOWNLOAD = "download", "Download"
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    device = models.ForeignKey(MobileDevice, on_delete=models.CASCADE, related_name="messages")
+    person = models.ForeignKey(People, on_delete=models.CASCADE, related_name="+")
+    client_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    query = models.TextField()
+    variables = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "client_id"], name="message_once_per_client_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}:{self.client_id} {self.status}"

@@ -1,0 +1,205 @@
+"""The GraphQL schema of the mobile app: a person's assigned work, site and tickets.
+
+Every resolver works for the authenticated person in ``info.context.user`` (the web request's
+user, or the verified user of a device message) and checks that the object is theirs.
+"""
+
+from __future__ import annotations
+
+import graphene
+from django.db import transaction
+from django.db.models import Q
+from graphene_django import DjangoObjectType
+from graphql import GraphQLError
+
+from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priority
+from apps.activity.state_machine import InvalidTransition, transition
+from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.y_helpdesk.actions import save_ticket
+from apps.y_helpdesk.models import Ticket
+from background_tasks.ticket_tasks import alert_sendmail
+
+
+def _person(info):
+    user = getattr(info.context, "user", None)
+    if user is None or not user.is_authenticated:
+        raise GraphQLError("authentication required")
+    return user
+
+
+def _my_jobneeds(person):
+    return Jobneed.objects.filter(
+        Q(people=person) | Q(group__memberships__people=person), client_id=person.client_id
+    ).distinct()
+
+
+def _my_tickets(person):
+    return Ticket.objects.filter(
+        Q(created_by=person) | Q(assigned_people=person), client_id=person.client_id
+    )
+
+
+class SiteType(DjangoObjectType):
+    class Meta:
+        model = BusinessUnit
+        fields = ("id", "code", "name", "time_zone")
+
+
+class DetailType(DjangoObjectType):
+    class Meta:
+        model = JobneedDetails
+        fields = (
+            "uuid",
+            "seqno",
+            "question",
+            "answer_type",
+            "options",
+            "min_value",
+            "max_value",
+            "answer",
+            "is_alert",
+        )
+
+
+class JobneedType(DjangoObjectType):
+    class Meta:
+        model = Jobneed
+        fields = ("uuid", "description", "identifier", "plan_at", "expiry_at", "status", "details")
+
+
+class TicketType(DjangoObjectType):
+    class Meta:
+        model = Ticket
+        fields = ("id", "description", "status", "priority", "escalation_level", "created_at")
+
+
+class Query(graphene.ObjectType):
+    my_jobneeds = graphene.List(
+        graphene.NonNull(JobneedType),
+        date_from=graphene.DateTime(required=True),
+        date_to=graphene.DateTime(required=True),
+    )
+    my_site = graphene.Field(SiteType)
+    my_tickets = graphene.List(graphene.NonNull(TicketType))
+
+    def resolve_my_jobneeds(self, info, date_from, date_to):
+        return (
+            _my_jobneeds(_person(info))
+            .filter(plan_at__gte=date_from, plan_at__lt=date_to, parent__isnull=True)
+            .prefetch_related("details")
+            .order_by("plan_at")
+        )
+
+    def resolve_my_site(self, info):
+        return _person(info).site
+
+    def resolve_my_tickets(self, info):
+        return _my_tickets(_person(info)).order_by("-created_at")[:200]
+
+
+class AnswerInput(graphene.InputObjectType):
+    seqno = graphene.Int(required=True)
+    answer = graphene.String(required=True)
+
+
+class SubmitJobneedAnswers(graphene.Mutation):
+    class Arguments:
+        jobneed_uuid = graphene.UUID(required=True)
+        answers = graphene.List(graphene.NonNull(AnswerInput), required=True)
+        complete = graphene.Boolean(default_value=False)
+
+    jobneed = graphene.Field(JobneedType)
+    alerts = graphene.Int()
+
+    def mutate(self, info, jobneed_uuid, answers, complete):
+        person = _person(info)
+        jobneed = _my_jobneeds(person).filter(uuid=jobneed_uuid).first()
+        if jobneed is None:
+            raise GraphQLError("no such jobneed assigned to you")
+        details = {d.seqno: d for d in jobneed.details.all()}
+        unknown = sorted({a.seqno for a in answers} - set(details))
+        if unknown:
+            raise GraphQLError(f"no question with seqno {', '.join(map(str, unknown))}")
+        with transaction.atomic():
+            for item in answers:
+                detail = details[item.seqno]
+                detail.answer = item.answer
+                detail.is_alert = detail.raises_alert(item.answer)
+            JobneedDetails.objects.bulk_update(details.values(), ["answer", "is_alert"])
+            alerts = sum(d.is_alert for d in details.values())
+            if alerts and not jobneed.has_alerts:
+                Jobneed.objects.filter(pk=jobneed.pk).update(has_alerts=True)
+                alert_sendmail.delay_on_commit(jobneed.pk, "observation")
+            if complete:
+                try:
+                    if jobneed.status == JobneedStatus.ASSIGNED:
+                        transition(jobneed, JobneedStatus.INPROGRESS)
+                    transition(jobneed, JobneedStatus.COMPLETED, performed_by=person)
+                except InvalidTransition as exc:
+                    raise GraphQLError(str(exc)) from None
+        return SubmitJobneedAnswers(jobneed=jobneed, alerts=alerts)
+
+
+class CreateTicket(graphene.Mutation):
+    class Arguments:
+        description = graphene.String(required=True)
+        priority = graphene.String(default_value="MEDIUM")
+        category_code = graphene.String()
+
+    ticket = graphene.Field(TicketType)
+
+    def mutate(self, info, description, priority, category_code=None):
+        person = _person(info)
+        if person.site_id is None:
+            raise GraphQLError("you are not assigned to a site")
+        if priority not in Priority.values:
+            raise GraphQLError(f"priority must be one of LOW, MEDIUM, HIGH; got {priority!r}")
+        category = None
+        if category_code:
+            category = TypeAssist.objects.filter(
+                category=TypeAssist.Category.TICKETCATEGORY, code=category_code
+            ).first()
+            if category is None:
+                raise GraphQLError(f"unknown ticket category {category_code!r}")
+        ticket = Ticket(
+            description=description.strip()[:4000],
+            priority=priority,
+            category=category,
+            site_id=person.site_id,
+        )
+        if not ticket.description:
+            raise GraphQLError("description must not be empty")
+        save_ticket(ticket, person, created=True)
+        return CreateTicket(ticket=ticket)
+
+
+class UpdateTicket(graphene.Mutation):
+    class Arguments:
+        id = graphene.ID(required=True)
+        status = graphene.String()
+        comments = graphene.String()
+
+    ticket = graphene.Field(TicketType)
+
+    def mutate(self, info, id, status=None, comments=None):
+        person = _person(info)
+        ticket = _my_tickets(person).filter(pk=id).first()
+        if ticket is None:
+            raise GraphQLError("no such ticket of yours")
+        if status is not None:
+            if status not in Ticket.Status.values:
+                raise GraphQLError(f"status must be one of {', '.join(Ticket.Status.values)}")
+            ticket.status = status
+        if comments is not None:
+            ticket.comments = comments[:4000]
+        save_ticket(ticket, person, created=False)
+        return UpdateTicket(ticket=ticket)
+
+
+class Mutation(graphene.ObjectType):
+    submit_jobneed_answers = SubmitJobneedAnswers.Field()
+    create_ticket = CreateTicket.Field()
+    update_ticket = UpdateTicket.Field()
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation)

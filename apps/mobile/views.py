@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from graphene_django.views import GraphQLView
+
+from apps.mobile.execution import download_file
+from apps.mobile.ingest import BadRequest, DeviceRejected, accept, authenticate_device
+from apps.mobile.schema import schema
+
+graphql = login_required(GraphQLView.as_view(schema=schema, graphiql=True))
+
+
+@csrf_exempt  # devices authenticate with their own credential headers, not a session cookie
+@require_POST
+def ingest(request: HttpRequest) -> JsonResponse:
+    try:
+        device = authenticate_device(
+            request.headers.get("X-Device-Id", ""), request.headers.get("X-Device-Secret", "")
+        )
+    except DeviceRejected:
+        return JsonResponse({"error": "unauthorized"}, status=401)
+    try:
+        body = json.loads(request.body or b"null")
+        answer = accept(device, body)
+    except (ValueError, BadRequest) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(answer, status=200 if "result" in answer else 202)
+
+
+@require_GET
+def download(request: HttpRequest, token: str) -> FileResponse:
+    try:
+        name = download_file(token)
+    except signing.BadSignature:  # also SignatureExpired
+        raise Http404("this download link is not valid or has expired") from None
+    if not default_storage.exists(name):
+        raise Http404("this download is no longer available")
+    return FileResponse(
+        default_storage.open(name, "rb"),
+        content_type="application/gzip",
+        as_attachment=True,
+        filename=name.rsplit("/", 1)[-1],
+    )

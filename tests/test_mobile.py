@@ -1,0 +1,246 @@
+"""The mobile pipeline: the GraphQL schema, device authentication, ingestion over HTTP and the
+MQTT bridge, execution once per client id as the verified person, and downloads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.activity.models import Jobneed, JobneedDetails
+from apps.mobile.models import MobileDevice, MobileMessage
+from apps.y_helpdesk.models import Ticket
+from tests import factories
+from tests.conftest import ManagedProcess, process_env
+from tests.support.mqtt import Subscriber
+
+JOBNEEDS = """query($from: DateTime!, $to: DateTime!) {
+  myJobneeds(dateFrom: $from, dateTo: $to) { uuid description details { seqno question } }
+  mySite { code timeZone }
+}"""
+SUBMIT = """mutation($uuid: UUID!, $answers: [AnswerInput!]!) {
+  submitJobneedAnswers(jobneedUuid: $uuid, answers: $answers, complete: true) {
+    alerts jobneed { status }
+  }
+}"""
+CREATE_TICKET = """mutation($text: String!) {
+  createTicket(description: $text, priority: "HIGH") { ticket { id description } }
+}"""
+
+
+@pytest.fixture
+def world(db):
+    client, site = factories.client_and_site("Asia/Kolkata")
+    person = factories.person(site, email="tech@facility.test")
+    other = factories.person(site)
+    now = timezone.now()
+
+    def jobneed(assignee):
+        jn = Jobneed.objects.create(
+            identifier="TASK",
+            description="Pump check",
+            plan_at=now,
+            expiry_at=now + timedelta(hours=1),
+            site=site,
+            client=client,
+            people=assignee,
+        )
+        JobneedDetails.objects.create(
+            jobneed=jn,
+            seqno=1,
+            question="Pressure",
+            answer_type="NUMERIC",
+            min_value=1,
+            max_value=5,
+        )
+        return jn
+
+    device = MobileDevice(device_id="phone-1", person=person)
+    device.set_secret("s3cret-token")
+    device.save()
+    return {
+        "site": site,
+        "person": person,
+        "mine": jobneed(person),
+        "theirs": jobneed(other),
+        "now": now,
+        "device": device,
+    }
+
+
+def graphql(browser: Client, query: str, **variables) -> dict:
+    response = browser.post(
+        "/graphql", {"query": query, "variables": variables}, content_type="application/json"
+    )
+    return response.json()
+
+
+def test_graphql_serves_a_person_their_own_work_only(world) -> None:
+    anonymous = Client().post(
+        "/graphql", {"query": "{ mySite { code } }"}, content_type="application/json"
+    )
+    assert anonymous.status_code == 302  # to the login page
+    browser = Client()
+    browser.force_login(world["person"])
+    now = world["now"]
+    data = graphql(
+        browser,
+        JOBNEEDS,
+        **{
+            "from": (now - timedelta(hours=1)).isoformat(),
+            "to": (now + timedelta(hours=1)).isoformat(),
+        },
+    )["data"]
+    assert [j["uuid"] for j in data["myJobneeds"]] == [str(world["mine"].uuid)]
+    assert data["mySite"] == {"code": world["site"].code, "timeZone": "Asia/Kolkata"}
+
+    answer = [{"seqno": 1, "answer": "7"}]
+    done = graphql(browser, SUBMIT, uuid=str(world["mine"].uuid), answers=answer)
+    assert done["data"]["submitJobneedAnswers"] == {"alerts": 1, "jobneed": {"status": "COMPLETED"}}
+    refused = graphql(browser, SUBMIT, uuid=str(world["theirs"].uuid), answers=answer)
+    assert refused["errors"][0]["message"] == "no such jobneed assigned to you"
+    assert world["theirs"].details.get().answer == ""
+
+
+def ingest(headers: dict, body: dict) -> tuple[int, dict]:
+    response = Client().post(
+        "/mobile/ingest",
+        json.dumps(body),
+        content_type="application/json",
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()},
+    )
+    return response.status_code, response.json()
+
+
+GOOD = {"X-Device-Id": "phone-1", "X-Device-Secret": "s3cret-token"}
+
+
+def test_ingestion_rejects_bad_credentials_and_bad_bodies(world, caplog) -> None:
+    for headers in (
+        {},
+        {"X-Device-Id": "phone-1", "X-Device-Secret": "wrong"},
+        {"X-Device-Id": "ghost", "X-Device-Secret": "s3cret-token"},
+    ):
+        assert ingest(headers, {"kind": "mutation"}) == (401, {"error": "unauthorized"})
+    assert "mobile_device_rejected device='phone-1' reason=wrong secret" in caplog.text
+    assert "s3cret" not in caplog.text and "wrong" not in caplog.text.replace("wrong secret", "")
+    status, body = ingest(GOOD, {"kind": "mutation", "client_id": "bad id!", "query": "x"})
+    assert (status, body["error"]) == (400, "client_id must be 1 to 64 letters, digits or . _ : -")
+    assert ingest(GOOD, {"kind": "delete", "client_id": "c1"})[0] == 400
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_mutation_runs_once_as_the_verified_person(worker, world, mail_sink) -> None:
+    body = {
+        "kind": "mutation",
+        "client_id": "c-1",
+        "query": CREATE_TICKET,
+        "variables": {"text": "Leak near pump", "createdBy": "someone-else"},
+    }
+    status, first = ingest(GOOD, body)
+    assert status == 202 and first["status"] == "QUEUED"
+    assert ingest(GOOD, body)[1]["task_id"] == first["task_id"]  # a resend: same request
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, answer = ingest(GOOD, {"kind": "status", "client_id": "c-1"})
+        if answer["status"] != "QUEUED":
+            break
+        time.sleep(0.2)
+    assert answer["status"] == "DONE" and answer["result"]["ok"] is True
+    ticket = Ticket.objects.get()
+    assert ticket.created_by == world["person"] and ticket.description == "Leak near pump"
+    assert answer["result"]["data"]["createTicket"]["ticket"]["id"] == str(ticket.pk)
+
+    failing = {"kind": "mutation", "client_id": "c-2", "query": "mutation { nothing }"}
+    ingest(GOOD, failing)
+    deadline = time.monotonic() + 30
+    while (
+        MobileMessage.objects.get(client_id="c-2").status == "QUEUED"
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    message = MobileMessage.objects.get(client_id="c-2")
+    assert message.status == "FAILED" and "nothing" in message.result["errors"][0]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_download_is_stored_compressed_behind_an_expiring_link(worker, world) -> None:
+    now = world["now"]
+    ingest(
+        GOOD,
+        {
+            "kind": "download",
+            "client_id": "d-1",
+            "query": JOBNEEDS,
+            "variables": {
+                "from": (now - timedelta(hours=1)).isoformat(),
+                "to": (now + timedelta(hours=1)).isoformat(),
+            },
+        },
+    )
+    deadline = time.monotonic() + 30
+    while (
+        MobileMessage.objects.get(client_id="d-1").status == "QUEUED"
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    result = MobileMessage.objects.get(client_id="d-1").result
+    path = "/" + result["download"].split("://", 1)[1].split("/", 1)[1]
+    response = Client().get(path)
+    data = json.loads(gzip.decompress(b"".join(response.streaming_content)))
+    assert data["myJobneeds"][0]["uuid"] == str(world["mine"].uuid)
+    assert Client().get(path[:-4] + "abcd").status_code == 404
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_mqtt_bridge_end_to_end(worker, worker_mqtt_broker, world, tmp_path) -> None:
+    bridge = ManagedProcess(
+        ["manage.py", "mqtt_bridge"],
+        process_env(MQTT_URL=worker_mqtt_broker.url),
+        tmp_path / "bridge.log",
+    )
+    replies = Subscriber(worker_mqtt_broker.url, "intelliwiz/mobile/phone-1/response")
+    sender = Subscriber(worker_mqtt_broker.url, "intelliwiz/mobile/none")
+    try:
+        bridge.wait_for_log("mqtt_bridge: listening")
+        time.sleep(0.5)
+        request = {
+            "secret": "s3cret-token",
+            "kind": "mutation",
+            "client_id": "m-1",
+            "query": CREATE_TICKET,
+            "variables": {"text": "Over MQTT"},
+        }
+        topic = "intelliwiz/mobile/phone-1/request"
+        sender._client.publish(topic, json.dumps(request | {"secret": "nope"}), qos=1)
+        sender._client.publish(topic, json.dumps(request), qos=1)
+        sender._client.publish(topic, json.dumps(request), qos=1)  # a duplicate
+        answers = [json.loads(p) for _, p in replies.wait_for(3)]
+        assert answers[0] == {"error": "unauthorized"}
+        assert answers[1]["task_id"] == answers[2]["task_id"]
+        deadline = time.monotonic() + 30
+        while not Ticket.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        sender._client.publish(
+            topic,
+            json.dumps({"secret": "s3cret-token", "kind": "status", "client_id": "m-1"}),
+            qos=1,
+        )
+        status = json.loads(replies.wait_for(4)[3][1])
+        assert status["status"] == "DONE"
+        assert Ticket.objects.get().description == "Over MQTT"
+        assert Ticket.objects.count() == 1
+        assert "mobile_device_rejected device='phone-1' reason=wrong secret" in bridge.log()
+    finally:
+        replies.close()
+        sender.close()
+        bridge.stop()
