@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.activity",
     "apps.y_helpdesk",
     "apps.work_order_management",
+    "apps.attendance",
     "apps.integrations",
     "apps.mobile",
     "graphene_django",
@@ -258,6 +259,7 @@ MQTT_CDC_MODELS = env_list(
         "activity.QuestionSet",
         "activity.Question",
         "core.Attachment",
+        "attendance.AttendanceEvent",
     ],
 )
 
@@ -273,6 +275,7 @@ PARTNER_API_MAX_RESPONSE_BYTES = env_int(
 # --- Mobile -------------------------------------------------------------------------------------
 # How long the link to a device's download (process_graphql_download_async) works.
 MOBILE_DOWNLOAD_MAX_AGE_SECONDS = env_int("MOBILE_DOWNLOAD_MAX_AGE_SECONDS", 3600, minimum=60)
+MOBILE_MAX_UPLOAD_BYTES = env_int("MOBILE_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1)
 
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")

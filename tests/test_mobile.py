@@ -3,6 +3,7 @@ MQTT bridge, execution once per client id as the verified person, and downloads.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import time
@@ -13,6 +14,8 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.activity.models import Jobneed, JobneedDetails
+from apps.attendance.models import AttendanceEvent
+from apps.core.models import Attachment
 from apps.mobile.models import MobileDevice, MobileMessage
 from apps.y_helpdesk.models import Ticket
 from tests import factories
@@ -244,3 +247,30 @@ def test_the_mqtt_bridge_end_to_end(worker, worker_mqtt_broker, world, tmp_path)
         replies.close()
         sender.close()
         bridge.stop()
+
+
+def test_attendance_and_attachments_through_the_schema(world) -> None:
+    browser = Client()
+    browser.force_login(world["person"])
+    punch = graphql(
+        browser,
+        """mutation { recordAttendanceEvent(kind: "PUNCH_IN", at: "2026-06-01T09:00:00+05:30",
+        latitude: "19.07", longitude: "72.87") { event { uuid } } }""",
+    )
+    event = AttendanceEvent.objects.get()
+    assert punch["data"]["recordAttendanceEvent"]["event"]["uuid"] == str(event.uuid)
+    assert (event.person, event.site) == (world["person"], world["site"])
+
+    upload = """mutation($owner: UUID!, $name: String!, $data: String!) {
+      uploadAttachment(ownerUuid: $owner, kind: "SELFIE", filename: $name, contentBase64: $data) {
+        attachment { filename size checksum } } }"""
+    data = base64.b64encode(b"\xff\xd8jpeg").decode()
+    done = graphql(browser, upload, owner=str(event.uuid), name="..\\\\..\\\\selfie.jpg", data=data)
+    assert done["data"]["uploadAttachment"]["attachment"]["size"] == 6
+    stored = Attachment.objects.get()
+    assert stored.filename == "selfie.jpg" and stored.owner_type == "attendance.attendanceevent"
+    assert stored.file.name.startswith(f"attachments/attendance.attendanceevent/{event.uuid}/")
+    with stored.file.open("rb") as handle:
+        assert handle.read() == b"\xff\xd8jpeg"
+    theirs = graphql(browser, upload, owner=str(world["theirs"].uuid), name="x.jpg", data=data)
+    assert theirs["errors"][0]["message"] == "no such jobneed, answer or attendance event of yours"

@@ -6,7 +6,15 @@ user, or the verified user of a device message) and checks that the object is th
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import mimetypes
+from pathlib import PurePosixPath
+
 import graphene
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
 from graphene_django import DjangoObjectType
@@ -14,6 +22,8 @@ from graphql import GraphQLError
 
 from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priority
 from apps.activity.state_machine import InvalidTransition, transition
+from apps.attendance.models import AttendanceEvent
+from apps.core.models import Attachment
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
@@ -196,7 +206,98 @@ class UpdateTicket(graphene.Mutation):
         return UpdateTicket(ticket=ticket)
 
 
+class AttendanceType(DjangoObjectType):
+    class Meta:
+        model = AttendanceEvent
+        fields = ("uuid", "kind", "at", "latitude", "longitude")
+
+
+class RecordAttendanceEvent(graphene.Mutation):
+    class Arguments:
+        kind = graphene.String(required=True)
+        at = graphene.DateTime(required=True)
+        latitude = graphene.Decimal()
+        longitude = graphene.Decimal()
+
+    event = graphene.Field(AttendanceType)
+
+    def mutate(self, info, kind, at, latitude=None, longitude=None):
+        person = _person(info)
+        if person.site_id is None:
+            raise GraphQLError("you are not assigned to a site")
+        if kind not in AttendanceEvent.Kind.values:
+            raise GraphQLError(f"kind must be one of {', '.join(AttendanceEvent.Kind.values)}")
+        if (latitude is None) != (longitude is None) or (
+            latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180)
+        ):
+            raise GraphQLError("give both latitude (-90..90) and longitude (-180..180), or neither")
+        event = AttendanceEvent.objects.create(
+            person=person,
+            site_id=person.site_id,
+            kind=kind,
+            at=at,
+            latitude=latitude,
+            longitude=longitude,
+        )
+        return RecordAttendanceEvent(event=event)
+
+
+class AttachmentType(DjangoObjectType):
+    class Meta:
+        model = Attachment
+        fields = ("uuid", "kind", "filename", "size", "checksum")
+
+
+class UploadAttachment(graphene.Mutation):
+    """A file (base64) for one of the person's jobneeds, answers or attendance events."""
+
+    class Arguments:
+        owner_uuid = graphene.UUID(required=True)
+        kind = graphene.String(required=True)
+        filename = graphene.String(required=True)
+        content_base64 = graphene.String(required=True)
+
+    attachment = graphene.Field(AttachmentType)
+
+    def mutate(self, info, owner_uuid, kind, filename, content_base64):
+        person = _person(info)
+        if kind not in Attachment.Kind.values:
+            raise GraphQLError(f"kind must be one of {', '.join(Attachment.Kind.values)}")
+        owner_type = _owner_type(person, owner_uuid)
+        try:
+            content = base64.b64decode(content_base64, validate=True)
+        except binascii.Error:
+            raise GraphQLError("contentBase64 is not valid base64") from None
+        if not content or len(content) > settings.MOBILE_MAX_UPLOAD_BYTES:
+            raise GraphQLError(f"a file must be 1 to {settings.MOBILE_MAX_UPLOAD_BYTES} bytes")
+        name = PurePosixPath(filename.replace("\\", "/")).name[:200] or "upload"
+        attachment = Attachment(
+            owner_type=owner_type,
+            owner_uuid=owner_uuid,
+            kind=kind,
+            filename=name,
+            size=len(content),
+            checksum=hashlib.sha256(content).hexdigest(),
+            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        )
+        attachment.file.save(name, ContentFile(content), save=True)
+        return UploadAttachment(attachment=attachment)
+
+
+def _owner_type(person, owner_uuid) -> str:
+    jobneeds = _my_jobneeds(person)
+    if jobneeds.filter(uuid=owner_uuid).exists():
+        return "activity.jobneed"
+    if JobneedDetails.objects.filter(uuid=owner_uuid, jobneed__in=jobneeds).exists():
+        return "activity.jobneeddetails"
+    if AttendanceEvent.objects.filter(uuid=owner_uuid, person=person).exists():
+        return "attendance.attendanceevent"
+    raise GraphQLError("no such jobneed, answer or attendance event of yours")
+
+
 class Mutation(graphene.ObjectType):
+    record_attendance_event = RecordAttendanceEvent.Field()
+    upload_attachment = UploadAttachment.Field()
     submit_jobneed_answers = SubmitJobneedAnswers.Field()
     create_ticket = CreateTicket.Field()
     update_ticket = UpdateTicket.Field()

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,39 +15,97 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='MobileDevice',
+            name="MobileDevice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('device_id', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{3,64}$', '3 to 64 letters, digits, - or _')])),
-                ('secret_hash', models.CharField(editable=False, max_length=256)),
-                ('enabled', models.BooleanField(default=True)),
-                ('last_seen_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='devices', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "device_id",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_-]{3,64}$", "3 to 64 letters, digits, - or _"
+                            )
+                        ],
+                    ),
+                ),
+                ("secret_hash", models.CharField(editable=False, max_length=256)),
+                ("enabled", models.BooleanField(default=True)),
+                ("last_seen_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="devices",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['device_id'],
+                "ordering": ["device_id"],
             },
         ),
         migrations.CreateModel(
-            name='MobileMessage',
+            name="MobileMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('client_id', models.CharField(max_length=64)),
-                ('kind', models.CharField(choices=[('mutation', 'Mutation'), ('download', 'Download')], max_length=10)),
-                ('query', models.TextField()),
-                ('variables', models.JSONField(blank=True, default=dict)),
-                ('task_id', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('QUEUED', 'Queued'), ('DONE', 'Done'), ('FAILED', 'Failed')], default='QUEUED', max_length=8)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='mobile.mobiledevice')),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("client_id", models.CharField(max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("mutation", "Mutation"), ("download", "Download")], max_length=10
+                    ),
+                ),
+                ("query", models.TextField()),
+                ("variables", models.JSONField(blank=True, default=dict)),
+                ("task_id", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("QUEUED", "Queued"), ("DONE", "Done"), ("FAILED", "Failed")],
+                        default="QUEUED",
+                        max_length=8,
+                    ),
+                ),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="mobile.mobiledevice",
+                    ),
+                ),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('device', 'client_id'), name='message_once_per_client_id')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("device", "client_id"), name="message_once_per_client_id"
+                    )
+                ],
             },
         ),
     ]
