@@ -7,7 +7,6 @@ this module, so a ``from background_tasks import <module>`` here would recurse.
 """
 
 import background_tasks.maintenance_tasks
-import background_tasks.media_tasks
 import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
 from background_tasks.email_tasks import (
     notify_permit_rejected,
@@ -33,6 +32,7 @@ from background_tasks.integration_tasks import (
     validate_mqtt_topic,
 )
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
+from background_tasks.media_tasks import move_media_to_cloud_storage
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "create_ppm_job",
     "external_api_call_async",
     "insert_json_records_async",
+    "move_media_to_cloud_storage",
     "notify_permit_rejected",
     "process_graphql_download_async",
     "process_graphql_mutation_async",

@@ -172,6 +172,22 @@ STORAGES = {
     },
 }
 
+# Where move_media_to_cloud_storage moves local media (an S3 bucket; unset: it moves nothing).
+MEDIA_CLOUD_BUCKET = env_str("MEDIA_CLOUD_BUCKET")
+MEDIA_OFFLOAD_AFTER_DAYS = env_int("MEDIA_OFFLOAD_AFTER_DAYS", 30, minimum=0)
+MEDIA_OFFLOAD_CONCURRENCY = env_int("MEDIA_OFFLOAD_CONCURRENCY", 4, minimum=1)
+if MEDIA_CLOUD_BUCKET:
+    STORAGES["cloud"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_CLOUD_BUCKET,
+            "endpoint_url": env_url("MEDIA_CLOUD_ENDPOINT_URL", schemes={"http", "https"}) or None,
+            "region_name": env_str("MEDIA_CLOUD_REGION") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+
 # --- Internationalisation ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

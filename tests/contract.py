@@ -107,6 +107,8 @@ LANDED = {
     "insert_json_records_async",
     "process_graphql_mutation_async",
     "process_graphql_download_async",
+    # media
+    "move_media_to_cloud_storage",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

@@ -70,7 +70,7 @@ def _attachments(jobneed: Jobneed, details: list[JobneedDetails]) -> list[tuple[
     for attachment in Attachment.objects.filter(
         owner_uuid__in=owners, size__lte=MAX_ATTACHMENT_BYTES
     ):
-        with attachment.file.open("rb") as handle:
+        with attachment.open() as handle:
             files.append(
                 (
                     attachment.filename,

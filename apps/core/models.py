@@ -93,6 +93,10 @@ class Attachment(models.Model):
         SIGNATURE = "SIGNATURE", "Signature"
         AUDIO = "AUDIO", "Audio"
 
+    class Location(models.TextChoices):
+        LOCAL = "LOCAL", "Local disk"
+        CLOUD = "CLOUD", "Cloud bucket"
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner_type = models.CharField(
         max_length=64, validators=[RegexValidator(r"^[a-z_]+\.[a-z_]+$")], help_text="app.model"
@@ -104,11 +108,23 @@ class Attachment(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the content")
+    location = models.CharField(max_length=8, choices=Location.choices, default=Location.LOCAL)
+    moved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["owner_type", "owner_uuid"])]
+        indexes = [
+            models.Index(fields=["owner_type", "owner_uuid"]),
+            models.Index(fields=["location", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.filename
+
+    def open(self):
+        """The content, from wherever it is stored now (local media or the cloud bucket)."""
+        from django.core.files.storage import storages
+
+        storage = storages["cloud"] if self.location == self.Location.CLOUD else self.file.storage
+        return storage.open(self.file.name, "rb")
