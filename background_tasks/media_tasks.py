@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.attendance.faces import verify_event
 from apps.core.offload import OffloadBusy, offload_media
 from apps.core.tasks.utils import task_retry_policy
 
@@ -20,3 +21,15 @@ def move_media_to_cloud_storage(self) -> dict[str, object]:
         return offload_media(progress=progress).as_dict()
     except OffloadBusy as exc:
         return {"skipped": str(exc)}
+
+
+@shared_task(name="perform_facerecognition_bgt", bind=True, **task_retry_policy("default"))
+def perform_facerecognition_bgt(
+    self, pel_uuid: str, peopleid: int, db: str = "default"
+) -> dict[str, object]:
+    """Verify an attendance event's newest selfie against the person's reference photos.
+
+    No face, several faces, an unreadable image or no reference photo is a recorded outcome,
+    not a retry; a storage hiccup (StorageUnavailable, a ConnectionError) retries.
+    """
+    return verify_event(pel_uuid, peopleid, db=db)

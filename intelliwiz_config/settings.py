@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from intelliwiz_config.env import env_bool, env_int, env_list, env_str, env_url
+from intelliwiz_config.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("INTELLIWIZ_VAR_DIR") or BASE_DIR / "var").resolve()
@@ -187,6 +187,9 @@ if MEDIA_CLOUD_BUCKET:
             "querystring_auth": True,
         },
     }
+
+# face_recognition distance at or below which a selfie matches a reference photo.
+FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
 
 # --- Internationalisation ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -109,6 +109,7 @@ LANDED = {
     "process_graphql_download_async",
     # media
     "move_media_to_cloud_storage",
+    "perform_facerecognition_bgt",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

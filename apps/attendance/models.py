@@ -8,6 +8,16 @@ from apps.onboarding.models import BusinessUnit
 from apps.peoples.models import People
 
 
+class FaceOutcome(models.TextChoices):
+    MATCH = "MATCH", "Matched"
+    NO_MATCH = "NO_MATCH", "Did not match"
+    NO_FACE = "NO_FACE", "No face in the selfie"
+    MULTIPLE_FACES = "MULTIPLE_FACES", "Several faces in the selfie"
+    UNREADABLE = "UNREADABLE", "Selfie unreadable"
+    NO_SELFIE = "NO_SELFIE", "No selfie"
+    NO_REFERENCE = "NO_REFERENCE", "No usable reference photo"
+
+
 class AttendanceEvent(models.Model):
     """A punch in or out of a person at a site, with where it was made."""
 
@@ -22,6 +32,13 @@ class AttendanceEvent(models.Model):
     at = models.DateTimeField()
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    inside_geofence = models.BooleanField(null=True, blank=True)
+    # Face verification of the punch's selfie (perform_facerecognition_bgt).
+    face_outcome = models.CharField(max_length=16, choices=FaceOutcome.choices, blank=True)
+    face_matched = models.BooleanField(null=True, blank=True)
+    face_distance = models.FloatField(null=True, blank=True)
+    face_threshold = models.FloatField(null=True, blank=True)
+    face_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -30,3 +47,17 @@ class AttendanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} {self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class FaceReference(models.Model):
+    """The face encoding of one reference photo, computed once and reused for every punch."""
+
+    attachment = models.OneToOneField(
+        "core.Attachment", on_delete=models.CASCADE, related_name="face_reference"
+    )
+    person = models.ForeignKey(People, on_delete=models.CASCADE, related_name="face_references")
+    encoding = models.JSONField(null=True, help_text="128 numbers; empty when no single face")
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"reference of {self.person}"

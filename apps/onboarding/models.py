@@ -67,6 +67,10 @@ class BusinessUnit(models.Model):
         editable=False,
     )
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # A site's geofence: a circle around its location (all three set, or none).
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    geofence_radius_m = models.PositiveIntegerField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
 
     class Meta:

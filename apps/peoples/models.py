@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -31,6 +33,7 @@ class PeopleManager(BaseUserManager):
 class People(AbstractBaseUser, PermissionsMixin):
     """A person of a client: the login user of the web, the mobile app and the admin."""
 
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     loginid = models.CharField("login id", max_length=150, unique=True)
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
