@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.activity.transcription import transcribe_detail
 from apps.attendance.faces import verify_event
 from apps.core.offload import OffloadBusy, offload_media
 from apps.core.tasks.utils import task_retry_policy
@@ -33,3 +34,9 @@ def perform_facerecognition_bgt(
     not a retry; a storage hiccup (StorageUnavailable, a ConnectionError) retries.
     """
     return verify_event(pel_uuid, peopleid, db=db)
+
+
+@shared_task(name="process_audio_transcript", **task_retry_policy("external_api"))
+def process_audio_transcript(jobneed_detail_id: int) -> dict[str, object]:
+    """Transcribe an audio answer; transient engine errors retry, permanent ones fail it."""
+    return transcribe_detail(jobneed_detail_id)

@@ -32,7 +32,11 @@ from background_tasks.integration_tasks import (
     validate_mqtt_topic,
 )
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
-from background_tasks.media_tasks import move_media_to_cloud_storage, perform_facerecognition_bgt
+from background_tasks.media_tasks import (
+    move_media_to_cloud_storage,
+    perform_facerecognition_bgt,
+    process_audio_transcript,
+)
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "move_media_to_cloud_storage",
     "notify_permit_rejected",
     "perform_facerecognition_bgt",
+    "process_audio_transcript",
     "process_graphql_download_async",
     "process_graphql_mutation_async",
     "publish_mqtt",

@@ -191,6 +191,18 @@ if MEDIA_CLOUD_BUCKET:
 # face_recognition distance at or below which a selfie matches a reference photo.
 FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
 
+# --- Transcription of audio answers --------------------------------------------------------------
+TRANSCRIPTION_ENGINE = env_str("TRANSCRIPTION_ENGINE", "pocketsphinx")
+if TRANSCRIPTION_ENGINE not in {"pocketsphinx", "google"}:
+    raise ImproperlyConfigured(
+        f"TRANSCRIPTION_ENGINE must be 'pocketsphinx' or 'google', got {TRANSCRIPTION_ENGINE!r}"
+    )
+TRANSCRIPTION_MAX_BYTES = env_int("TRANSCRIPTION_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+TRANSCRIPTION_MAX_SECONDS = env_int("TRANSCRIPTION_MAX_SECONDS", 60, minimum=1)
+TRANSCRIPTION_TIMEOUT_SECONDS = env_int("TRANSCRIPTION_TIMEOUT_SECONDS", 60, minimum=1)
+# host:port of a local Speech API server without TLS (tests, emulators); unset: Google's own.
+GOOGLE_SPEECH_EMULATOR_HOST = env_str("GOOGLE_SPEECH_EMULATOR_HOST")
+
 # --- Internationalisation ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -110,6 +110,7 @@ LANDED = {
     # media
     "move_media_to_cloud_storage",
     "perform_facerecognition_bgt",
+    "process_audio_transcript",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

@@ -304,9 +304,25 @@ class JobneedDetails(QuestionRules):
     """One answer of a Jobneed's checklist, with a copy of the question's rules."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    class TranscriptStatus(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        PROCESSING = "PROCESSING", "Processing"
+        COMPLETED = "COMPLETED", "Completed"
+        FAILED = "FAILED", "Failed"
+
     jobneed = models.ForeignKey(Jobneed, on_delete=models.CASCADE, related_name="details")
     answer = models.TextField(blank=True)
     is_alert = models.BooleanField(default=False)
+    # Audio answers: their transcript (process_audio_transcript).
+    transcript = models.TextField(blank=True)
+    transcript_status = models.CharField(
+        max_length=10, choices=TranscriptStatus.choices, blank=True
+    )
+    transcript_language = models.CharField(max_length=16, default="en-US")
+    transcript_error = models.CharField(max_length=300, blank=True)
+    transcript_started_at = models.DateTimeField(null=True, blank=True)
+    transcript_processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["jobneed", "seqno"]
