@@ -6,7 +6,6 @@ Modules are imported by full dotted name: the package's lazy ``__getattr__`` res
 this module, so a ``from background_tasks import <module>`` here would recurse.
 """
 
-import background_tasks.maintenance_tasks
 import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
 from background_tasks.email_tasks import (
     notify_permit_rejected,
@@ -32,6 +31,7 @@ from background_tasks.integration_tasks import (
     validate_mqtt_topic,
 )
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
+from background_tasks.maintenance_tasks import cache_warming_scheduled
 from background_tasks.media_tasks import (
     move_media_to_cloud_storage,
     perform_facerecognition_bgt,
@@ -42,6 +42,7 @@ from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, tic
 __all__ = [
     "alert_sendmail",
     "autoclose_job",
+    "cache_warming_scheduled",
     "create_ppm_job",
     "external_api_call_async",
     "insert_json_records_async",

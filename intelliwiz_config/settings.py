@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.y_helpdesk",
     "apps.work_order_management",
     "apps.attendance",
+    "apps.reports",
     "apps.integrations",
     "apps.mobile",
     "graphene_django",
@@ -190,6 +191,10 @@ if MEDIA_CLOUD_BUCKET:
 
 # face_recognition distance at or below which a selfie matches a reference photo.
 FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
+
+# --- Dashboards -----------------------------------------------------------------------------------
+# How long a warmed site dashboard stays in the cache (cache_warming_scheduled runs every 15 min).
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 20 * 60, minimum=1)
 
 # --- Transcription of audio answers --------------------------------------------------------------
 TRANSCRIPTION_ENGINE = env_str("TRANSCRIPTION_ENGINE", "pocketsphinx")

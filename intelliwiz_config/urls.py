@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 
 from apps.core.views import healthz
 from apps.mobile import views as mobile_views
+from apps.reports import views as report_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="activity:job-list"), name="home"),
@@ -13,5 +14,6 @@ urlpatterns = [
     path("tickets/", include("apps.y_helpdesk.urls")),
     path("permits/", include("apps.work_order_management.urls")),
     path("graphql", mobile_views.graphql, name="graphql"),
+    path("dashboard/", report_views.dashboard, name="dashboard"),
     path("mobile/", include("apps.mobile.urls")),
 ]

@@ -111,6 +111,8 @@ LANDED = {
     "move_media_to_cloud_storage",
     "perform_facerecognition_bgt",
     "process_audio_transcript",
+    # reports and maintenance
+    "cache_warming_scheduled",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

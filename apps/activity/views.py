@@ -5,9 +5,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from apps.activity.actions import save_job
 from apps.activity.models import Job
+from apps.reports.dashboard import lookup_choices, people_choices
 
 
 class JobForm(forms.ModelForm):
+    def __init__(self, *args, client_id: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Lists the form shows come from the warmed cache; validation still checks the database.
+        if client_id:
+            self.fields["people"].choices = [("", "---------"), *people_choices(client_id)]
+        self.fields["ticket_category"].choices = [
+            ("", "---------"),
+            *lookup_choices("TICKETCATEGORY"),
+        ]
+
     class Meta:
         model = Job
         fields = [
@@ -40,7 +51,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     job = get_object_or_404(Job, pk=pk, parent__isnull=True) if pk else None
-    form = JobForm(request.POST or None, instance=job)
+    form = JobForm(request.POST or None, instance=job, client_id=request.user.client_id)
     if request.method == "POST" and form.is_valid():
         save_job(form.save(commit=False), created=job is None, changed=form.changed_data)
         return redirect("activity:job-list")

@@ -1,0 +1,111 @@
+"""The site dashboard (today's jobs by status, open tickets by priority, attendance today) and
+the people and lookup lists of the forms: computed from the database, kept in the shared cache.
+Pages read the cache and compute on a miss; cache_warming_scheduled fills it ahead of them."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count
+from django.utils import timezone
+
+from apps.activity.models import Jobneed
+from apps.attendance.models import AttendanceEvent
+from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.peoples.models import People
+from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, Ticket
+
+
+def _local_day(site: BusinessUnit, now: datetime) -> tuple[datetime, datetime, str]:
+    today = timezone.localtime(now, site.tzinfo).date()
+    start = datetime.combine(today, time.min, tzinfo=site.tzinfo)
+    return start, start + timedelta(days=1), today.isoformat()
+
+
+def dashboard_key(site_id: int, day: str) -> str:
+    return f"dashboard:v1:site:{site_id}:{day}"
+
+
+def compute_site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str, Any]:
+    start, end, day = _local_day(site, now or timezone.now())
+    jobs = Jobneed.objects.filter(
+        site=site, parent__isnull=True, plan_at__gte=start, plan_at__lt=end
+    )
+    tickets = Ticket.objects.filter(site=site, status__in=OPEN_TICKET_STATUSES)
+    punches = AttendanceEvent.objects.filter(site=site, at__gte=start, at__lt=end)
+    return {
+        "site": site.name,
+        "day": day,
+        "jobs_by_status": dict(jobs.values_list("status").annotate(n=Count("pk")).order_by()),
+        "open_tickets_by_priority": dict(
+            tickets.values_list("priority").annotate(n=Count("pk")).order_by()
+        ),
+        "attendance": punches.aggregate(punches=Count("pk"), people=Count("person", distinct=True)),
+        "computed_at": timezone.now().isoformat(),
+    }
+
+
+def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str, Any]:
+    """The dashboard from the cache, computed and stored on a miss."""
+    _, _, day = _local_day(site, now or timezone.now())
+    key = dashboard_key(site.pk, day)
+    data = cache.get(key)
+    if data is None:
+        data = compute_site_dashboard(site, now)
+        cache.set(key, data, settings.DASHBOARD_CACHE_SECONDS)
+    return data
+
+
+def people_choices(client_id: int) -> list[tuple[int, str]]:
+    key = f"choices:v1:people:client:{client_id}"
+    choices = cache.get(key)
+    if choices is None:
+        choices = [
+            (pk, f"{name} ({code})")
+            for pk, name, code in People.objects.filter(client_id=client_id, is_active=True)
+            .order_by("name")
+            .values_list("pk", "name", "code")
+        ]
+        cache.set(key, choices, settings.DASHBOARD_CACHE_SECONDS * 2)
+    return choices
+
+
+def lookup_choices(category: str) -> list[tuple[int, str]]:
+    key = f"choices:v1:lookup:{category}"
+    choices = cache.get(key)
+    if choices is None:
+        choices = list(
+            TypeAssist.objects.filter(category=category, enabled=True)
+            .order_by("code")
+            .values_list("pk", "name")
+        )
+        cache.set(key, choices, settings.DASHBOARD_CACHE_SECONDS * 2)
+    return choices
+
+
+def warm_all(now: datetime | None = None) -> dict[str, int]:
+    """Recompute every enabled site's dashboard and every client's and category's lists."""
+    now = now or timezone.now()
+    sites = list(BusinessUnit.objects.filter(kind=BusinessUnit.Kind.SITE, enabled=True))
+    for site in sites:
+        _, _, day = _local_day(site, now)
+        cache.set(
+            dashboard_key(site.pk, day),
+            compute_site_dashboard(site, now),
+            settings.DASHBOARD_CACHE_SECONDS,
+        )
+    clients = {site.client_id for site in sites if site.client_id}
+    for client_id in clients:
+        cache.delete(f"choices:v1:people:client:{client_id}")
+        people_choices(client_id)
+    for category in TypeAssist.Category.values:
+        cache.delete(f"choices:v1:lookup:{category}")
+        lookup_choices(category)
+    return {
+        "sites": len(sites),
+        "clients": len(clients),
+        "lookup_lists": len(TypeAssist.Category.values),
+    }
