@@ -6,7 +6,6 @@ Modules are imported by full dotted name: the package's lazy ``__getattr__`` res
 this module, so a ``from background_tasks import <module>`` here would recurse.
 """
 
-import background_tasks.report_tasks  # noqa: F401  (modules without tasks yet)
 from background_tasks.email_tasks import (
     notify_permit_rejected,
     send_email_notification_for_sla_report,
@@ -31,20 +30,24 @@ from background_tasks.integration_tasks import (
     validate_mqtt_topic,
 )
 from background_tasks.job_tasks import autoclose_job, create_ppm_job, task_every_min
-from background_tasks.maintenance_tasks import cache_warming_scheduled
+from background_tasks.maintenance_tasks import cache_warming_scheduled, cleanup_expired_pdf_tasks
 from background_tasks.media_tasks import (
     move_media_to_cloud_storage,
     perform_facerecognition_bgt,
     process_audio_transcript,
 )
+from background_tasks.report_tasks import cleanup_reports_which_are_12hrs_old, generate_pdf_async
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
 __all__ = [
     "alert_sendmail",
     "autoclose_job",
     "cache_warming_scheduled",
+    "cleanup_expired_pdf_tasks",
+    "cleanup_reports_which_are_12hrs_old",
     "create_ppm_job",
     "external_api_call_async",
+    "generate_pdf_async",
     "insert_json_records_async",
     "move_media_to_cloud_storage",
     "notify_permit_rejected",

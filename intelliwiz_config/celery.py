@@ -86,12 +86,15 @@ MINUTE = 60
 HOUR = 60 * MINUTE
 
 
-def _beat(task: str, schedule: crontab, expires: int, **options: Any) -> dict[str, Any]:
+def _beat(
+    task: str, schedule: crontab, expires: int, kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A beat entry on the task's own queue; `expires` drops runs a backlog would replay."""
     return {
         "task": task,
         "schedule": schedule,
-        "options": {"queue": TASK_QUEUES[task], "expires": expires, **options},
+        "kwargs": kwargs or {},
+        "options": {"queue": TASK_QUEUES[task], "expires": expires},
     }
 
 
@@ -130,7 +133,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "cleanup_expired_pdf_tasks", crontab(minute=40), expires=50 * MINUTE
     ),
     "cleanup-old-report-files-hourly": _beat(
-        "cleanup_reports_which_are_12hrs_old", crontab(minute=45), expires=50 * MINUTE
+        "cleanup_reports_which_are_12hrs_old",
+        crontab(minute=45),
+        expires=50 * MINUTE,
+        kwargs={"dir_path": ".", "hours_old": 12},  # the whole reports storage area
     ),
 }
 

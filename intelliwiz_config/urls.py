@@ -15,5 +15,9 @@ urlpatterns = [
     path("permits/", include("apps.work_order_management.urls")),
     path("graphql", mobile_views.graphql, name="graphql"),
     path("dashboard/", report_views.dashboard, name="dashboard"),
+    path("reports/pdf", report_views.pdf_request, name="pdf-request"),
+    path("reports/pdf/<uuid:job_uuid>", report_views.pdf_page, name="pdf-page"),
+    path("reports/pdf/<uuid:job_uuid>/status", report_views.pdf_status, name="pdf-status"),
+    path("reports/pdf/<uuid:job_uuid>/download", report_views.pdf_download, name="pdf-download"),
     path("mobile/", include("apps.mobile.urls")),
 ]

@@ -113,6 +113,9 @@ LANDED = {
     "process_audio_transcript",
     # reports and maintenance
     "cache_warming_scheduled",
+    "generate_pdf_async",
+    "cleanup_expired_pdf_tasks",
+    "cleanup_reports_which_are_12hrs_old",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 
