@@ -18,7 +18,7 @@ def create_ppm_job(job_id: int | None = None) -> dict[str, object]:
     return generate_jobneeds(job_id=job_id).as_dict()
 
 
-@shared_task(name="auto_close_jobs", bind=True, **task_retry_policy("email"))
+@shared_task(name="auto_close_jobs", bind=True, **task_retry_policy("bulk_email"))
 def autoclose_job(self, jobneed_id: int | None = None) -> dict[str, int]:
     """Close expired unfinished work of the last day, raise tickets, tell the sites."""
     return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "").as_dict()

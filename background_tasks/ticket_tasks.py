@@ -24,7 +24,7 @@ def send_ticket_email(self, ticket_id: int, version: int | None = None) -> dict[
     return {"ticket": ticket_id, "sent": bool(delivery.sent), "recipients": len(mail.to)}
 
 
-@shared_task(name="ticket_escalation", bind=True, **task_retry_policy("email"))
+@shared_task(name="ticket_escalation", bind=True, **task_retry_policy("bulk_email"))
 def ticket_escalation(self) -> dict[str, int]:
     """Move every open ticket whose next level is due up one level and mail the escalation."""
     return escalate_due_tickets(task_id=self.request.id or "").as_dict()

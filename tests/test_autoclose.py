@@ -161,3 +161,29 @@ def test_query_count_does_not_grow_with_rows(world, rows, django_assert_max_num_
     with django_assert_max_num_queries(30):
         report = autoclose(now=NOW)
     assert report.closed == rows
+
+
+def test_the_soft_time_limit_records_what_was_sent_and_releases_the_rest(
+    world, monkeypatch
+) -> None:
+    from billiard.exceptions import SoftTimeLimitExceeded
+    from django.core.mail.backends.locmem import EmailBackend
+
+    for n in range(3):
+        make_jobneed(world, category="AUTOCLOSENOTIFY", description=f"Job {n}")
+    real_send, calls = EmailBackend.send_messages, []
+
+    def send_then_time_out(self, messages):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()
+        return real_send(self, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_then_time_out)
+    with pytest.raises(SoftTimeLimitExceeded):
+        autoclose(now=NOW)
+    assert IdempotencyKey.objects.filter(status="DONE").count() == 1
+    assert IdempotencyKey.objects.filter(status="IN_PROGRESS").count() == 0
+    assert Jobneed.objects.filter(autoclose_notified_at__isnull=False).count() == 1
+    monkeypatch.undo()
+    assert autoclose(now=NOW + timedelta(minutes=30)).mails_sent == 2  # the rest, not the first

@@ -48,6 +48,19 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
         "time_limit": 90,
         **_LATE_ACK,
     },
+    # Beat tasks that mail a whole backlog (auto-close, escalation, reminders): the same errors,
+    # more time. At the soft limit deliver() records what it sent and releases the rest for the
+    # next run, so the hard limit never cuts a batch between a send and its record.
+    "bulk_email": {
+        "autoretry_for": (*SMTP_ERRORS, *NETWORK_ERRORS, *DATABASE_ERRORS, SideEffectInProgress),
+        "max_retries": 3,
+        "retry_backoff": 60,
+        "retry_backoff_max": 1800,
+        "retry_jitter": True,
+        "soft_time_limit": 900,
+        "time_limit": 960,
+        **_LATE_ACK,
+    },
     "external_api": {
         "autoretry_for": (
             *NETWORK_ERRORS,
