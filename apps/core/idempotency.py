@@ -133,23 +133,22 @@ class BatchClaim:
             key__in=self.keys if keys is None else keys, owner=self.owner
         ).update(status=IdempotencyKey.Status.DONE, completed_at=timezone.now())
 
-    def release(self, keys: set[str] | frozenset[str] | None = None) -> None:
+    def release_unfinished(self) -> None:
+        """Give back every key this batch still holds (those not completed)."""
         IdempotencyKey.objects.filter(
-            key__in=self.keys if keys is None else keys,
-            owner=self.owner,
-            status=IdempotencyKey.Status.IN_PROGRESS,
+            owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
         ).delete()
 
 
 def claim_many(
-    keys: list[str], *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+    keys: list[str], *, lease: timedelta = DEFAULT_LEASE, task_id: str = "", owner: str = ""
 ) -> BatchClaim:
     """Claim every free key of `keys` in a fixed number of queries.
 
     Keys already done, or held by a live claim, are left out; a periodic task's next run picks
     up the ones whose holder died (after the lease).
     """
-    owner = uuid.uuid4().hex
+    owner = owner or uuid.uuid4().hex
     now = timezone.now()
     IdempotencyKey.objects.bulk_create(
         [_new_claim(key, owner, task_id, now, lease) for key in dict.fromkeys(keys)],

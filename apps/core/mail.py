@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from django.core.validators import validate_email
 from django.db import connection as db_connection
 from django.template.loader import render_to_string
 
-from apps.core.idempotency import claim_many
+from apps.core.idempotency import BatchClaim, claim_many
 from apps.core.models import IdempotencyKey
 
 logger = logging.getLogger(__name__)
@@ -120,10 +121,12 @@ def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
     if _in_transaction():
         raise RuntimeError("send mail after the transaction commits, not inside it")
     to_send = [mail for mail in mails if mail.to]
-    batch = claim_many([mail.key for mail in to_send], task_id=task_id)
+    batch = BatchClaim(frozenset(), uuid.uuid4().hex)
     sent: list[str] = []
     error = None
     try:
+        # Inside the try: a time limit that strikes while claiming still releases the claims.
+        batch = claim_many([mail.key for mail in to_send], task_id=task_id, owner=batch.owner)
         if batch.keys:
             with get_connection() as smtp:
                 for mail in to_send:
@@ -133,7 +136,7 @@ def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
     except Exception as exc:
         error = exc
     batch.complete(set(sent))
-    batch.release(batch.keys - set(sent))
+    batch.release_unfinished()
     done = set(
         IdempotencyKey.objects.filter(
             key__in=[m.key for m in to_send], status=IdempotencyKey.Status.DONE
