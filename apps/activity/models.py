@@ -87,6 +87,18 @@ class QuestionRules(models.Model):
     )
     is_mandatory = models.BooleanField(default=False)
 
+    # The fields copied from a question into each answered copy of it.
+    RULE_FIELDS = (
+        "seqno",
+        "question",
+        "answer_type",
+        "options",
+        "min_value",
+        "max_value",
+        "alert_on",
+        "is_mandatory",
+    )
+
     class Meta:
         abstract = True
 

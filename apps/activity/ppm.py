@@ -31,16 +31,6 @@ from apps.activity.models import (
 logger = logging.getLogger(__name__)
 
 MAX_INSTANCES_PER_JOB = 5000  # a cron of every minute over a month must not flood the table
-_RULE_FIELDS = (
-    "seqno",
-    "question",
-    "answer_type",
-    "options",
-    "min_value",
-    "max_value",
-    "alert_on",
-    "is_mandatory",
-)
 
 
 @dataclass
@@ -174,7 +164,9 @@ def _create_details(jobneeds) -> None:
         questions.setdefault(question.question_set_id, []).append(question)
     JobneedDetails.objects.bulk_create(
         [
-            JobneedDetails(jobneed_id=jobneed_id, **{f: getattr(q, f) for f in _RULE_FIELDS})
+            JobneedDetails(
+                jobneed_id=jobneed_id, **{f: getattr(q, f) for f in Question.RULE_FIELDS}
+            )
             for jobneed_id, qset_id in pending
             for q in questions.get(qset_id, [])
         ],

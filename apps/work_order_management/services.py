@@ -21,16 +21,6 @@ from apps.work_order_management.models import (
 
 # answers[section seqno][question seqno] = the answer text
 Answers = dict[int, dict[int, str]]
-_RULE_FIELDS = (
-    "seqno",
-    "question",
-    "answer_type",
-    "options",
-    "min_value",
-    "max_value",
-    "alert_on",
-    "is_mandatory",
-)
 
 
 class PermitError(ValueError):
@@ -74,7 +64,7 @@ def build_answers(
                     permit=permit,
                     section=section,
                     answer=text,
-                    **{f: getattr(question, f) for f in _RULE_FIELDS},
+                    **{f: getattr(question, f) for f in Question.RULE_FIELDS},
                 )
             )
     return rows
