@@ -1,12 +1,23 @@
-"""Report tasks: PDF jobs and the clean-up of generated report files."""
+"""Report tasks: on-demand and scheduled reports, their mails, PDF jobs and clean-ups."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from apps.core.mail import deliver
 from apps.core.tasks.utils import task_retry_policy
 from apps.reports.cleanup import delete_old_files
 from apps.reports.pdf_jobs import render_job
+from apps.reports.services import (
+    generate,
+    mail_file,
+    mail_generated,
+    mail_report_data,
+    ready_mail,
+    record_history,
+    requested_report,
+    run_schedules,
+)
 
 
 @shared_task(name="generate_pdf_async", **task_retry_policy("default"))
@@ -20,3 +31,58 @@ def generate_pdf_async(job_uuid: str) -> dict[str, object]:
 def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) -> dict[str, int]:
     """Delete report files older than `hours_old` under `dir_path`, inside the reports area."""
     return delete_old_files(dir_path, hours_old)
+
+
+@shared_task(name="create_save_report_async", bind=True, **task_retry_policy("database_heavy"))
+def create_save_report_async(
+    self, formdata: dict, client_id: int, user_email: str, user_id: int
+) -> dict[str, object]:
+    """Build a requested report into storage (with progress), then mail the requester a link."""
+    report = requested_report(formdata, client_id, user_id)
+    report = generate(report)
+    if report.status != "DONE":
+        return {"report": str(report.uuid), "status": report.status, "error": report.error}
+    delivery = deliver([ready_mail(report, user_email)], task_id=self.request.id or "")
+    delivery.raise_error()
+    create_report_history.delay(
+        formdata,
+        user_id,
+        report.site_id,
+        {"format": report.file_format, "duration_ms": getattr(report, "duration_ms", None)},
+    )
+    return {"report": str(report.uuid), "status": report.status}
+
+
+@shared_task(name="create_report_history", **task_retry_policy("default"))
+def create_report_history(formdata: dict, userid: int, buid: int, EI: dict) -> dict[str, int]:
+    """Record who generated which report, with which parameters, when, how and how long."""
+    return {"history": record_history(formdata, userid, buid, EI)}
+
+
+@shared_task(name="send_report_on_email", bind=True, **task_retry_policy("email"))
+def send_report_on_email(self, formdata: dict, json_report: dict) -> dict[str, object]:
+    """Render the report the user is looking at and mail it to the addresses they entered."""
+    return mail_report_data(formdata, json_report, self.request.id or "")
+
+
+@shared_task(name="create_scheduled_reports", **task_retry_policy("maintenance"))
+def create_scheduled_reports() -> dict[str, object]:
+    """Generate every due scheduled report once per period; one failure stops no other."""
+    return run_schedules()
+
+
+@shared_task(name="send_generated_report_on_mail", bind=True, **task_retry_policy("bulk_email"))
+def send_generated_report_on_mail(self) -> dict[str, int]:
+    """Mail each generated scheduled report that is ready to its recipients, once."""
+    return mail_generated(self.request.id or "")
+
+
+@shared_task(name="send_generated_report_onfly_email", bind=True, **task_retry_policy("email"))
+def send_generated_report_onfly_email(
+    self, filepath: str, fromemail: str, to: list[str], cc: list[str], ctzoffset: int = 0
+) -> dict[str, object]:
+    """Mail an already generated report file (inside the reports area, from an allowed sender).
+
+    `ctzoffset` is accepted for the callers' signature; times come from the sites' zones.
+    """
+    return mail_file(filepath, fromemail, to, cc, self.request.id or "")

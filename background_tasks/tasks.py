@@ -36,7 +36,16 @@ from background_tasks.media_tasks import (
     perform_facerecognition_bgt,
     process_audio_transcript,
 )
-from background_tasks.report_tasks import cleanup_reports_which_are_12hrs_old, generate_pdf_async
+from background_tasks.report_tasks import (
+    cleanup_reports_which_are_12hrs_old,
+    create_report_history,
+    create_save_report_async,
+    create_scheduled_reports,
+    generate_pdf_async,
+    send_generated_report_on_mail,
+    send_generated_report_onfly_email,
+    send_report_on_email,
+)
 from background_tasks.ticket_tasks import alert_sendmail, send_ticket_email, ticket_escalation
 
 __all__ = [
@@ -46,6 +55,9 @@ __all__ = [
     "cleanup_expired_pdf_tasks",
     "cleanup_reports_which_are_12hrs_old",
     "create_ppm_job",
+    "create_report_history",
+    "create_save_report_async",
+    "create_scheduled_reports",
     "external_api_call_async",
     "generate_pdf_async",
     "insert_json_records_async",
@@ -65,8 +77,11 @@ __all__ = [
     "send_email_notification_for_wp",
     "send_email_notification_for_wp_from_mobile_for_verifier",
     "send_email_notification_for_wp_verifier",
+    "send_generated_report_on_mail",
+    "send_generated_report_onfly_email",
     "send_mismatch_notification",
     "send_reminder_email",
+    "send_report_on_email",
     "send_ticket_email",
     "task_every_min",
     "ticket_escalation",

@@ -197,6 +197,8 @@ FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
 DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 20 * 60, minimum=1)
 # How long a generated PDF (generate_pdf_async) is kept before cleanup_expired_pdf_tasks.
 PDF_JOB_RETENTION_HOURS = env_int("PDF_JOB_RETENTION_HOURS", 24, minimum=1)
+# Addresses, besides DEFAULT_FROM_EMAIL, that may send report files on the fly.
+REPORT_SENDERS = env_list("REPORT_SENDERS")
 
 # --- Transcription of audio answers --------------------------------------------------------------
 TRANSCRIPTION_ENGINE = env_str("TRANSCRIPTION_ENGINE", "pocketsphinx")

@@ -15,6 +15,12 @@ urlpatterns = [
     path("permits/", include("apps.work_order_management.urls")),
     path("graphql", mobile_views.graphql, name="graphql"),
     path("dashboard/", report_views.dashboard, name="dashboard"),
+    path("reports/", report_views.report_request, name="report-request"),
+    path("reports/<uuid:report_uuid>", report_views.report_page, name="report-page"),
+    path("reports/<uuid:report_uuid>/status", report_views.report_status, name="report-status"),
+    path(
+        "reports/<uuid:report_uuid>/download", report_views.report_download, name="report-download"
+    ),
     path("reports/pdf", report_views.pdf_request, name="pdf-request"),
     path("reports/pdf/<uuid:job_uuid>", report_views.pdf_page, name="pdf-page"),
     path("reports/pdf/<uuid:job_uuid>/status", report_views.pdf_status, name="pdf-status"),

@@ -116,6 +116,12 @@ LANDED = {
     "generate_pdf_async",
     "cleanup_expired_pdf_tasks",
     "cleanup_reports_which_are_12hrs_old",
+    "create_save_report_async",
+    "create_report_history",
+    "send_report_on_email",
+    "create_scheduled_reports",
+    "send_generated_report_on_mail",
+    "send_generated_report_onfly_email",
 }
 NOT_YET_IMPLEMENTED: set[str] = {function for _, function, _ in REGISTRY} - LANDED
 

@@ -65,6 +65,7 @@ class Mail:
     context: dict[str, Any]
     cc: list[str] = field(default_factory=list)
     attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+    from_email: str = ""  # DEFAULT_FROM_EMAIL unless set
 
     def message(self) -> EmailMultiAlternatives:
         context = {"subject": self.subject, **self.context}
@@ -73,7 +74,7 @@ class Mail:
             # new header, so every run of whitespace becomes one space.
             subject=" ".join(self.subject.split()),
             body=render_to_string(f"{self.template}.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
+            from_email=self.from_email or settings.DEFAULT_FROM_EMAIL,
             to=self.to,
             cc=self.cc,
         )

@@ -37,3 +37,95 @@ class PdfJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.status})"
+
+
+class ScheduledReport(models.Model):
+    """A report generated on a schedule (cron in the site's time zone, on working days only)."""
+
+    class Period(models.TextChoices):
+        DAY = "DAY", "The previous day"
+        WEEK = "WEEK", "The previous 7 days"
+        MONTH = "MONTH", "The previous calendar month"
+
+    name = models.CharField(max_length=200)
+    report_type = models.CharField(max_length=32)
+    site = models.ForeignKey("onboarding.BusinessUnit", on_delete=models.CASCADE, related_name="+")
+    file_format = models.CharField(max_length=4, default="pdf")
+    cron = models.CharField(max_length=120, help_text="When to generate, in the site's time zone")
+    working_days = models.CharField(
+        max_length=20, default="0,1,2,3,4", help_text="Weekdays it may run: 0=Monday ... 6=Sunday"
+    )
+    period = models.CharField(max_length=5, choices=Period.choices, default=Period.DAY)
+    to_emails = models.TextField(help_text="Comma-separated")
+    cc_emails = models.TextField(blank=True, help_text="Comma-separated")
+    enabled = models.BooleanField(default=True)
+    last_generated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def generated_storage_key(report: GeneratedReport, filename: str) -> str:
+    return f"reports/generated/{report.uuid}.{report.file_format}"
+
+
+class GeneratedReport(models.Model):
+    """One report file, on demand or for one period of a schedule (once per period)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    report_type = models.CharField(max_length=32)
+    site = models.ForeignKey("onboarding.BusinessUnit", on_delete=models.CASCADE, related_name="+")
+    date_from = models.DateField()
+    date_to = models.DateField()
+    file_format = models.CharField(max_length=4)
+    requested_by = models.ForeignKey(
+        People, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    schedule = models.ForeignKey(
+        ScheduledReport, null=True, blank=True, on_delete=models.CASCADE, related_name="reports"
+    )
+    period_key = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=8, choices=PdfJob.Status.choices, default="PENDING")
+    progress = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to=generated_storage_key, blank=True, max_length=255)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "period_key"],
+                condition=models.Q(schedule__isnull=False),
+                name="report_once_per_period",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.report_type} {self.date_from}..{self.date_to} ({self.status})"
+
+
+class ReportHistory(models.Model):
+    """Who generated which report, with which parameters, when, in what format, how long."""
+
+    person = models.ForeignKey(People, null=True, on_delete=models.SET_NULL, related_name="+")
+    site = models.ForeignKey(
+        "onboarding.BusinessUnit", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    report_type = models.CharField(max_length=32)
+    parameters = models.JSONField(default=dict)
+    file_format = models.CharField(max_length=4)
+    duration_ms = models.PositiveIntegerField(null=True)
+    generated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-generated_at"]
+        verbose_name_plural = "report history"
+
+    def __str__(self) -> str:
+        return f"{self.report_type} by {self.person} at {self.generated_at:%Y-%m-%d %H:%M}"

@@ -2,17 +2,21 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.onboarding.models import BusinessUnit
+from apps.reports.builders import REPORT_TYPES
 from apps.reports.dashboard import site_dashboard
-from apps.reports.models import PdfJob
+from apps.reports.models import GeneratedReport, PdfJob
 from apps.reports.pdf_jobs import DocumentError, request_pdf
+from background_tasks.report_tasks import create_save_report_async
 
 
 @login_required
@@ -82,3 +86,76 @@ def pdf_download(request: HttpRequest, job_uuid) -> FileResponse:
 def pdf_page(request: HttpRequest, job_uuid) -> HttpResponse:
     job = _own_job(request, job_uuid)
     return render(request, "reports/pdf_job.html", {"title": job.title, "job": job})
+
+
+class ReportForm(forms.Form):
+    report_type = forms.ChoiceField(choices=[(k, title) for k, (title, _) in REPORT_TYPES.items()])
+    site = forms.ModelChoiceField(queryset=BusinessUnit.objects.none())
+    date_from = forms.DateField()
+    date_to = forms.DateField()
+    format = forms.ChoiceField(choices=[("pdf", "PDF"), ("xlsx", "Excel (XLSX)")])
+
+    def __init__(self, *args, client_id: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = BusinessUnit.objects.filter(
+            kind=BusinessUnit.Kind.SITE, client_id=client_id
+        )
+
+
+@login_required
+def report_request(request: HttpRequest) -> HttpResponse:
+    form = ReportForm(request.POST or None, client_id=request.user.client_id)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        with transaction.atomic():
+            report = GeneratedReport.objects.create(
+                report_type=data["report_type"],
+                site=data["site"],
+                date_from=data["date_from"],
+                date_to=data["date_to"],
+                file_format=data["format"],
+                requested_by=request.user,
+            )
+            create_save_report_async.delay_on_commit(
+                {
+                    "report_uuid": str(report.uuid),
+                    "report_type": data["report_type"],
+                    "date_from": data["date_from"].isoformat(),
+                    "date_to": data["date_to"].isoformat(),
+                    "format": data["format"],
+                },
+                request.user.client_id,
+                request.user.email,
+                request.user.pk,
+            )
+        return redirect("report-page", report.uuid)
+    return render(request, "core/form.html", {"title": "Request a report", "form": form})
+
+
+@login_required
+def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
+    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    return render(request, "reports/report.html", {"title": "Your report", "report": report})
+
+
+@login_required
+def report_status(request: HttpRequest, report_uuid) -> JsonResponse:
+    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    status = {"report": str(report.uuid), "status": report.status, "progress": report.progress}
+    if report.status == "DONE":
+        status["download_url"] = reverse("report-download", args=[report.uuid])
+    if report.error:
+        status["error"] = report.error
+    return JsonResponse(status)
+
+
+@login_required
+def report_download(request: HttpRequest, report_uuid) -> FileResponse:
+    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    if report.status != "DONE":
+        raise Http404("this report is not ready")
+    return FileResponse(
+        report.file.open("rb"),
+        as_attachment=True,
+        filename=f"{report.report_type}-{report.date_from}.{report.file_format}",
+    )

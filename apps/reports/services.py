@@ -1,0 +1,288 @@
+"""Generating reports into storage (with progress), scheduled runs once per period, and the
+mails that carry them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time as clock
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.core.mail import Mail, clean_recipients, deliver
+from apps.onboarding.models import BusinessUnit
+from apps.reports.builders import FORMATS, ReportData, ReportError, build, render
+from apps.reports.cleanup import resolve_inside_reports
+from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
+
+logger = logging.getLogger(__name__)
+MIME = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def parse_form(formdata: dict[str, Any], client_id: int) -> dict[str, Any]:
+    """Validated report parameters; the site must belong to the client."""
+    try:
+        site = BusinessUnit.objects.get(
+            pk=int(formdata["site_id"]), client_id=client_id, kind=BusinessUnit.Kind.SITE
+        )
+        start = date.fromisoformat(formdata["date_from"])
+        end = date.fromisoformat(formdata["date_to"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"bad report parameters: {exc}") from None
+    except BusinessUnit.DoesNotExist:
+        raise ReportError("no such site for this client") from None
+    file_format = formdata.get("format", "pdf")
+    if file_format not in FORMATS:
+        raise ReportError(f"format must be pdf or xlsx, not {file_format!r}")
+    return {
+        "report_type": formdata.get("report_type", ""),
+        "site": site,
+        "date_from": start,
+        "date_to": end,
+        "file_format": file_format,
+    }
+
+
+def generate(report: GeneratedReport) -> GeneratedReport:
+    """Build and store the report file, reporting progress; harmless to repeat."""
+    if report.status == "DONE":
+        return report
+    started = clock.monotonic()
+
+    def progress(percent: int) -> None:
+        GeneratedReport.objects.filter(pk=report.pk).update(status="PROGRESS", progress=percent)
+
+    progress(5)
+    try:
+        data = build(report.report_type, report.site, report.date_from, report.date_to)
+        progress(50)
+        content = render(data, report.file_format)
+    except ReportError as exc:
+        GeneratedReport.objects.filter(pk=report.pk).update(
+            status="FAILED", error=str(exc)[:300], finished_at=timezone.now()
+        )
+        report.refresh_from_db()
+        return report
+    progress(90)
+    report.file.save(f"{report.uuid}.{report.file_format}", ContentFile(content), save=False)
+    GeneratedReport.objects.filter(pk=report.pk).update(
+        file=report.file.name, status="DONE", progress=100, finished_at=timezone.now()
+    )
+    report.refresh_from_db()
+    report.duration_ms = int((clock.monotonic() - started) * 1000)
+    return report
+
+
+def download_link(report: GeneratedReport) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("report-download", args=[report.uuid])
+
+
+def ready_mail(report: GeneratedReport, address: str) -> Mail:
+    return Mail(
+        key=f"report:{report.uuid}:ready",
+        subject=f"Your report is ready: {report.report_type} for {report.site.name}",
+        to=clean_recipients([address]),
+        template="reports/mail/report",
+        context={
+            "intro": f"{report.date_from} to {report.date_to}, {report.file_format.upper()}.",
+            "link": download_link(report),
+            "time_zone": report.site.time_zone,
+        },
+    )
+
+
+# --- Schedules ---------------------------------------------------------------------------------
+
+
+def period_window(schedule: ScheduledReport, fired_local: datetime) -> tuple[date, date]:
+    day = fired_local.date()
+    if schedule.period == ScheduledReport.Period.WEEK:
+        return day - timedelta(days=7), day - timedelta(days=1)
+    if schedule.period == ScheduledReport.Period.MONTH:
+        last = day.replace(day=1) - timedelta(days=1)
+        return last.replace(day=1), last
+    return day - timedelta(days=1), day - timedelta(days=1)
+
+
+def due_period(schedule: ScheduledReport, now: datetime) -> datetime | None:
+    """The schedule's latest fire time (site time) at or before `now`, if on a working day."""
+    local_now = timezone.localtime(now, schedule.site.tzinfo)
+    fired = croniter(schedule.cron, local_now + timedelta(seconds=1)).get_prev(datetime)
+    working = {int(d) for d in schedule.working_days.split(",") if d.strip().isdigit()}
+    return fired if fired.weekday() in working else None
+
+
+def run_schedules(now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    outcome: dict[str, Any] = {"generated": 0, "already": 0, "failed": []}
+    for schedule in ScheduledReport.objects.filter(enabled=True).select_related("site"):
+        try:
+            fired = due_period(schedule, now)
+            if fired is None:
+                continue
+            start, end = period_window(schedule, fired)
+            try:
+                with transaction.atomic():
+                    report = GeneratedReport.objects.create(
+                        schedule=schedule,
+                        period_key=fired.isoformat(),
+                        report_type=schedule.report_type,
+                        site=schedule.site,
+                        date_from=start,
+                        date_to=end,
+                        file_format=schedule.file_format,
+                    )
+            except IntegrityError:  # another run (or an earlier one) has this period
+                report = GeneratedReport.objects.get(
+                    schedule=schedule, period_key=fired.isoformat()
+                )
+                if report.status == "DONE":
+                    outcome["already"] += 1
+                    continue
+            report = generate(report)
+            if report.status != "DONE":
+                raise ReportError(report.error)
+            ScheduledReport.objects.filter(pk=schedule.pk).update(last_generated_at=now)
+            outcome["generated"] += 1
+        except Exception as exc:  # one failing schedule is reported; the others still run
+            logger.warning("scheduled_report_failed schedule=%s error=%s", schedule.pk, exc)
+            outcome["failed"].append({"schedule": schedule.pk, "error": str(exc)[:200]})
+    return outcome
+
+
+def mail_generated(task_id: str = "") -> dict[str, int]:
+    """Mail each finished scheduled report to its recipients, once, then mark it sent."""
+    pending = list(
+        GeneratedReport.objects.filter(
+            schedule__isnull=False, status="DONE", mailed_at__isnull=True
+        ).select_related("schedule", "site")
+    )
+    mails = []
+    for report in pending:
+        with report.file.open("rb") as handle:
+            content = handle.read()
+        mails.append(
+            Mail(
+                key=f"report:{report.uuid}:mailed",
+                subject=f"{report.schedule.name}: {report.date_from} to {report.date_to}",
+                to=clean_recipients([report.schedule.to_emails]),
+                cc=clean_recipients([report.schedule.cc_emails]),
+                template="reports/mail/report",
+                context={
+                    "intro": f"{report.schedule.name} for {report.site.name} is attached.",
+                    "time_zone": report.site.time_zone,
+                },
+                attachments=[
+                    (
+                        f"{report.schedule.name}.{report.file_format}",
+                        content,
+                        MIME[report.file_format],
+                    )
+                ],
+            )
+        )
+    delivery = deliver(mails, task_id=task_id)
+    settled = [r.pk for r, m in zip(pending, mails, strict=True) if m.key in delivery.settled]
+    GeneratedReport.objects.filter(pk__in=settled).update(mailed_at=timezone.now())
+    delivery.raise_error()
+    return {"mailed": len(delivery.sent), "reports": len(pending)}
+
+
+def mail_report_data(formdata: dict[str, Any], json_report: dict[str, Any], task_id: str) -> dict:
+    """A report the user is looking at, rendered and mailed to the addresses they entered."""
+    data = ReportData(
+        title=str(json_report.get("title", "Report"))[:200],
+        columns=[str(c) for c in json_report.get("columns", [])],
+        rows=[list(r) for r in json_report.get("rows", [])],
+        summary={str(k): int(v) for k, v in json_report.get("summary", {}).items()},
+    )
+    file_format = formdata.get("format", "pdf")
+    entered = str(formdata.get("emails", ""))
+    recipients = clean_recipients([entered])
+    invalid = len([a for a in entered.split(",") if a.strip()]) - len(recipients)
+    if not recipients:
+        raise ReportError("no valid e-mail address was entered")
+    content = render(data, file_format)
+    digest = hashlib.sha256(
+        json.dumps([formdata, json_report], sort_keys=True, default=str).encode()
+    )
+    mail = Mail(
+        key=f"report-mail:{task_id or digest.hexdigest()}",
+        subject=data.title,
+        to=recipients,
+        template="reports/mail/report",
+        context={"intro": "The report you asked for is attached.", "time_zone": "UTC"},
+        attachments=[(f"report.{file_format}", content, MIME[file_format])],
+    )
+    delivery = deliver([mail], task_id=task_id)
+    delivery.raise_error()
+    return {
+        "sent": bool(delivery.sent),
+        "recipients": len(recipients),
+        "invalid_addresses": invalid,
+    }
+
+
+def mail_file(
+    filepath: str, from_email: str, to: list[str], cc: list[str], task_id: str
+) -> dict[str, Any]:
+    """An already generated report file, mailed on the fly; only files of the reports area and
+    only from an allowed sender."""
+    allowed = {settings.DEFAULT_FROM_EMAIL.lower(), *(a.lower() for a in settings.REPORT_SENDERS)}
+    if from_email.strip().lower() not in allowed:
+        raise ReportError(f"{from_email!r} may not send reports")
+    path = resolve_inside_reports(filepath)
+    if not path.is_file() or path.is_symlink():
+        raise ReportError("no such report file")
+    recipients = clean_recipients(to)
+    if not recipients:
+        raise ReportError("no valid recipient")
+    mail = Mail(
+        key=f"report-file:{task_id}",
+        subject=f"Report {path.name}",
+        to=recipients,
+        cc=clean_recipients(cc),
+        template="reports/mail/report",
+        context={"intro": f"{path.name} is attached.", "time_zone": "UTC"},
+        attachments=[
+            (path.name, path.read_bytes(), MIME.get(path.suffix[1:], "application/octet-stream"))
+        ],
+        from_email=from_email.strip(),
+    )
+    delivery = deliver([mail], task_id=task_id)
+    delivery.raise_error()
+    return {"sent": bool(delivery.sent), "recipients": len(recipients)}
+
+
+def requested_report(formdata: dict[str, Any], client_id: int, user_id: int) -> GeneratedReport:
+    """The on-demand report row: the one the page created (by uuid), or a new one."""
+    if formdata.get("report_uuid"):
+        return GeneratedReport.objects.select_related("site").get(
+            uuid=formdata["report_uuid"], requested_by_id=user_id
+        )
+    params = parse_form(formdata, client_id)
+    return GeneratedReport.objects.create(requested_by_id=user_id, **params)
+
+
+def record_history(formdata: dict[str, Any], userid: int, buid: int, elapsed: dict) -> int:
+    entry = ReportHistory.objects.create(
+        person_id=userid,
+        site_id=buid,
+        report_type=str(formdata.get("report_type", ""))[:32],
+        parameters={k: v for k, v in formdata.items() if k in ("date_from", "date_to", "format")},
+        file_format=str(elapsed.get("format", formdata.get("format", "")))[:4],
+        duration_ms=elapsed.get("duration_ms"),
+        generated_at=timezone.now(),
+    )
+    return entry.pk

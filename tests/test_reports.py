@@ -1,0 +1,152 @@
+"""Reports: figures in the PDF text and XLSX cells, schedules in a far-from-UTC zone, mails,
+refused file paths and senders, and the request page through a real worker."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.test import Client
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from apps.activity.models import Jobneed
+from apps.reports.builders import ReportError, build, render
+from apps.reports.cleanup import reports_root
+from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
+from apps.reports.services import mail_file, mail_generated, run_schedules
+from apps.y_helpdesk.models import Ticket
+from tests import factories
+
+
+@pytest.fixture
+def site(db):
+    _, site = factories.client_and_site("Pacific/Auckland")
+    for day, status in ((1, "COMPLETED"), (1, "AUTOCLOSED"), (2, "COMPLETED"), (9, "ASSIGNED")):
+        plan = datetime(2026, 6, day, 21, 0, tzinfo=UTC)  # 09:00 next day in Auckland
+        Jobneed.objects.create(
+            identifier="PPM",
+            description=f"Chiller {day}",
+            plan_at=plan,
+            expiry_at=plan + timedelta(hours=2),
+            site=site,
+            client=site.client,
+            status=status,
+        )
+    Ticket.objects.create(description="Leak", site=site, priority="HIGH")
+    return site
+
+
+def test_the_pdf_text_and_the_xlsx_cells_hold_the_figures(site) -> None:
+    data = build("ppm_compliance", site, date(2026, 6, 2), date(2026, 6, 3))
+    assert data.summary == {"completed": 2, "not completed": 1}
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(render(data, "pdf"))).pages)
+    assert "PPM compliance" in text and "Chiller 1" in text and "Chiller 9" not in text
+    assert "2026-06-02 09:00" in text  # planned time shown in Auckland time
+    book = load_workbook(io.BytesIO(render(data, "xlsx")))
+    rows = list(book["Report"].iter_rows(values_only=True))
+    assert rows[1] == ("Description", "Kind", "Planned", "Status", "Finished", "Completed")
+    assert [r[3] for r in rows[2:]] == ["COMPLETED", "AUTOCLOSED", "COMPLETED"]
+    assert dict(book["Summary"].iter_rows(values_only=True)) == {"completed": 2, "not completed": 1}
+    with pytest.raises(ReportError, match="unknown report type"):
+        build("payroll", site, date(2026, 6, 1), date(2026, 6, 2))
+
+
+def test_schedules_fire_on_working_days_in_the_site_zone_once_per_period(site, mailoutbox) -> None:
+    daily = ScheduledReport.objects.create(
+        name="Daily PPM",
+        report_type="ppm_compliance",
+        site=site,
+        cron="0 7 * * *",
+        working_days="0,1,2,3,4",
+        to_emails="boss@facility.test",
+        cc_emails="ops@facility.test",
+    )
+    ScheduledReport.objects.create(
+        name="Broken",
+        report_type="payroll",
+        site=site,
+        cron="0 7 * * *",
+        to_emails="x@facility.test",
+    )
+    saturday = datetime(2026, 6, 5, 20, 0, tzinfo=UTC)  # Saturday 08:00 in Auckland
+    assert run_schedules(saturday)["generated"] == 0
+    tuesday = datetime(2026, 6, 1, 19, 30, tzinfo=UTC)  # Tuesday 07:30 in Auckland
+    first = run_schedules(tuesday)
+    assert first["generated"] == 1 and first["failed"][0]["error"].startswith("unknown report")
+    assert run_schedules(tuesday + timedelta(minutes=10))["already"] == 1
+    report = GeneratedReport.objects.get(schedule=daily)
+    assert (report.date_from, report.date_to) == (date(2026, 6, 1), date(2026, 6, 1))
+    assert mail_generated() == {"mailed": 1, "reports": 1}
+    assert mail_generated() == {"mailed": 0, "reports": 0}
+    (mail,) = mailoutbox
+    assert mail.to == ["boss@facility.test"] and mail.cc == ["ops@facility.test"]
+    assert mail.attachments[0][0] == "Daily PPM.pdf"
+
+
+@pytest.mark.django_db
+def test_files_outside_the_reports_area_and_other_senders_are_refused(
+    settings, tmp_path, mailoutbox
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    report_file = reports_root() / "daily" / "ppm.pdf"
+    report_file.parent.mkdir(parents=True)
+    report_file.write_bytes(b"%PDF-1.4 report")
+    (tmp_path / "secret.txt").write_text("secret")
+    for path in ("../secret.txt", str(tmp_path / "secret.txt"), "daily/../../secret.txt"):
+        with pytest.raises(ValueError, match="outside the reports storage area"):
+            mail_file(path, settings.DEFAULT_FROM_EMAIL, ["a@facility.test"], [], "t1")
+    with pytest.raises(ReportError, match="may not send reports"):
+        mail_file("daily/ppm.pdf", "spoof@evil.test", ["a@facility.test"], [], "t2")
+    assert mail_file("daily/ppm.pdf", settings.DEFAULT_FROM_EMAIL, ["a@facility.test"], [], "t3")[
+        "sent"
+    ]
+    assert mailoutbox[0].attachments == [("ppm.pdf", b"%PDF-1.4 report", "application/pdf")]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
+    person = factories.person(site, email="analyst@facility.test")
+    browser = Client()
+    browser.force_login(person)
+    response = browser.post(
+        "/reports/",
+        {
+            "report_type": "ppm_compliance",
+            "site": site.pk,
+            "date_from": "2026-06-01",
+            "date_to": "2026-06-30",
+            "format": "xlsx",
+        },
+    )
+    assert response.status_code == 302
+    status_url = response["Location"] + "/status"
+    seen, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = browser.get(status_url).json()
+        seen.append(status["progress"])
+        if status["status"] in ("DONE", "FAILED"):
+            break
+        time.sleep(0.05)
+    assert status["status"] == "DONE" and seen[-1] == 100
+    book = load_workbook(
+        io.BytesIO(b"".join(browser.get(status["download_url"]).streaming_content))
+    )
+    assert len(list(book["Report"].iter_rows())) == 2 + 4
+    ((recipients, message),) = mail_sink.wait_for(1)
+    assert (
+        recipients == ["analyst@facility.test"]
+        and "/download" in message.get_body(("plain",)).get_content()
+    )
+    deadline = time.monotonic() + 20
+    while not ReportHistory.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    history = ReportHistory.objects.get()
+    assert (history.person, history.file_format, history.report_type) == (
+        person,
+        "xlsx",
+        "ppm_compliance",
+    )
