@@ -124,6 +124,7 @@ def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
     )
     assert response.status_code == 302
     status_url = response["Location"] + "/status"
+    assert status_url in browser.get(response["Location"]).content.decode()  # the page polls it
     seen, deadline = [], time.monotonic() + 60
     while time.monotonic() < deadline:
         status = browser.get(status_url).json()

@@ -85,7 +85,11 @@ def pdf_download(request: HttpRequest, job_uuid) -> FileResponse:
 @login_required
 def pdf_page(request: HttpRequest, job_uuid) -> HttpResponse:
     job = _own_job(request, job_uuid)
-    return render(request, "reports/pdf_job.html", {"title": job.title, "job": job})
+    return render(
+        request,
+        "reports/progress.html",
+        {"title": job.title, "item": job, "status_url": reverse("pdf-status", args=[job.uuid])},
+    )
 
 
 class ReportForm(forms.Form):
@@ -135,7 +139,15 @@ def report_request(request: HttpRequest) -> HttpResponse:
 @login_required
 def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
     report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
-    return render(request, "reports/report.html", {"title": "Your report", "report": report})
+    return render(
+        request,
+        "reports/progress.html",
+        {
+            "title": "Your report",
+            "item": report,
+            "status_url": reverse("report-status", args=[report.uuid]),
+        },
+    )
 
 
 @login_required
