@@ -41,6 +41,7 @@ def test_a_pdf_is_rendered_by_the_worker_with_progress_and_expires(worker) -> No
     )
     assert response.status_code == 202
     status_url = response.json()["status_url"]
+    assert status_url in browser.get(status_url.removesuffix("/status")).content.decode()
     seen, deadline = [], time.monotonic() + 30
     while time.monotonic() < deadline:
         status = browser.get(status_url).json()
