@@ -151,3 +151,28 @@ def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
         "xlsx",
         "ppm_compliance",
     )
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_scheduled_reports_arrive_over_smtp_with_their_file(worker, mail_sink, site) -> None:
+    from background_tasks import create_scheduled_reports, send_generated_report_on_mail
+
+    ScheduledReport.objects.create(
+        name="Daily tickets",
+        report_type="tickets",
+        site=site,
+        cron="* * * * *",
+        working_days="0,1,2,3,4,5,6",
+        file_format="xlsx",
+        to_emails="boss@facility.test",
+    )
+    assert create_scheduled_reports.delay().get(timeout=60)["generated"] == 1
+    assert send_generated_report_on_mail.delay().get(timeout=60) == {"mailed": 1, "reports": 1}
+    ((recipients, message),) = mail_sink.wait_for(1)
+    assert recipients == ["boss@facility.test"]
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "Daily tickets.xlsx"
+    report = GeneratedReport.objects.get()
+    with report.file.open("rb") as handle:
+        assert attachment.get_content() == handle.read()
