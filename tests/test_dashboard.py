@@ -55,9 +55,9 @@ def test_the_dashboard_counts_the_sites_own_day(world) -> None:
     assert board["attendance"] == {"punches": 2, "people": 1}
 
 
-def test_a_warm_dashboard_costs_no_query(world, django_assert_num_queries) -> None:
+def test_a_warm_dashboard_costs_no_query(world, django_assert_max_num_queries) -> None:
     cold = site_dashboard(world["site"], NOW)
-    with django_assert_num_queries(1):  # the cache read itself (the database cache)
+    with django_assert_max_num_queries(1):  # at most the cache read (when the cache is a table)
         warm = site_dashboard(world["site"], NOW)
     assert warm == cold
     people_choices(world["site"].client_id)
