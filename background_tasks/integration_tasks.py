@@ -6,12 +6,11 @@ from urllib.parse import urlsplit
 
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
-from django.db import transaction
 
-from apps.core.idempotency import claim_side_effect, perform_once
+from apps.core.idempotency import perform_once
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.utils import task_retry_policy
-from apps.integrations.bulk_sync import apply_records
+from apps.integrations.bulk_sync import apply_records_once
 from apps.integrations.mqtt import publish, validate_mqtt_payload, validate_mqtt_topic
 from apps.integrations.partner_api import (
     IDEMPOTENT_METHODS,
@@ -19,7 +18,6 @@ from apps.integrations.partner_api import (
     call_partner,
 )
 from apps.mobile.execution import run_download, run_mutation
-from apps.peoples.models import People
 from background_tasks.ticket_tasks import alert_sendmail
 
 __all__ = [
@@ -111,13 +109,9 @@ def insert_json_records_async(
     self, records: list[dict], tablename: str, user_id: int
 ) -> dict[str, object]:
     """Apply a device's bulk sync for `tablename`, scoped to the sender, once per task id."""
-    sender = People.objects.get(pk=user_id, is_active=True)
-    with transaction.atomic():  # the ledger entry commits with the rows: all or nothing
-        claim = claim_side_effect(f"sync:{self.request.id}", task_id=self.request.id or "")
-        if claim is None:
-            return {"table": tablename, "duplicate": True}
-        result = apply_records(records, tablename, sender)
-        claim.complete()
+    result = apply_records_once(records, tablename, user_id, self.request.id or "")
+    if result is None:
+        return {"table": tablename, "duplicate": True}
     for jobneed_id in result.alerting_jobneeds:
         alert_sendmail.delay(jobneed_id, "observation")
     return result.as_dict()

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.core.mail import deliver
 from apps.core.tasks.utils import task_retry_policy
 from apps.reports.cleanup import delete_old_files
 from apps.reports.pdf_jobs import render_job
 from apps.reports.services import (
-    generate,
     mail_file,
     mail_generated,
     mail_report_data,
-    ready_mail,
+    produce_requested_report,
     record_history,
-    requested_report,
     run_schedules,
 )
 
@@ -38,12 +35,11 @@ def create_save_report_async(
     self, formdata: dict, client_id: int, user_email: str, user_id: int
 ) -> dict[str, object]:
     """Build a requested report into storage (with progress), then mail the requester a link."""
-    report = requested_report(formdata, client_id, user_id)
-    report = generate(report)
+    report = produce_requested_report(
+        formdata, client_id, user_email, user_id, task_id=self.request.id or ""
+    )
     if report.status != "DONE":
         return {"report": str(report.uuid), "status": report.status, "error": report.error}
-    delivery = deliver([ready_mail(report, user_email)], task_id=self.request.id or "")
-    delivery.raise_error()
     create_report_history.delay(
         formdata,
         user_id,

@@ -5,23 +5,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.activity.alerts import NothingToAlert, send_alert
-from apps.core.mail import deliver
 from apps.core.tasks.utils import task_retry_policy
-from apps.y_helpdesk.models import Ticket
-from apps.y_helpdesk.services import escalate_due_tickets, ticket_mail
+from apps.y_helpdesk.services import escalate_due_tickets, send_ticket_mail
 
 
 @shared_task(name="send_ticket_email", bind=True, **task_retry_policy("email"))
 def send_ticket_email(self, ticket_id: int, version: int | None = None) -> dict[str, object]:
     """'Ticket #N is created/updated at site S' to its assignee, group, creator and modifier."""
-    if version is None:
-        version = Ticket.objects.values_list("version", flat=True).get(pk=ticket_id)
-    mail = ticket_mail(ticket_id, version)
-    if not mail.to:
-        return {"ticket": ticket_id, "sent": False, "reason": "no valid recipient"}
-    delivery = deliver([mail], task_id=self.request.id or "")
-    delivery.raise_error()
-    return {"ticket": ticket_id, "sent": bool(delivery.sent), "recipients": len(mail.to)}
+    return send_ticket_mail(ticket_id, version, task_id=self.request.id or "")
 
 
 @shared_task(name="ticket_escalation", bind=True, **task_retry_policy("bulk_email"))

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from apps.activity.models import Jobneed, JobneedDetails
+from apps.core.idempotency import claim_side_effect
 from apps.integrations.models import RejectedSyncRecord
 from apps.peoples.models import People
 
@@ -143,3 +144,18 @@ def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
     if isinstance(row, JobneedDetails):
         row.is_alert = row.raises_alert(row.answer)
     return ""
+
+
+def apply_records_once(
+    records: object, table: str, sender_id: int, message_key: str
+) -> SyncResult | None:
+    """Apply a message's records unless that message was applied before (None then): the
+    ledger entry commits with the rows, all or nothing."""
+    sender = People.objects.get(pk=sender_id, is_active=True)
+    with transaction.atomic():
+        claim = claim_side_effect(f"sync:{message_key}", task_id=message_key)
+        if claim is None:
+            return None
+        result = apply_records(records, table, sender)
+        claim.complete()
+    return result

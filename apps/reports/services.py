@@ -286,3 +286,14 @@ def record_history(formdata: dict[str, Any], userid: int, buid: int, elapsed: di
         generated_at=timezone.now(),
     )
     return entry.pk
+
+
+def produce_requested_report(
+    formdata: dict[str, Any], client_id: int, user_email: str, user_id: int, task_id: str = ""
+) -> GeneratedReport:
+    """Build the requested report and mail the requester its link (once)."""
+    report = generate(requested_report(formdata, client_id, user_id))
+    if report.status == "DONE":
+        delivery = deliver([ready_mail(report, user_email)], task_id=task_id)
+        delivery.raise_error()
+    return report

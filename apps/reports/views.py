@@ -53,20 +53,22 @@ def _own_job(request: HttpRequest, job_uuid) -> PdfJob:
     return job
 
 
+def _progress(item: PdfJob | GeneratedReport, key: str, download_route: str) -> dict:
+    """What a progress page polls: state, percentage, and the download link once done."""
+    status = {key: str(item.uuid), "status": item.status, "progress": item.progress}
+    if item.status == "DONE":
+        status["download_url"] = reverse(download_route, args=[item.uuid])
+    if item.error:
+        status["error"] = item.error
+    return status
+
+
 @login_required
 def pdf_status(request: HttpRequest, job_uuid) -> JsonResponse:
     job = _own_job(request, job_uuid)
-    status = {
-        "job": str(job.uuid),
-        "status": job.status,
-        "progress": job.progress,
-        "expires_at": job.expires_at.isoformat(),
-    }
-    if job.status == PdfJob.Status.DONE:
-        status["download_url"] = reverse("pdf-download", args=[job.uuid])
-    if job.error:
-        status["error"] = job.error
-    return JsonResponse(status)
+    return JsonResponse(
+        _progress(job, "job", "pdf-download") | {"expires_at": job.expires_at.isoformat()}
+    )
 
 
 @login_required
@@ -153,12 +155,7 @@ def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
 @login_required
 def report_status(request: HttpRequest, report_uuid) -> JsonResponse:
     report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
-    status = {"report": str(report.uuid), "status": report.status, "progress": report.progress}
-    if report.status == "DONE":
-        status["download_url"] = reverse("report-download", args=[report.uuid])
-    if report.error:
-        status["error"] = report.error
-    return JsonResponse(status)
+    return JsonResponse(_progress(report, "report", "report-download"))
 
 
 @login_required

@@ -48,6 +48,18 @@ def ticket_mail(ticket_id: int, version: int) -> Mail:
     )
 
 
+def send_ticket_mail(ticket_id: int, version: int | None, task_id: str = "") -> dict[str, object]:
+    """Send the ticket's created/updated mail once; no valid recipient is a result, not a retry."""
+    if version is None:
+        version = Ticket.objects.values_list("version", flat=True).get(pk=ticket_id)
+    mail = ticket_mail(ticket_id, version)
+    if not mail.to:
+        return {"ticket": ticket_id, "sent": False, "reason": "no valid recipient"}
+    delivery = deliver([mail], task_id=task_id)
+    delivery.raise_error()
+    return {"ticket": ticket_id, "sent": bool(delivery.sent), "recipients": len(mail.to)}
+
+
 def record_ticket_saved(ticket: Ticket, actor, *, created: bool) -> None:
     """History for a ticket saved by a person; bumps its version (the mail's idempotency key)."""
     if not created:
