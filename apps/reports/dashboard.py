@@ -51,39 +51,32 @@ def compute_site_dashboard(site: BusinessUnit, now: datetime | None = None) -> d
 def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str, Any]:
     """The dashboard from the cache, computed and stored on a miss."""
     _, _, day = _local_day(site, now or timezone.now())
-    key = dashboard_key(site.pk, day)
-    data = cache.get(key)
-    if data is None:
-        data = compute_site_dashboard(site, now)
-        cache.set(key, data, settings.DASHBOARD_CACHE_SECONDS)
-    return data
+    return cache.get_or_set(
+        dashboard_key(site.pk, day),
+        lambda: compute_site_dashboard(site, now),
+        settings.DASHBOARD_CACHE_SECONDS,
+    )
 
 
 def people_choices(client_id: int) -> list[tuple[int, str]]:
-    key = f"choices:v1:people:client:{client_id}"
-    choices = cache.get(key)
-    if choices is None:
-        choices = [
-            (pk, f"{name} ({code})")
-            for pk, name, code in People.objects.filter(client_id=client_id, is_active=True)
-            .order_by("name")
-            .values_list("pk", "name", "code")
+    def compute() -> list[tuple[int, str]]:
+        people = People.objects.filter(client_id=client_id, is_active=True).order_by("name")
+        return [
+            (pk, f"{name} ({code})") for pk, name, code in people.values_list("pk", "name", "code")
         ]
-        cache.set(key, choices, settings.DASHBOARD_CACHE_SECONDS * 2)
-    return choices
+
+    return cache.get_or_set(
+        f"choices:v1:people:client:{client_id}", compute, settings.DASHBOARD_CACHE_SECONDS * 2
+    )
 
 
 def lookup_choices(category: str) -> list[tuple[int, str]]:
-    key = f"choices:v1:lookup:{category}"
-    choices = cache.get(key)
-    if choices is None:
-        choices = list(
-            TypeAssist.objects.filter(category=category, enabled=True)
-            .order_by("code")
-            .values_list("pk", "name")
-        )
-        cache.set(key, choices, settings.DASHBOARD_CACHE_SECONDS * 2)
-    return choices
+    codes = TypeAssist.objects.filter(category=category, enabled=True).order_by("code")
+    return cache.get_or_set(
+        f"choices:v1:lookup:{category}",
+        lambda: list(codes.values_list("pk", "name")),
+        settings.DASHBOARD_CACHE_SECONDS * 2,
+    )
 
 
 def warm_all(now: datetime | None = None) -> dict[str, int]:
