@@ -16,9 +16,13 @@ from celery.signals import before_task_publish, worker_ready
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
+from apps.core.broker import LeaseRenewal
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
-# filesystem:// (the embedded default broker) means the atomic-write variant of the transport.
-TRANSPORT_ALIASES["filesystem"] = "apps.core.broker:Transport"
+# filesystem:// and redis:// mean the variants of kombu's transports whose delivered messages
+# are leased to their consumer (apps/core/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "apps.core.broker:FilesystemTransport"
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "apps.core.broker:RedisTransport"
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAMES: tuple[str, ...] = (
@@ -146,6 +150,7 @@ app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_create_missing_queues = False
 app.conf.task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
+app.steps["consumer"].add(LeaseRenewal)
 app.autodiscover_tasks()
 
 

@@ -225,23 +225,32 @@ CELERY_BROKER_URL = env_url(
     default="filesystem://",
 )
 BROKER_DIR = VAR_DIR / "broker"
-# Longer than the longest retry countdown and the longest hard time limit of a late-ack task
-# (see apps/core/tasks/utils.py), so Redis never redelivers a message that is still scheduled
-# or running. tests/test_celery_config.py holds the two to that.
-CELERY_VISIBILITY_TIMEOUT = 4 * 60 * 60
+# A delivered message stays with its consumer while the consumer renews its lease (every
+# sixth of this); a consumer that dies stops renewing, and its messages are delivered again
+# this long after its last renewal. Long tasks and retry countdowns are not bounded by it.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 180, minimum=6)
+_BROKER_LEASES = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "lease_renewal_interval": CELERY_VISIBILITY_TIMEOUT / 6,
+}
 if CELERY_BROKER_URL.startswith("filesystem"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
+        "inflight_folder": str(BROKER_DIR / "inflight"),
         "control_folder": str(BROKER_DIR / "control"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "store_processed": False,
         "polling_interval": 0.05,
+        **_BROKER_LEASES,
     }
-    for folder in ("queue", "control", "processed"):
+    for folder in ("queue", "inflight", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 elif CELERY_BROKER_URL.startswith("redis"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **_BROKER_LEASES,
+        # kombu's sweep for expired leases: every twelfth of the timeout, a scan each time.
+        "unacked_restore_interval": max(1, CELERY_VISIBILITY_TIMEOUT // 12),
+        "unacked_restore_throttle": 1,
+    }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")

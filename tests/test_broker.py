@@ -1,21 +1,173 @@
-"""The embedded broker: messages written while a consumer polls are never read half-written."""
+"""The leased transports: a message held by a consumer that dies is delivered again after its
+lease; one whose consumer renews the lease never is; writes are never read half-done."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty
 
+import pytest
 from kombu import Connection
 
-from apps.core.broker import Transport
+from apps.core.broker import FilesystemTransport, RedisTransport
+from tests.conftest import BASE_DIR, service_url
+
+LEASE = 1.0  # seconds: short, so a dead consumer's message comes back within the test
+
+
+def filesystem_options(folder: Path, **extra: object) -> dict[str, object]:
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "inflight_folder": str(folder / "inflight"),
+        "control_folder": str(folder / "control"),
+        "polling_interval": 0.01,
+        "visibility_timeout": LEASE,
+        **extra,
+    }
+
+
+@pytest.fixture(params=["filesystem", "redis"])
+def broker(request, tmp_path) -> Iterator[tuple[str, dict[str, object]]]:
+    """(url, transport options) of a leased transport with a one-second lease."""
+    if request.param == "filesystem":
+        (tmp_path / "queue").mkdir()
+        yield "filesystem://", filesystem_options(tmp_path)
+        return
+    url = service_url("TEST_REDIS_URL")
+    options = {"visibility_timeout": LEASE, "unacked_restore_throttle": 1}
+    with Connection(url, transport_options=options) as conn:
+        conn.default_channel.client.flushdb()
+    yield url, options
+    with Connection(url, transport_options=options) as conn:
+        conn.default_channel.client.flushdb()
+
+
+def connect(broker: tuple[str, dict[str, object]]) -> Connection:
+    url, options = broker
+    return Connection(url, transport_options=options)
+
+
+def take(queue, timeout: float = 5.0, restore=None):
+    """The next message, sweeping for expired leases as a worker's timer would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if restore is not None:
+            restore()
+        try:
+            return queue.get(timeout=0.2)
+        except Empty:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_transports_are_the_leased_ones(broker) -> None:
+    with connect(broker) as conn:
+        assert isinstance(conn.transport, FilesystemTransport | RedisTransport)
+
+
+def test_a_message_held_by_a_killed_consumer_is_delivered_again_after_its_lease(broker) -> None:
+    url, options = broker
+    with connect(broker) as conn:
+        conn.SimpleQueue("leased").put({"n": 1})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, time\n"
+            "from kombu import Connection\n"
+            "import intelliwiz_config.celery\n"  # installs the leased transports
+            "conn = Connection(sys.argv[1], transport_options=json.loads(sys.argv[2]))\n"
+            "message = conn.SimpleQueue('leased').get(timeout=10)\n"
+            "print(message.payload['n'], flush=True)\n"
+            "time.sleep(60)\n",
+            url,
+            json.dumps(options),
+        ],
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "intelliwiz_config.settings"},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    with connect(broker) as conn:
+        queue = conn.SimpleQueue("leased")
+        with pytest.raises(Empty):
+            queue.get(timeout=0.1)  # still leased to the dead consumer
+        message = take(queue, restore=queue.channel.restore_expired)
+        assert message.payload == {"n": 1}
+        message.ack()
+        with pytest.raises(Empty):
+            take(queue, timeout=LEASE * 2, restore=queue.channel.restore_expired)
+
+
+def test_a_renewed_lease_keeps_a_message_with_its_consumer(broker) -> None:
+    with connect(broker) as holder_conn, connect(broker) as other_conn:
+        holder = holder_conn.SimpleQueue("renewed")
+        holder.put({"n": 2})
+        message = holder.get(timeout=5)
+        other = other_conn.SimpleQueue("renewed")
+        deadline = time.monotonic() + LEASE * 3
+        while time.monotonic() < deadline:
+            holder.channel.renew_leases()
+            other.channel.restore_expired()
+            with pytest.raises(Empty):
+                other.get(timeout=0.1)
+        message.ack()
+        with pytest.raises(Empty):
+            take(other, timeout=LEASE * 2, restore=other.channel.restore_expired)
+
+
+def test_requeue_gives_the_message_back_and_reject_drops_it(broker) -> None:
+    with connect(broker) as conn:
+        queue = conn.SimpleQueue("settle")
+        queue.put({"n": 1})
+        queue.put({"n": 2})
+        first = queue.get(timeout=5)
+        first.requeue()
+        # Redis requeues at the back, the folder transport in the message's old place.
+        messages = {m.payload["n"]: m for m in (queue.get(timeout=5), queue.get(timeout=5))}
+        assert sorted(messages) == [1, 2]
+        messages[1].reject()
+        messages[2].ack()
+        with pytest.raises(Empty):
+            take(queue, timeout=LEASE * 2, restore=queue.channel.restore_expired)
+
+
+def test_a_clean_close_gives_unacknowledged_messages_back(broker) -> None:
+    with connect(broker) as conn:
+        queue = conn.SimpleQueue("closing")
+        queue.put({"n": 3})
+        assert queue.get(timeout=5).payload == {"n": 3}
+    with connect(broker) as conn:
+        assert conn.SimpleQueue("closing").get(timeout=5).payload == {"n": 3}
+
+
+def test_no_ack_consumers_hold_nothing(tmp_path) -> None:
+    (tmp_path / "queue").mkdir()
+    options = filesystem_options(tmp_path)
+    with Connection("filesystem://", transport_options=options) as conn:
+        queue = conn.SimpleQueue("broadcast", no_ack=True)
+        queue.put({"n": 4})
+        assert queue.get(timeout=5).payload == {"n": 4}
+        assert list((tmp_path / "inflight").iterdir()) == []
 
 
 def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tmp_path) -> None:
-    options = {
-        "data_folder_in": str(tmp_path),
-        "data_folder_out": str(tmp_path),
-        "control_folder": str(tmp_path / "control"),
-        "polling_interval": 0.001,
-    }
+    (tmp_path / "queue").mkdir()
+    options = filesystem_options(tmp_path, polling_interval=0.001)
     per_producer, producers = 300, 3
     received: list[dict] = []
 
@@ -30,7 +182,7 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
     for thread in threads:
         thread.start()
     with Connection("filesystem://", transport_options=options) as conn:
-        assert isinstance(conn.transport, Transport)
+        assert isinstance(conn.transport, FilesystemTransport)
         queue = conn.SimpleQueue("race")
         while len(received) < per_producer * producers:
             message = queue.get(timeout=10)
@@ -42,3 +194,4 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
     assert sorted((m["producer"], m["i"]) for m in received) == [
         (n, i) for n in range(producers) for i in range(per_producer)
     ]
+    assert list((tmp_path / "inflight").iterdir()) == []

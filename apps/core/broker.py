@@ -1,31 +1,84 @@
-"""kombu's filesystem transport, with messages and bindings written atomically.
+"""Broker transports whose unacknowledged messages survive a dead worker, on a short lease.
 
-The stock transport creates a message file, then writes into it; a consumer polling the folder
-can move the file away between the two and read it empty, which kills the worker with a
-JSONDecodeError (seen here under load). Its binding table is truncated before it is rewritten,
-and other threads can route by it before it is written at all, so a publisher may find no queue
-and drop its message. Here messages and tables are written to a temporary name and renamed into
-place (tables under a lock, before the binding is recorded), so whatever a reader sees is
-complete.
+Both transports here hand a message to a consumer under a lease (``visibility_timeout``
+seconds) that the consuming worker renews while it holds the message (``LeaseRenewal``, a
+consumer bootstep), whether the task runs, waits for its ETA or sits prefetched. A worker that
+dies stops renewing, so its messages are delivered again once their lease runs out, within
+minutes, while a long task of a live worker is never delivered twice. ``tests/test_broker.py``
+and ``tests/faults/`` hold them to it.
+
+- ``filesystem://`` (the embedded default): kombu's folder transport deletes a message as it
+  reads it, so a worker killed mid-task loses it. Here a consumer claims a message by renaming
+  its file into ``inflight/`` (atomic: one consumer wins); an ack deletes the file, a requeue,
+  a clean shutdown or an expired lease renames it back. Messages and binding tables are written
+  to a temporary name and renamed into place, so a reader never sees half a file.
+- ``redis://``: kombu keeps delivered messages in a sorted set scored by delivery time and
+  restores those older than the visibility timeout; renewal re-scores the ones still held.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import time
 import uuid
-from time import monotonic
+from pathlib import Path
+from typing import Any
 
+from celery import bootsteps
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.transport import filesystem, redis, virtual
+from kombu.transport.virtual import Empty
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+logger = logging.getLogger(__name__)
 
 
-class Channel(filesystem.Channel):
-    def _put(self, queue, payload, **kwargs) -> None:
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        partial = final + ".part"  # "<queue>.msg.part" is not "<queue>.msg": never consumed
+def _message_name(queue: str) -> str:
+    # Sorted names are delivery order: milliseconds since the epoch first (comparable across
+    # processes and restarts), then a uuid; "<queue>.msg.part" is never taken for a message.
+    return f"{time.time_ns() // 1_000_000:015d}_{uuid.uuid4()}.{queue}.msg"
+
+
+def _queue_of(name: str) -> str:
+    return name.partition(".")[2].removesuffix(".msg")
+
+
+class FilesystemQoS(virtual.QoS):
+    """Acks delete the held file; rejects delete it or give it back."""
+
+    def ack(self, delivery_tag: str) -> None:
+        self.channel.settle(delivery_tag, requeue=False)
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        self.channel.settle(delivery_tag, requeue=requeue)
+        super().ack(delivery_tag)
+
+
+class FilesystemChannel(filesystem.Channel):
+    QoS = FilesystemQoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inflight: dict[str, str] = {}  # delivery tag -> file name in the inflight folder
+        self._noack_queues: set[str] = set()
+        Path(self.inflight_folder).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def inflight_folder(self) -> str:
+        return self.transport_options.get("inflight_folder", "inflight")
+
+    @property
+    def visibility_timeout(self) -> float:
+        return float(self.transport_options.get("visibility_timeout", 3600))
+
+    # --- publishing ---------------------------------------------------------------------------
+    def _put(self, queue: str, payload: dict, **kwargs: Any) -> None:
+        final = os.path.join(self.data_folder_out, _message_name(queue))
+        partial = final + ".part"
         try:
             with open(partial, "wb") as handle:
                 handle.write(str_to_bytes(dumps(payload)))
@@ -62,6 +115,145 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot bind {queue!r} to {exchange!r}") from exc
 
+    # --- consuming ----------------------------------------------------------------------------
+    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
+        if no_ack:  # broadcast and reply queues: nothing will ack, so nothing is held
+            self._noack_queues.add(queue)
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
 
-class Transport(filesystem.Transport):
-    Channel = Channel
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        if no_ack:
+            self._noack_queues.add(queue)
+        return super().basic_get(queue, no_ack, **kwargs)
+
+    def _get(self, queue: str) -> dict:
+        suffix = f".{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if not name.endswith(suffix) or _queue_of(name) != queue:
+                continue
+            waiting = os.path.join(self.data_folder_in, name)
+            held = os.path.join(self.inflight_folder, name)
+            try:
+                # The lease starts before the claim, so a restore sweep never sees a freshly
+                # claimed message as expired; the rename is the claim (one consumer wins).
+                os.utime(waiting)
+                os.rename(waiting, held)
+            except FileNotFoundError:
+                continue  # another consumer took it
+            try:
+                with open(held, "rb") as handle:
+                    payload = loads(bytes_to_str(handle.read()))
+            except (OSError, ValueError) as exc:
+                raise ChannelError(f"Cannot read message file {held!r}") from exc
+            if queue in self._noack_queues:
+                self._forget(name)
+            else:
+                self._inflight[payload["properties"]["delivery_tag"]] = name
+            return payload
+        raise Empty()
+
+    def _forget(self, name: str) -> None:
+        # Gone already: restored after an expired lease and taken by another consumer.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.inflight_folder, name))
+
+    def _give_back(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(
+                os.path.join(self.inflight_folder, name), os.path.join(self.data_folder_in, name)
+            )
+
+    def settle(self, delivery_tag: str, *, requeue: bool) -> None:
+        """Ack (delete) or requeue (rename back, keeping its place) a held message."""
+        name = self._inflight.pop(delivery_tag, None)
+        if name is not None:
+            (self._give_back if requeue else self._forget)(name)
+
+    def _restore(self, message) -> None:
+        if message.delivery_tag in self._inflight:
+            self.settle(message.delivery_tag, requeue=True)
+        else:
+            super()._restore(message)
+
+    # --- leases -------------------------------------------------------------------------------
+    def renew_leases(self) -> None:
+        for name in list(self._inflight.values()):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(os.path.join(self.inflight_folder, name))
+
+    def restore_expired(self) -> int:
+        """Give back messages whose holder stopped renewing their lease (it died)."""
+        deadline = time.time() - self.visibility_timeout
+        restored = 0
+        for entry in os.scandir(self.inflight_folder):
+            try:
+                if entry.stat().st_mtime < deadline:
+                    os.rename(entry.path, os.path.join(self.data_folder_in, entry.name))
+                    restored += 1
+            except FileNotFoundError:
+                continue
+        if restored:
+            logger.warning("broker_restored messages=%d reason=lease_expired", restored)
+        return restored
+
+    def _size(self, queue: str) -> int:
+        return sum(1 for name in os.listdir(self.data_folder_in) if _queue_of(name) == queue)
+
+
+class FilesystemTransport(filesystem.Transport):
+    Channel = FilesystemChannel
+
+
+class RedisChannel(redis.Channel):
+    def renew_leases(self) -> None:
+        tags = list(self.qos._delivered)
+        if not tags:
+            return
+        now = time.time()
+        with self.conn_or_acquire() as client:
+            # XX: only re-score messages still unacked (an ack may have removed one meanwhile).
+            client.zadd(self.unacked_index_key, dict.fromkeys(tags, now), xx=True)
+
+    def restore_expired(self) -> int:
+        return 0  # kombu's own sweep (unacked_restore_interval) restores them
+
+
+class RedisTransport(redis.Transport):
+    Channel = RedisChannel
+
+
+class LeaseRenewal(bootsteps.StartStopStep):
+    """Consumer step: renew the leases of held messages and restore those of dead holders."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._timer_entry = None
+
+    def start(self, parent: Any) -> None:
+        options = parent.app.conf.broker_transport_options or {}
+        interval = options.get("lease_renewal_interval")
+        if interval:
+            self._timer_entry = parent.timer.call_repeatedly(
+                interval, self.renew, (parent,), priority=10
+            )
+
+    def renew(self, parent: Any) -> None:
+        consumer = getattr(parent, "task_consumer", None)
+        channel = getattr(consumer, "channel", None)
+        if channel is None or not hasattr(channel, "renew_leases"):
+            return
+        try:
+            channel.renew_leases()
+            channel.restore_expired()
+        except Exception:
+            # A broker blip: the next tick tries again, well inside the lease.
+            logger.warning("broker_lease_renewal_failed", exc_info=True)
+
+    def stop(self, parent: Any) -> None:
+        if self._timer_entry is not None:
+            self._timer_entry.cancel()
+            self._timer_entry = None
+
+    shutdown = stop
