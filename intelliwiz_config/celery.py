@@ -146,6 +146,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 
 app = Celery("intelliwiz_config", task_cls="apps.core.tasks.base:BaseTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+if app.conf.result_backend == "django-db":
+    # django-db results that requeue a message rather than lose it to a database blip.
+    app.conf.result_backend = "apps.core.results:DatabaseBackend"
 app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_create_missing_queues = False

@@ -254,6 +254,9 @@ elif CELERY_BROKER_URL.startswith("redis"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")
+# How long a worker keeps trying to record a task's final state or dead letter while the
+# database is away, before it puts the message back on the broker to run again later.
+RESULT_STORE_PATIENCE_SECONDS = env_int("RESULT_STORE_PATIENCE_SECONDS", 20, minimum=1)
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 3 * 24 * 60 * 60
 CELERY_CACHE_BACKEND = "django-cache"
@@ -275,7 +278,16 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, led by one beat at a time and sending each entry once per
+# period however many beats run (apps/core/beat.py). A standby beat takes over within the lease.
+CELERY_BEAT_SCHEDULER = "apps.core.beat:LeaderDatabaseScheduler"
+BEAT_LOCK_LEASE_SECONDS = env_int("BEAT_LOCK_LEASE_SECONDS", 30, minimum=5)
+BEAT_STANDBY_POLL_SECONDS = 5
+# Multiplies every retry countdown and retry window (apps/core/tasks/utils.py). For tests that
+# compress an outage of hours into seconds; 1 in every deployment.
+RETRY_TIME_SCALE = env_float("RETRY_TIME_SCALE", 1.0)
+if RETRY_TIME_SCALE <= 0:
+    raise ImproperlyConfigured(f"RETRY_TIME_SCALE must be positive, got {RETRY_TIME_SCALE}")
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Operations ---------------------------------------------------------------------------------

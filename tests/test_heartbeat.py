@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from apps.core.models import WorkerHeartbeat
+from apps.core.beat import LeaderDatabaseScheduler, hold_beat_lock, release_beat_lock
+from apps.core.models import BeatLock, WorkerHeartbeat
 from apps.core.services import record_heartbeat
 from tests.conftest import CELERY, ManagedProcess, process_env
 
@@ -31,7 +32,7 @@ def test_beat_with_the_database_scheduler_runs_the_heartbeat(
     entry.save()
 
     beat = ManagedProcess(
-        [*CELERY, "beat", "-S", "django", "-l", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
+        [*CELERY, "beat", "-l", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
         process_env(),
         tmp_path / "beat.log",
     )
@@ -102,3 +103,43 @@ def test_healthz_reports_a_broker_that_does_not_answer(client, monkeypatch) -> N
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_one_beat_holds_the_lock_and_another_takes_over_when_it_expires() -> None:
+    lease = timedelta(seconds=30)
+    assert hold_beat_lock("beat-a", lease) is True
+    assert hold_beat_lock("beat-b", lease) is False
+    assert hold_beat_lock("beat-a", lease) is True  # renewal
+    BeatLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # a dies
+    assert hold_beat_lock("beat-b", lease) is True
+    assert hold_beat_lock("beat-a", lease) is False
+    release_beat_lock("beat-b")
+    assert hold_beat_lock("beat-a", lease) is True
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections
+def test_two_beats_due_for_the_same_period_send_it_once(monkeypatch) -> None:
+    from intelliwiz_config.celery import app
+
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        LeaderDatabaseScheduler,
+        "apply_async",
+        lambda self, entry, producer=None, advance=True, **kw: sent.append((self.holder, entry.name)),
+    )
+    PeriodicTask.objects.filter(name="worker-heartbeat-every-minute").update(
+        last_run_at=timezone.now() - timedelta(minutes=2)
+    )
+    beats = [LeaderDatabaseScheduler(app=app, lazy=True) for _ in range(2)]
+    entries = [beat.schedule["worker-heartbeat-every-minute"] for beat in beats]
+    for beat, entry in zip(beats, entries, strict=True):  # both read the row before either sends
+        assert beat.is_due(entry).is_due
+    for beat, entry in zip(beats, entries, strict=True):
+        beat.reserve(entry)
+        beat.apply_entry(entry)
+    assert sent == [(beats[0].holder, "worker-heartbeat-every-minute")]
+    row = PeriodicTask.objects.get(name="worker-heartbeat-every-minute")
+    assert timezone.now() - row.last_run_at < timedelta(seconds=5)
+    for beat in beats:
+        beat.close()

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import timedelta
 
 import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
+from celery._state import _task_stack
+from django.core.mail.backends import locmem
 from django.db import connection
 from django.utils import timezone
 
 from apps.core.idempotency import (
+    DEFAULT_LEASE,
+    LEASE_MARGIN,
     SideEffectInProgress,
+    claim_many,
     claim_side_effect,
     perform_once,
+    running_task_lease,
 )
+from apps.core.mail import Mail, deliver
 from apps.core.models import IdempotencyKey
+from intelliwiz_config.celery import app
 
 
 @pytest.mark.django_db
@@ -87,3 +97,72 @@ def test_concurrent_claims_have_exactly_one_winner() -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["busy"] * (contenders - 1) + ["won"]
+
+
+@pytest.mark.django_db
+def test_a_live_claim_says_how_long_it_still_holds_the_key() -> None:
+    claim_side_effect("k3", lease=timedelta(minutes=2))
+    with pytest.raises(SideEffectInProgress) as held:
+        claim_side_effect("k3")
+    assert 110 <= held.value.retry_after <= 120
+
+
+@pytest.mark.django_db
+def test_a_claim_outside_a_task_gets_the_default_lease() -> None:
+    claim_side_effect("k4")
+    row = IdempotencyKey.objects.get(key="k4")
+    assert row.lease_expires_at - row.claimed_at == DEFAULT_LEASE
+
+
+def test_a_tasks_claims_last_as_long_as_its_hard_time_limit(worker_task_request) -> None:
+    assert running_task_lease() == timedelta(seconds=90) + LEASE_MARGIN
+
+
+@pytest.mark.django_db
+def test_deliver_sends_what_is_free_and_asks_to_retry_for_what_another_run_holds(
+    mailoutbox,
+) -> None:
+    other_run = claim_many(["mail:held"], lease=timedelta(minutes=2))
+    delivery = deliver([_mail("mail:free"), _mail("mail:held")])
+    assert delivery.sent == ["mail:free"]
+    assert delivery.settled == {"mail:free"}
+    assert isinstance(delivery.error, SideEffectInProgress)
+    assert 110 <= delivery.error.retry_after <= 120
+    with pytest.raises(SideEffectInProgress):
+        delivery.raise_error()
+    assert len(mailoutbox) == 1
+    other_run.release_unfinished()
+    assert deliver([_mail("mail:free"), _mail("mail:held")]).sent == ["mail:held"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("interruption", [SystemExit, KeyboardInterrupt, SoftTimeLimitExceeded])
+def test_deliver_releases_its_claims_on_every_way_out(monkeypatch, interruption) -> None:
+    def interrupted(self, messages):
+        raise interruption()
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", interrupted)
+    with contextlib.suppress(interruption):
+        deliver([_mail("mail:interrupted")])
+    assert not IdempotencyKey.objects.filter(key="mail:interrupted").exists()
+
+
+def _mail(key: str) -> Mail:
+    return Mail(
+        key=key,
+        subject=key,
+        to=["someone@facility.test"],
+        template="reports/mail/report",
+        context={"intro": "A report."},
+    )
+
+
+@pytest.fixture
+def worker_task_request():
+    """Run the test as if inside the email task `send_ticket_email` on a worker."""
+    task = app.tasks["send_ticket_email"]
+    task.push_request(id="t-1", called_directly=False, timelimit=(None, None))
+    _task_stack.push(task)
+    yield task
+    _task_stack.pop()
+    task.pop_request()

@@ -6,10 +6,12 @@
         claim.complete()
 
 or simply ``perform_once(key, send_the_mail)``. A claim is a row inserted under a unique key,
-so two workers racing for the same key cannot both win. A claim whose holder died (lease
-expired without completion) may be taken over; a claim whose holder is alive raises
-``SideEffectInProgress``, a transient error the task retries later. Claim outside any
-surrounding transaction, or other workers cannot see it until that transaction commits.
+so two workers racing for the same key cannot both win. A claim is leased for as long as the
+task making it can live (its hard time limit, after which the worker kills it, plus a margin):
+a claim whose lease ran out belongs to a dead run and is taken over; one still leased raises
+``SideEffectInProgress`` with the seconds left, and the task retries once they are over.
+Claim outside any surrounding transaction, or other workers cannot see it until that
+transaction commits.
 """
 
 from __future__ import annotations
@@ -19,24 +21,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_task
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.core.models import IdempotencyKey
 
+# Claims made outside a task (commands, the shell) and by tasks with no time limit.
 DEFAULT_LEASE = timedelta(minutes=10)
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+def running_task_lease() -> timedelta:
+    """How long the running task can hold a claim: its hard time limit plus a margin."""
+    task = current_task  # a proxy: false outside a task
+    if not task or task.request.called_directly:
+        return DEFAULT_LEASE
+    hard_limit = (task.request.timelimit or (None, None))[0] or task.time_limit
+    hard_limit = hard_limit or task.app.conf.task_time_limit
+    return timedelta(seconds=hard_limit) + LEASE_MARGIN if hard_limit else DEFAULT_LEASE
 
 
 class SideEffectInProgress(Exception):
-    """Another live worker holds the claim for this key; try again later."""
+    """A live claim holds this key; try again once its lease is over (``retry_after``)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
+    def __init__(self, key: str, retry_after: float = 0.0) -> None:
+        super().__init__(key, retry_after)
         self.key = key
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
-        return f"side effect {self.key!r} is being performed by another worker"
+        return (
+            f"side effect {self.key!r} is held by another run "
+            f"for up to {self.retry_after:.0f} s more"
+        )
+
+
+def _seconds_until(moment: datetime | None) -> float:
+    return max(0.0, (moment - timezone.now()).total_seconds()) if moment else 0.0
 
 
 @dataclass(frozen=True)
@@ -81,11 +104,12 @@ def _take_over_expired(
 
 
 def claim_side_effect(
-    key: str, *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+    key: str, *, lease: timedelta | None = None, task_id: str = ""
 ) -> Claim | None:
     """Claim `key`; None when its side effect is already done."""
     if not key or len(key) > 255:
         raise ValueError(f"idempotency key must be 1 to 255 characters, got {len(key)}")
+    lease = lease or running_task_lease()
     owner = uuid.uuid4().hex
     for _ in range(3):  # a concurrent release can remove the row between our two steps
         now = timezone.now()
@@ -97,16 +121,16 @@ def claim_side_effect(
             pass
         if _take_over_expired([key], owner, task_id, now, lease):
             return Claim(key, owner)
-        status = IdempotencyKey.objects.filter(key=key).values_list("status", flat=True).first()
-        if status == IdempotencyKey.Status.DONE:
+        held = IdempotencyKey.objects.filter(key=key).values("status", "lease_expires_at").first()
+        if held and held["status"] == IdempotencyKey.Status.DONE:
             return None
-        if status == IdempotencyKey.Status.IN_PROGRESS:
-            raise SideEffectInProgress(key)
+        if held:
+            raise SideEffectInProgress(key, _seconds_until(held["lease_expires_at"]))
     raise SideEffectInProgress(key)
 
 
 def perform_once(
-    key: str, effect: Callable[[], object], *, lease: timedelta = DEFAULT_LEASE, task_id: str = ""
+    key: str, effect: Callable[[], object], *, lease: timedelta | None = None, task_id: str = ""
 ) -> bool:
     """Run `effect` unless `key` is done already; True when it ran now."""
     claim = claim_side_effect(key, lease=lease, task_id=task_id)
@@ -123,10 +147,18 @@ def perform_once(
 
 @dataclass(frozen=True)
 class BatchClaim:
-    """The keys one ``claim_many`` call won, under one owner token."""
+    """The keys one ``claim_many`` call won, under one owner token, and when the latest lease
+    of the keys other runs hold runs out (None: no key was held by another run)."""
 
     keys: frozenset[str]
     owner: str
+    others_hold_until: datetime | None = None
+
+    def busy(self) -> SideEffectInProgress | None:
+        """The error to retry on when other runs hold some of the keys, else None."""
+        if self.others_hold_until is None:
+            return None
+        return SideEffectInProgress("batch", _seconds_until(self.others_hold_until))
 
     def complete(self, keys: set[str] | frozenset[str] | None = None) -> None:
         IdempotencyKey.objects.filter(
@@ -141,13 +173,14 @@ class BatchClaim:
 
 
 def claim_many(
-    keys: list[str], *, lease: timedelta = DEFAULT_LEASE, task_id: str = "", owner: str = ""
+    keys: list[str], *, lease: timedelta | None = None, task_id: str = "", owner: str = ""
 ) -> BatchClaim:
     """Claim every free key of `keys` in a fixed number of queries.
 
-    Keys already done, or held by a live claim, are left out; a periodic task's next run picks
-    up the ones whose holder died (after the lease).
+    Keys already done, or held by another run's live claim, are left out; the result says
+    until when those others hold theirs.
     """
+    lease = lease or running_task_lease()
     owner = owner or uuid.uuid4().hex
     now = timezone.now()
     IdempotencyKey.objects.bulk_create(
@@ -155,5 +188,13 @@ def claim_many(
         ignore_conflicts=True,
     )
     _take_over_expired(keys, owner, task_id, now, lease)
-    won = IdempotencyKey.objects.filter(key__in=keys, owner=owner).values_list("key", flat=True)
-    return BatchClaim(frozenset(won), owner)
+    rows = IdempotencyKey.objects.filter(key__in=keys).values_list(
+        "key", "owner", "status", "lease_expires_at"
+    )
+    won, others_hold_until = set(), None
+    for key, key_owner, status, lease_expires_at in rows:
+        if key_owner == owner:
+            won.add(key)
+        elif status == IdempotencyKey.Status.IN_PROGRESS:
+            others_hold_until = max(others_hold_until or lease_expires_at, lease_expires_at)
+    return BatchClaim(frozenset(won), owner, others_hold_until)

@@ -115,16 +115,17 @@ class Delivery:
 def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
     """Send each mail whose key is not done yet, over one SMTP connection.
 
-    A send failure stops the batch: keys sent so far are recorded as done, the rest are
-    released for the retry, and the error is returned in ``Delivery.error`` so the caller can
-    record what settled before raising it.
+    A send failure stops the batch. On every way out (an error, a time limit, the process
+    exiting) keys sent so far are recorded as done and the rest released for the retry. The
+    failure is returned in ``Delivery.error`` so the caller can record what settled before
+    raising it; so is SideEffectInProgress when another run still holds some of the keys.
     """
     if _in_transaction():
         raise RuntimeError("send mail after the transaction commits, not inside it")
     to_send = [mail for mail in mails if mail.to]
     batch = BatchClaim(frozenset(), uuid.uuid4().hex)
     sent: list[str] = []
-    error = None
+    error: Exception | None = None
     try:
         # Inside the try: a time limit that strikes while claiming still releases the claims.
         batch = claim_many([mail.key for mail in to_send], task_id=task_id, owner=batch.owner)
@@ -134,10 +135,12 @@ def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
                     if mail.key in batch.keys:
                         smtp.send_messages([mail.message()])
                         sent.append(mail.key)
+        error = batch.busy()
     except Exception as exc:
         error = exc
-    batch.complete(set(sent))
-    batch.release_unfinished()
+    finally:
+        batch.complete(set(sent))
+        batch.release_unfinished()
     done = set(
         IdempotencyKey.objects.filter(
             key__in=[m.key for m in to_send], status=IdempotencyKey.Status.DONE

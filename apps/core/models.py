@@ -128,3 +128,16 @@ class Attachment(models.Model):
 
         storage = storages["cloud"] if self.location == self.Location.CLOUD else self.file.storage
         return storage.open(self.file.name, "rb")
+
+
+class BeatLock(models.Model):
+    """Which beat process sends the periodic tasks now; the others stand by until it expires."""
+
+    name = models.CharField(max_length=64, unique=True)
+    holder = models.CharField(max_length=255, help_text="host:pid:token of the leading beat")
+    acquired_at = models.DateTimeField()
+    renewed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"

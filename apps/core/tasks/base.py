@@ -10,6 +10,7 @@ breaker shared by all worker processes.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +18,19 @@ from typing import Any
 
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
+from django.conf import settings
 
+from apps.core.idempotency import SideEffectInProgress
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
 
 logger = logging.getLogger("intelliwiz.tasks")
 
 
 class BaseTask(DjangoTask):
+    # Seconds from the task's first publication during which transient errors are retried
+    # (None: count retries with max_retries only). Set by the retry policies.
+    retry_window: float | None = None
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
         outcome, error = "success", ""
@@ -60,13 +67,66 @@ class BaseTask(DjangoTask):
         level = logging.ERROR if outcome == "failure" else logging.INFO
         logger.log(level, "task_run %s", " ".join(f"{k}={v}" for k, v in fields.items()))
 
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Celery's retry, bounded by ``retry_window`` rather than a count.
+
+        A claim held by another run is retried once its lease is over; a retry that cannot be
+        published puts the message back instead of dropping it.
+        """
+        scale = settings.RETRY_TIME_SCALE
+        if countdown is not None:
+            countdown *= scale
+        if isinstance(exc, SideEffectInProgress):
+            jitter = random.uniform(0, 5)  # noqa: S311 (spreads retries, not a secret)
+            countdown = max(countdown or 0.0, exc.retry_after + jitter)
+        first_published_at = (
+            self.request.get("first_published_at") or self.request.get("published_at") or 0
+        )
+        if self.retry_window is not None and exc is not None and first_published_at:
+            retry_at = time.time() + (countdown or 0.0)
+            if retry_at - first_published_at > self.retry_window * scale:
+                logger.warning(
+                    "task_retry_window_over task=%s id=%s window_s=%s",
+                    self.name,
+                    self.request.id,
+                    self.retry_window * scale,
+                )
+                raise exc
+        headers = dict(options.pop("headers", None) or {})
+        if first_published_at:
+            headers["first_published_at"] = first_published_at
+        try:
+            return super().retry(
+                args, kwargs, exc, throw, eta, countdown, max_retries, headers=headers, **options
+            )
+        except Reject as reject:
+            if reject.requeue:
+                raise
+            raise Reject(reject.reason, requeue=True) from exc
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         from apps.core.dead_letters import record_dead_letter
+        from apps.core.results import with_database_patience
 
-        try:
-            record_dead_letter(
+        if self.request.is_eager:
+            return  # run in the caller's process (apply()): the caller has the error
+
+        # Without its dead letter a failure would be invisible to operators: if the database
+        # stays down, the message goes back to the broker and the task runs again later.
+        with_database_patience(
+            lambda: record_dead_letter(
                 task_name=self.name,
                 task_id=task_id,
                 queue=(self.request.delivery_info or {}).get("routing_key", ""),
@@ -74,11 +134,9 @@ class BaseTask(DjangoTask):
                 kwargs=kwargs,
                 exc=exc,
                 retries=self.request.retries,
-            )
-        except Exception:
-            # The failure itself is already recorded by Celery; a dead-letter write that fails
-            # (often for the same reason, e.g. the database is down) must not mask it.
-            logger.exception("dead_letter_write_failed task=%s id=%s", self.name, task_id)
+            ),
+            f"dead letter of task {task_id}",
+        )
 
 
 class ExternalServiceTask(BaseTask):

@@ -1,9 +1,10 @@
 """Retry policy presets: ``@shared_task(name=..., **task_retry_policy("email"))``.
 
 Each preset retries only on named transient errors, with exponential backoff (``retry_backoff``
-is the factor in seconds) and full jitter, up to ``max_retries``; anything else fails at once
-so Celery records it. Every preset is late-ack and requeues on a lost worker: tasks here are
-idempotent (see apps.core.idempotency), so running one again after a crash is safe.
+is the factor in seconds, capped at ``retry_backoff_max``) and full jitter, for as long as its
+``retry_window`` (see BaseTask.retry); anything else fails at once so Celery records it. Every
+preset is late-ack and requeues on a lost worker: tasks here are idempotent (see
+apps.core.idempotency), so running one again after a crash is safe.
 """
 
 from __future__ import annotations
@@ -26,36 +27,48 @@ SMTP_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _LATE_ACK = {"acks_late": True, "reject_on_worker_lost": True}
+MINUTE = 60
+HOUR = 60 * MINUTE
 
+# Transient errors are retried for a span of time (``retry_window``, from the task's first
+# publication), not a number of attempts: an outage of the mail server, the database or a
+# partner is ridden out however often the task tries meanwhile, and a short ``retry_backoff_max``
+# means work flows again soon after the outage ends. Every hard time limit stays under
+# RabbitMQ's consumer timeout (30 minutes), which closes a channel holding a message longer.
 RETRY_POLICIES: dict[str, dict[str, Any]] = {
     "default": {
         "autoretry_for": (*NETWORK_ERRORS, *DATABASE_ERRORS, SideEffectInProgress),
-        "max_retries": 3,
-        "retry_backoff": 5,
-        "retry_backoff_max": 300,
+        "max_retries": None,
+        "retry_window": HOUR,
+        "retry_backoff": 2,
+        "retry_backoff_max": 60,
         "retry_jitter": True,
         "soft_time_limit": 240,
         "time_limit": 300,
         **_LATE_ACK,
     },
+    # A mail survives a six-hour outage of the mail server; once it is back, each waiting
+    # mail is tried again within 90 seconds.
     "email": {
         "autoretry_for": (*SMTP_ERRORS, *NETWORK_ERRORS, *DATABASE_ERRORS, SideEffectInProgress),
-        "max_retries": 5,
-        "retry_backoff": 30,
-        "retry_backoff_max": 1800,
+        "max_retries": None,
+        "retry_window": 6 * HOUR,
+        "retry_backoff": 5,
+        "retry_backoff_max": 90,
         "retry_jitter": True,
         "soft_time_limit": 60,
         "time_limit": 90,
         **_LATE_ACK,
     },
     # Beat tasks that mail a whole backlog (auto-close, escalation, reminders): the same errors,
-    # more time. At the soft limit deliver() records what it sent and releases the rest for the
-    # next run, so the hard limit never cuts a batch between a send and its record.
+    # more time. At the soft limit deliver() records what it sent and releases the rest, so the
+    # hard limit never cuts a batch between a send and its record; the next run mails the rest.
     "bulk_email": {
         "autoretry_for": (*SMTP_ERRORS, *NETWORK_ERRORS, *DATABASE_ERRORS, SideEffectInProgress),
-        "max_retries": 3,
-        "retry_backoff": 60,
-        "retry_backoff_max": 1800,
+        "max_retries": None,
+        "retry_window": HOUR,
+        "retry_backoff": 10,
+        "retry_backoff_max": 300,
         "retry_jitter": True,
         "soft_time_limit": 900,
         "time_limit": 960,
@@ -68,9 +81,10 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
             CircuitOpenError,
             SideEffectInProgress,
         ),
-        "max_retries": 5,
-        "retry_backoff": 15,
-        "retry_backoff_max": 900,
+        "max_retries": None,
+        "retry_window": 2 * HOUR,
+        "retry_backoff": 5,
+        "retry_backoff_max": 120,
         "retry_jitter": True,
         "soft_time_limit": 60,
         "time_limit": 90,
@@ -78,22 +92,25 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
     },
     "database_heavy": {
         "autoretry_for": (*DATABASE_ERRORS, SideEffectInProgress),
-        "max_retries": 3,
-        "retry_backoff": 10,
-        "retry_backoff_max": 600,
+        "max_retries": None,
+        "retry_window": HOUR,
+        "retry_backoff": 5,
+        "retry_backoff_max": 120,
         "retry_jitter": True,
         "soft_time_limit": 900,
         "time_limit": 1200,
         **_LATE_ACK,
     },
+    # Periodic housekeeping: each run is interruptible and the next run continues its work.
     "maintenance": {
         "autoretry_for": DATABASE_ERRORS,
-        "max_retries": 1,
-        "retry_backoff": 300,
-        "retry_backoff_max": 1800,
+        "max_retries": None,
+        "retry_window": HOUR,
+        "retry_backoff": 30,
+        "retry_backoff_max": 300,
         "retry_jitter": True,
-        "soft_time_limit": 3300,
-        "time_limit": 3600,
+        "soft_time_limit": 1380,
+        "time_limit": 1440,
         **_LATE_ACK,
     },
 }

@@ -1,0 +1,74 @@
+"""Task results in the database that never cost a message when the database blips.
+
+Celery acknowledges a late-ack message once the task's outcome is recorded; when recording
+fails ("Exception raised outside body") it acknowledges anyway, and the task is gone without a
+trace. Here a final state (success, failure) and a dead letter are retried for
+``RESULT_STORE_PATIENCE_SECONDS``; if the database is still away the message goes back to the
+broker (``Reject(requeue=True)``) and the task runs again later, when its side effects are
+no-ops thanks to the idempotency ledger. Intermediate states (started, retry, progress) are
+best effort: the final state follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import current_task, states
+from celery.exceptions import Reject
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
+from django_celery_results.backends import DatabaseBackend as DjangoDatabaseBackend
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def _drop_broken_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+
+
+def with_database_patience(write: Callable[[], T], what: str) -> T:
+    """Run `write`, retrying database errors with backoff; requeue the message if they last."""
+    deadline = time.monotonic() + settings.RESULT_STORE_PATIENCE_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return write()
+        except _DATABASE_ERRORS as exc:
+            _drop_broken_connections()
+            if time.monotonic() + delay > deadline:
+                logger.error("task_outcome_not_recorded what=%r error=%s", what, exc)
+                raise Reject(f"could not record {what}: {exc}", requeue=True) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
+def _inside_the_task(task_id: str) -> bool:
+    # Only a worker child running the task may wait and requeue; the worker's main process
+    # (recording a lost child, a hard time limit) must not block its event loop.
+    task = current_task  # a proxy: false outside a task
+    return bool(task) and task.request.id == task_id and not task.request.is_eager
+
+
+class DatabaseBackend(DjangoDatabaseBackend):
+    """django-celery-results' backend (``django-db``) with the patience described above."""
+
+    def _store_result(self, task_id: str, result: Any, status: str, *args: Any, **kwargs: Any):
+        def store() -> Any:
+            return super(DatabaseBackend, self)._store_result(
+                task_id, result, status, *args, **kwargs
+            )
+
+        if status in states.READY_STATES and _inside_the_task(task_id):
+            return with_database_patience(store, f"{status} of task {task_id}")
+        try:
+            return store()
+        except _DATABASE_ERRORS as exc:
+            _drop_broken_connections()
+            logger.warning("task_state_not_recorded id=%s state=%s error=%s", task_id, status, exc)
+            return result
