@@ -10,8 +10,9 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.beat import LeaderDatabaseScheduler, hold_beat_lock, release_beat_lock
-from apps.core.models import BeatLock, WorkerHeartbeat
+from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 from apps.core.services import record_heartbeat
+from background_tasks import task_every_min
 from tests.conftest import CELERY, ManagedProcess, process_env
 
 
@@ -64,8 +65,9 @@ def test_lateness_is_measured_from_the_minute_slot_of_publication() -> None:
 
 
 @pytest.mark.django_db
-def test_healthz_is_healthy_with_a_fresh_heartbeat(client) -> None:
+def test_healthz_is_healthy_with_a_fresh_heartbeat_and_a_leading_beat(client) -> None:
     record_heartbeat(worker="w1", task_id="t1", published_at=None)
+    hold_beat_lock("beat-host:1:abc", timedelta(seconds=30))
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -73,6 +75,47 @@ def test_healthz_is_healthy_with_a_fresh_heartbeat(client) -> None:
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["broker"]["ok"] is True
     assert body["checks"]["heartbeat"]["worker"] == "w1"
+    assert body["checks"]["beat"]["holder"] == "beat-host:1:abc"
+    assert 25 < body["checks"]["beat"]["expires_in_seconds"] <= 30
+
+
+@pytest.mark.django_db
+def test_healthz_is_unhealthy_when_no_beat_leads(client) -> None:
+    record_heartbeat(worker="w1", task_id="t1", published_at=None)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["beat"] == {
+        "ok": False,
+        "error": "no beat holds the beat lock",
+    }
+    hold_beat_lock("beat-host:1:abc", timedelta(seconds=30))
+    BeatLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client.get("/healthz").status_code == 503
+
+
+@pytest.mark.django_db
+def test_healthz_shows_backlogs_dead_letters_and_claims_past_their_lease(client) -> None:
+    from intelliwiz_config.celery import app
+
+    with app.connection_for_write() as conn:
+        app.control.purge(connection=conn)
+    task_every_min.apply_async(headers={"published_at": time.time() - 42})
+    DeadLetter.objects.create(task_name="send_ticket_email", task_id="t1", exception_type="x")
+    IdempotencyKey.objects.create(
+        key="ticket:1:v1",
+        owner="dead-run",
+        claimed_at=timezone.now() - timedelta(minutes=5),
+        lease_expires_at=timezone.now() - timedelta(minutes=3),
+    )
+    body = client.get("/healthz").json()
+    assert body["queues"]["default"]["waiting"] == 1
+    assert 42 <= body["queues"]["default"]["oldest_age_seconds"] < 60
+    assert body["queues"]["email"] == {"waiting": 0, "oldest_age_seconds": None}
+    assert body["tasks"]["dead_letters_last_hour"] == 1
+    assert body["tasks"]["claims_past_lease"] == 1
+    assert body["tasks"]["oldest_claim_past_lease"]["key"] == "ticket:1:v1"
+    with app.connection_for_write() as conn:
+        app.control.purge(connection=conn)
 
 
 @pytest.mark.django_db
@@ -123,11 +166,11 @@ def test_two_beats_due_for_the_same_period_send_it_once(monkeypatch) -> None:
     from intelliwiz_config.celery import app
 
     sent: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        LeaderDatabaseScheduler,
-        "apply_async",
-        lambda self, entry, producer=None, advance=True, **kw: sent.append((self.holder, entry.name)),
-    )
+
+    def record_send(self, entry, producer=None, advance=True, **options) -> None:
+        sent.append((self.holder, entry.name))
+
+    monkeypatch.setattr(LeaderDatabaseScheduler, "apply_async", record_send)
     PeriodicTask.objects.filter(name="worker-heartbeat-every-minute").update(
         last_run_at=timezone.now() - timedelta(minutes=2)
     )

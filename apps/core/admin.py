@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from apps.core.dead_letters import requeue
-from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
+from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 
 
 @admin.register(DeadLetter)
@@ -30,10 +31,27 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return False
 
 
+class PastLeaseFilter(admin.SimpleListFilter):
+    """Claims whose run died and that no retry has taken over yet."""
+
+    title = "lease"
+    parameter_name = "lease"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("past", "In progress, past its lease")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "past":
+            return queryset.filter(
+                status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=timezone.now()
+            )
+        return queryset
+
+
 @admin.register(IdempotencyKey)
 class IdempotencyKeyAdmin(admin.ModelAdmin):
-    list_display = ("key", "status", "claims", "claimed_at", "completed_at")
-    list_filter = ("status",)
+    list_display = ("key", "status", "claims", "claimed_at", "lease_expires_at", "completed_at")
+    list_filter = ("status", PastLeaseFilter)
     search_fields = ("key", "task_id")
     readonly_fields = [f.name for f in IdempotencyKey._meta.fields]
 
@@ -45,6 +63,15 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("worker", "ran_at", "scheduled_for", "lateness_seconds", "beats")
     readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(BeatLock)
+class BeatLockAdmin(admin.ModelAdmin):
+    list_display = ("name", "holder", "acquired_at", "renewed_at", "expires_at")
+    readonly_fields = [f.name for f in BeatLock._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,4 +1,10 @@
-"""Worker heartbeat and the health report behind /healthz."""
+"""Worker heartbeat and the health report behind /healthz.
+
+The report says whether the system works (database, broker, a recent worker heartbeat, a beat
+holding the beat lock) and what an operator should look at: each queue's backlog and its
+oldest waiting message, dead letters of the last hour, and ledger claims past their lease
+(side effects whose run died and that no retry has taken over yet).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from apps.core.models import WorkerHeartbeat
+from apps.core.broker import queue_backlog
+from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 
 HEARTBEAT_MAX_AGE = timedelta(minutes=3)
 
@@ -76,11 +83,74 @@ def _check_heartbeat() -> dict[str, Any]:
     }
 
 
+def _check_beat() -> dict[str, Any]:
+    try:
+        lock = BeatLock.objects.filter(name="beat").first()
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    if lock is None:
+        return {"ok": False, "error": "no beat holds the beat lock"}
+    expires_in = (lock.expires_at - timezone.now()).total_seconds()
+    return {
+        "ok": expires_in > 0,
+        "holder": lock.holder,
+        "leading_since": lock.acquired_at.isoformat(),
+        "expires_in_seconds": round(expires_in, 1),
+    }
+
+
+def _queues() -> dict[str, Any]:
+    from intelliwiz_config.celery import QUEUE_NAMES, app
+
+    backlogs: dict[str, Any] = {}
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+            for queue in QUEUE_NAMES:
+                # A channel per queue: RabbitMQ closes one that asks about an unknown queue.
+                with conn.channel() as channel:
+                    try:
+                        backlogs[queue] = queue_backlog(channel, queue)
+                    except conn.channel_errors as exc:
+                        backlogs[queue] = {"error": type(exc).__name__}
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+    return backlogs
+
+
+def _task_trouble() -> dict[str, Any]:
+    now = timezone.now()
+    try:
+        stale = IdempotencyKey.objects.filter(
+            status=IdempotencyKey.Status.IN_PROGRESS, lease_expires_at__lt=now
+        )
+        oldest = stale.order_by("lease_expires_at").values("key", "lease_expires_at").first()
+        return {
+            "dead_letters_last_hour": DeadLetter.objects.filter(
+                failed_at__gte=now - timedelta(hours=1)
+            ).count(),
+            "claims_past_lease": stale.count(),
+            "oldest_claim_past_lease": (
+                {"key": oldest["key"], "expired_at": oldest["lease_expires_at"].isoformat()}
+                if oldest
+                else None
+            ),
+        }
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+
+
 def health_report() -> dict[str, Any]:
     checks = {
         "database": _check_database(),
         "broker": _check_broker(),
         "heartbeat": _check_heartbeat(),
+        "beat": _check_beat(),
     }
     healthy = all(check["ok"] for check in checks.values())
-    return {"status": "healthy" if healthy else "unhealthy", "checks": checks}
+    return {
+        "status": "healthy" if healthy else "unhealthy",
+        "checks": checks,
+        "queues": _queues(),
+        "tasks": _task_trouble(),
+    }
