@@ -85,6 +85,21 @@ def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
     assert IdempotencyKey.objects.get(key=key).status == IdempotencyKey.Status.DONE
 
 
+def test_a_message_that_keeps_killing_its_worker_ends_as_a_dead_letter(
+    worker: ManagedProcess, clean_cache
+) -> None:
+    result = worker_tasks.kill_own_worker.delay("poison-1")
+    deadline = time.monotonic() + 90
+    while not DeadLetter.objects.filter(task_id=result.id).exists():
+        assert time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.2)
+    letter = DeadLetter.objects.get(task_id=result.id)
+    assert letter.exception_type == "billiard.exceptions.WorkerLostError"
+    assert "died 3 times" in letter.error
+    assert cache.get("attempts:poison-1") == 3
+    assert AsyncResult(result.id).status == "FAILURE"
+
+
 def test_inspect_registered_lists_the_tasks(worker: ManagedProcess) -> None:
     completed = subprocess.run(
         [

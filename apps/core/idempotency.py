@@ -30,7 +30,7 @@ from apps.core.models import IdempotencyKey
 
 # Claims made outside a task (commands, the shell) and by tasks with no time limit.
 DEFAULT_LEASE = timedelta(minutes=10)
-LEASE_MARGIN = timedelta(seconds=30)
+LEASE_MARGIN = timedelta(seconds=15)
 
 
 def running_task_lease() -> timedelta:

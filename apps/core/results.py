@@ -32,8 +32,17 @@ def _drop_broken_connections() -> None:
         connection.close()
 
 
-def with_database_patience(write: Callable[[], T], what: str) -> T:
-    """Run `write`, retrying database errors with backoff; requeue the message if they last."""
+def with_database_patience(write: Callable[[], T], what: str, task_id: str) -> T | None:
+    """Run `write` for task `task_id`, retrying database errors with backoff; if they last,
+    put the task's message back (Reject). Outside the task's own run (the worker's main
+    process recording a lost child or a hard time limit) it tries once and logs a failure."""
+    if not _inside_the_task(task_id):
+        try:
+            return write()
+        except _DATABASE_ERRORS as exc:
+            _drop_broken_connections()
+            logger.error("task_outcome_not_recorded what=%r error=%s", what, exc)
+            return None
     deadline = time.monotonic() + settings.RESULT_STORE_PATIENCE_SECONDS
     delay = 0.25
     while True:
@@ -50,7 +59,7 @@ def with_database_patience(write: Callable[[], T], what: str) -> T:
 
 def _inside_the_task(task_id: str) -> bool:
     # Only a worker child running the task may wait and requeue; the worker's main process
-    # (recording a lost child, a hard time limit) must not block its event loop.
+    # must not block its event loop.
     task = current_task  # a proxy: false outside a task
     return bool(task) and task.request.id == task_id and not task.request.is_eager
 
@@ -64,8 +73,8 @@ class DatabaseBackend(DjangoDatabaseBackend):
                 task_id, result, status, *args, **kwargs
             )
 
-        if status in states.READY_STATES and _inside_the_task(task_id):
-            return with_database_patience(store, f"{status} of task {task_id}")
+        if status in states.READY_STATES:
+            return with_database_patience(store, f"{status} of task {task_id}", task_id)
         try:
             return store()
         except _DATABASE_ERRORS as exc:

@@ -7,6 +7,7 @@ names start with ``tests.`` so they can never be mistaken for the registry's tas
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from celery import shared_task
@@ -53,3 +54,10 @@ def effect_then_sleep(self, key: str, seconds: float) -> dict[str, object]:
     if ran:
         time.sleep(seconds)
     return {"pid": os.getpid(), "performed_now": ran}
+
+
+@shared_task(name="tests.kill_own_worker", **FAST_RETRIES)
+def kill_own_worker(key: str) -> None:
+    """Kills the worker child running it, every time (a poison message)."""
+    _next_attempt(f"attempts:{key}")
+    os.kill(os.getpid(), signal.SIGKILL)

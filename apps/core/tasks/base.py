@@ -27,6 +27,7 @@ logger = logging.getLogger("intelliwiz.tasks")
 
 
 class BaseTask(DjangoTask):
+    Request = "apps.core.tasks.request:Request"
     # Seconds from the task's first publication during which transient errors are retried
     # (None: count retries with max_retries only). Set by the retry policies.
     retry_window: float | None = None
@@ -136,6 +137,7 @@ class BaseTask(DjangoTask):
                 retries=self.request.retries,
             ),
             f"dead letter of task {task_id}",
+            task_id,
         )
 
 
