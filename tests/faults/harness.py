@@ -1,0 +1,290 @@
+"""Throwaway service instances for fault injection, never the machine's shared ones.
+
+Each instance runs on a free loopback port in a temporary folder and is stopped by the PID it
+started: a Redis (append-only file on, so a restart keeps its backlog), a PostgreSQL cluster
+made with ``initdb``, a Mosquitto, and an SMTP sink (aiosmtpd) that can refuse connections, hold
+every session at RCPT or at the end of DATA, and be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+PG_BIN = Path("/usr/lib/postgresql") / sorted(os.listdir("/usr/lib/postgresql"))[-1] / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1, what: str = "condition") -> float:
+    """Poll `predicate` until true; returns the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def _read_pid(path: Path, timeout: float = 10) -> int:
+    wait_until(lambda: path.exists() and path.read_text().strip(), timeout, what=f"{path}")
+    return int(path.read_text().split()[0])
+
+
+def _kill(pid: int | None, sig: int = signal.SIGKILL, timeout: float = 15) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"process {pid} did not exit")
+
+
+class RedisInstance:
+    def __init__(self, folder: Path, *, appendonly: bool = True) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.pid: int | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        pidfile = self.folder / "redis.pid"
+        pidfile.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(self.folder),
+                "--pidfile",
+                str(pidfile),
+                "--logfile",
+                str(self.folder / "redis.log"),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "always",
+            ],
+            check=True,
+        )
+        self.pid = _read_pid(pidfile)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or an OOM kill does."""
+        _kill(self.pid)
+        self.pid = None
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of its own (initdb), run as the `postgres` OS user."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        for parent in folder.parents:  # the postgres user must reach the folder
+            if parent == Path("/tmp") or parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o005)
+        shutil.chown(folder, "postgres")
+        self.data = folder / "data"
+        self._as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        )
+
+    def _as_postgres(self, argv: list[str]) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *argv],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self._as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1",
+                "-l",
+                str(self.folder / "pg.log"),
+                "-w",
+                "start",
+            ]
+        )
+        wait_for_port(self.port)
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def create_database(self, name: str) -> str:
+        self._as_postgres(
+            [
+                str(PG_BIN / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                name,
+            ]
+        )
+        return self.url(name)
+
+
+class MosquittoInstance:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.pid: int | None = None
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            f"pid_file {folder / 'mosquitto.pid'}\n"
+            "persistence false\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        pidfile = self.folder / "mosquitto.pid"
+        pidfile.unlink(missing_ok=True)
+        subprocess.run(["mosquitto", "-c", str(self.config), "-d"], check=True)
+        self.pid = _read_pid(pidfile)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        _kill(self.pid)
+        self.pid = None
+
+
+@dataclass
+class ReceivedMail:
+    recipients: tuple[str, ...]
+    subject: str
+    at: float
+
+
+@dataclass
+class SmtpSink:
+    """An SMTP server that keeps what it accepts and can be told to misbehave.
+
+    ``hold("RCPT")`` or ``hold("DATA")`` keeps every new session waiting at that stage (DATA:
+    after the message arrived, before the 250 reply) until ``release()``; ``held`` counts them.
+    ``stop()`` closes the port (connections refused) until ``start()``.
+    """
+
+    port: int = field(default_factory=free_port)
+    received: list[ReceivedMail] = field(default_factory=list)
+    held: int = 0
+    _hold_at: str = ""
+    _controller: Controller | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def hold(self, stage: str) -> None:
+        self._hold_at = stage
+
+    def release(self) -> None:
+        self._hold_at = ""
+
+    async def _maybe_hold(self, stage: str) -> None:
+        if self._hold_at != stage:
+            return
+        with self._lock:
+            self.held += 1
+        try:
+            while self._hold_at == stage:
+                await asyncio.sleep(0.02)
+        finally:
+            with self._lock:
+                self.held -= 1
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        await self._maybe_hold("RCPT")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = message_from_bytes(envelope.content, policy=email_policy.default)
+        # Like an MTA that queues the message at the end of DATA: once here it is delivered,
+        # even if the client never reads the reply.
+        with self._lock:
+            self.received.append(
+                ReceivedMail(tuple(envelope.rcpt_tos), str(message["Subject"]), time.time())
+            )
+        await self._maybe_hold("DATA")
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [mail.subject for mail in self.received]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
