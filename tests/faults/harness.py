@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -196,7 +197,11 @@ class MosquittoInstance:
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             f"pid_file {folder / 'mosquitto.pid'}\n"
+            f"log_dest file {folder / 'mosquitto.log'}\n"
             "persistence false\n"
+            # Stay the user that started it (as root it would switch to one that cannot write
+            # into this folder).
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
         )
 
     @property
