@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,28 @@ def _migrate(stack: Stack) -> None:
         capture_output=True,
         timeout=300,
     )
+
+
+@pytest.fixture
+def record(request) -> Callable[..., None]:
+    """Print a scenario's figures and, with FAULTS_REPORT set, append them to that file as a
+    JSON line (bench/faults.py prints them as a table)."""
+    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
+    stack = params.get("stack") or params.get("on")
+    if stack is None:
+        stack = "postgres-redis" if "redis_stack" in request.fixturenames else "-"
+    scenario = request.node.originalname.removeprefix("test_").replace("_", " ")
+    if params.get("stage"):
+        scenario += f" (at {params['stage']})"
+
+    def record(**figures: object) -> None:
+        line = json.dumps({"scenario": scenario, "stack": stack, **figures}, default=str)
+        print(f"faults: {line}")
+        if os.environ.get("FAULTS_REPORT"):
+            with open(os.environ["FAULTS_REPORT"], "a") as report:
+                report.write(line + "\n")
+
+    return record
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def sends(beat) -> int:
     return beat.log().count("Sending due task worker-heartbeat-every-minute")
 
 
-def test_a_standby_beat_takes_over_and_no_period_is_sent_twice(stack: Stack) -> None:
+def test_a_standby_beat_takes_over_and_no_period_is_sent_twice(stack: Stack, record) -> None:
     stack.driver("beat-every", str(PERIOD))
     first = stack.beat("beat-a")
     first.wait_for_log("beat_lock_acquired", timeout=60)
@@ -39,6 +39,12 @@ def test_a_standby_beat_takes_over_and_no_period_is_sent_twice(stack: Stack) -> 
     time.sleep(6 * PERIOD)
     taken_over_for = time.monotonic() - killed_at - takeover
     sent_after = sends(second)
+    record(
+        recovery_s=round(takeover, 1),
+        periods_led=sent_while_leading,
+        sent_after_takeover=sent_after,
+        periods_after_takeover=round(taken_over_for / PERIOD, 1),
+    )
     # One send per period: the periods since the takeover, give or take the edges.
     assert sent_after <= taken_over_for / PERIOD + 2, (sent_after, taken_over_for)
     assert sent_after >= taken_over_for / PERIOD - 2, (sent_after, taken_over_for)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_postgresql_stopped_mid_burst_loses_no_mail(
-    redis_stack: Stack, postgres: PostgresCluster, sink: SmtpSink
+    redis_stack: Stack, postgres: PostgresCluster, sink: SmtpSink, record
 ) -> None:
     stack = redis_stack
     stack.reset()
@@ -38,15 +38,21 @@ def test_postgresql_stopped_mid_burst_loses_no_mail(
     wait_for_mails(sink, 200, timeout=240)
     recovery = time.monotonic() - back_at
     time.sleep(2)
-    assert_each_mailed_once(sink, tickets)
     report = stack.driver("report")
+    assert_each_mailed_once(
+        sink,
+        tickets,
+        record,
+        dead_letters=len(report["dead_letters"]),
+        recovery_s=round(recovery, 1),
+    )
     assert report["dead_letters"] == [] and report["claims_in_progress"] == 0
     assert recovery < 60, recovery
     stack.stop_all()
 
 
 def test_a_redis_restart_keeps_the_backlog_and_workers_resume(
-    redis_stack: Stack, redis_server: RedisInstance, sink: SmtpSink
+    redis_stack: Stack, redis_server: RedisInstance, sink: SmtpSink, record
 ) -> None:
     stack = redis_stack
     stack.reset()
@@ -58,16 +64,18 @@ def test_a_redis_restart_keeps_the_backlog_and_workers_resume(
     redis_server.kill()  # again, with the worker connected and consuming
     time.sleep(3)
     redis_server.start()
+    back_at = time.monotonic()
     more = seed_and_mail(stack, 50)
     wait_for_mails(sink, 150, timeout=240)
+    recovery = time.monotonic() - back_at
     time.sleep(2)
-    assert_each_mailed_once(sink, backlog + more)
+    assert_each_mailed_once(sink, backlog + more, record, recovery_s=round(recovery, 1))
     assert stack.driver("report")["dead_letters"] == []
     stack.stop_all()
 
 
 def test_publishes_wait_out_an_mqtt_broker_outage_and_go_once(
-    redis_stack: Stack, tmp_path, sink: SmtpSink
+    redis_stack: Stack, tmp_path, sink: SmtpSink, record
 ) -> None:
     stack = redis_stack
     stack.reset()
@@ -87,6 +95,13 @@ def test_publishes_wait_out_an_mqtt_broker_outage_and_go_once(
         recovery = time.monotonic() - back_at
         time.sleep(2)
         topics = [topic for topic, _ in subscriber.messages]
+        record(
+            enqueued=20,
+            published=len(set(topics)),
+            duplicates=len(topics) - len(set(topics)),
+            lost=20 - len(set(topics)),
+            recovery_s=round(recovery, 1),
+        )
         assert sorted(set(topics)) == sorted(f"intelliwiz/faults/{n}" for n in range(20))
         assert len(topics) == 20, "a message was published twice"
         assert stack.driver("report")["dead_letters"] == []

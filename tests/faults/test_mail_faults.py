@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -30,11 +31,23 @@ def expected_subjects(tickets: list[int]) -> set[str]:
     return {f"Ticket #{pk} is created" for pk in tickets}
 
 
-def assert_each_mailed_once(sink: SmtpSink, tickets: list[int]) -> None:
+def mail_outcome(sink: SmtpSink, tickets: list[int]) -> dict[str, int]:
     subjects = [s.split(" at site")[0] for s in sink.subjects()]
-    duplicates = len(subjects) - len(set(subjects))
-    lost = expected_subjects(tickets) - set(subjects)
-    assert (duplicates, sorted(lost)) == (0, []), f"duplicates={duplicates} lost={len(lost)}"
+    return {
+        "enqueued": len(tickets),
+        "mailed": len(set(subjects)),
+        "duplicates": len(subjects) - len(set(subjects)),
+        "lost": len(expected_subjects(tickets) - set(subjects)),
+    }
+
+
+def assert_each_mailed_once(
+    sink: SmtpSink, tickets: list[int], record: Callable[..., None] | None = None, **figures: object
+) -> None:
+    outcome = mail_outcome(sink, tickets)
+    if record is not None:
+        record(**outcome, **figures)
+    assert (outcome["duplicates"], outcome["lost"]) == (0, 0), outcome
 
 
 def wait_for_mails(sink: SmtpSink, count: int, timeout: float) -> float:
@@ -43,7 +56,7 @@ def wait_for_mails(sink: SmtpSink, count: int, timeout: float) -> float:
 
 @pytest.mark.parametrize("stage", ["RCPT", "DATA"])
 def test_a_child_killed_in_the_smtp_session_still_mails(
-    stack: Stack, sink: SmtpSink, stage: str
+    stack: Stack, sink: SmtpSink, stage: str, record
 ) -> None:
     worker = stack.worker(concurrency=1)
     sink.hold(stage)
@@ -62,8 +75,9 @@ def test_a_child_killed_in_the_smtp_session_still_mails(
     report = stack.driver("report")
     assert report["dead_letters"] == [] and report["claims_in_progress"] == 0
     if stage == "RCPT":
-        assert_each_mailed_once(sink, tickets)
+        assert_each_mailed_once(sink, tickets, record, recovery_s=round(recovery, 1))
     else:
+        record(**mail_outcome(sink, tickets), recovery_s=round(recovery, 1))
         # Killed after the server took the message, before the client read its 250: the
         # only case SMTP cannot tell apart from a loss, so the mail goes again (README,
         # Guarantees: at least once).
@@ -72,7 +86,7 @@ def test_a_child_killed_in_the_smtp_session_still_mails(
 
 
 def test_an_smtp_outage_loses_nothing_and_mail_flows_soon_after(
-    stack: Stack, sink: SmtpSink
+    stack: Stack, sink: SmtpSink, record
 ) -> None:
     # 1/100 of real time: a 30-minute outage takes 18 s, the retry cap of 90 s takes 0.9 s, the
     # six-hour retry window of a mail 3.6 minutes.
@@ -86,14 +100,17 @@ def test_an_smtp_outage_loses_nothing_and_mail_flows_soon_after(
     wait_for_mails(sink, 100, timeout=120)
     recovery = time.monotonic() - back_at
     time.sleep(2)
-    assert_each_mailed_once(sink, tickets)
-    assert stack.driver("report")["dead_letters"] == []
+    dead_letters = len(stack.driver("report")["dead_letters"])
+    assert_each_mailed_once(
+        sink, tickets, record, dead_letters=dead_letters, recovery_s=round(recovery, 1)
+    )
+    assert dead_letters == 0
     # Every waiting mail is tried again within the backoff cap (90 s, scaled), then sent.
     assert recovery < 2 * 60 * scale + 30, recovery
 
 
 def test_mail_that_cannot_go_within_its_window_is_dead_lettered_and_can_be_requeued(
-    stack: Stack, sink: SmtpSink
+    stack: Stack, sink: SmtpSink, record
 ) -> None:
     scale = 0.001  # the six-hour window takes 21.6 s
     stack.worker(concurrency=2, RETRY_TIME_SCALE=str(scale))
@@ -108,12 +125,14 @@ def test_mail_that_cannot_go_within_its_window_is_dead_lettered_and_can_be_reque
     stack.driver("requeue-dead-letters")
     wait_for_mails(sink, 5, timeout=60)
     time.sleep(1)
-    assert_each_mailed_once(sink, tickets)
+    assert_each_mailed_once(sink, tickets, record, dead_letters=len(letters))
 
 
+@pytest.mark.parametrize("on", ["embedded", "postgres-redis", "postgres-rabbitmq"], indirect=True)
 def test_workers_killed_outright_mid_burst_lose_and_double_nothing(
-    stack: Stack, sink: SmtpSink
+    on: Stack, sink: SmtpSink, record
 ) -> None:
+    stack = on
     worker = stack.worker(concurrency=2)
     tickets = seed_and_mail(stack, 60, time_limit=str(TASK_TIME_LIMIT))
     wait_for_mails(sink, 10, timeout=120)
@@ -128,14 +147,20 @@ def test_workers_killed_outright_mid_burst_lose_and_double_nothing(
     wait_for_mails(sink, 60, timeout=180)
     recovery = time.monotonic() - killed_at
     time.sleep(2)
-    assert_each_mailed_once(sink, tickets)
     report = stack.driver("report")
+    assert_each_mailed_once(
+        sink,
+        tickets,
+        record,
+        dead_letters=len(report["dead_letters"]),
+        recovery_s=round(recovery, 1),
+    )
     assert report["dead_letters"] == [] and report["claims_in_progress"] == 0
     assert recovery < 120, recovery
 
 
 def test_sigterm_finishes_running_mail_and_gives_back_the_rest(
-    stack: Stack, sink: SmtpSink
+    stack: Stack, sink: SmtpSink, record
 ) -> None:
     worker = stack.worker(concurrency=1)
     sink.hold("RCPT")
@@ -153,5 +178,5 @@ def test_sigterm_finishes_running_mail_and_gives_back_the_rest(
     stack.worker(name="after-restart", concurrency=2)
     wait_for_mails(sink, 20, timeout=120)
     time.sleep(1)
-    assert_each_mailed_once(sink, tickets)
+    assert_each_mailed_once(sink, tickets, record)
     assert stack.driver("report")["dead_letters"] == []
