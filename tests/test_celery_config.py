@@ -46,7 +46,7 @@ def test_every_beat_entry_has_a_crontab_a_declared_queue_and_expires() -> None:
 
 
 def test_beat_uses_the_database_scheduler() -> None:
-    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert app.conf.beat_scheduler == "apps.core.beat:LeaderDatabaseScheduler"
     assert app.conf.result_backend == "apps.core.results:DatabaseBackend"
 
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 from celery.result import AsyncResult
+from django.core.cache import cache
 
-from apps.core.dead_letters import REDACTED, redact
+from apps.core.dead_letters import REDACTED, redact, requeue, seal
 from apps.core.models import DeadLetter
 from apps.peoples.models import People
+from tests.support import worker_tasks
+
+
+def test_redact_hides_email_addresses_in_text() -> None:
+    assert redact(["to alice@facility.test, bob@x.org", "site 4"]) == [
+        f"to {REDACTED}, {REDACTED}",
+        "site 4",
+    ]
 
 
 def test_redact_hides_secret_named_values_at_any_depth() -> None:
@@ -61,6 +70,40 @@ def test_admin_requeues_a_dead_letter_to_the_worker(worker, admin_client, clean_
         follow=True,
     )
     assert "was re-queued already" in response.content.decode()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_letter_shows_redacted_arguments_and_requeues_the_real_ones(
+    worker, admin_client, clean_cache
+) -> None:
+    sent = {"token": "s3cret", "to": "alice@facility.test", "site": "S1"}
+    result = worker_tasks.fail_once_then_echo.delay("sealed-1", **sent)
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    letter = DeadLetter.objects.get(task_id=result.id)
+    assert letter.args == ["sealed-1"]
+    assert letter.kwargs == {"token": REDACTED, "to": REDACTED, "site": "S1"}
+    assert "s3cret" not in letter.sealed_arguments and "alice" not in letter.sealed_arguments
+    page = admin_client.get(f"/admin/core/deadletter/{letter.pk}/change/").content.decode()
+    assert "s3cret" not in page and "alice@facility.test" not in page
+
+    new_id = requeue(letter)
+    AsyncResult(new_id).get(timeout=30)
+    assert cache.get("received:sealed-1") == sent
+
+
+@pytest.mark.django_db
+def test_a_letter_sealed_under_another_secret_key_is_refused(settings) -> None:
+    letter = DeadLetter.objects.create(
+        task_name="tests.flaky",
+        task_id="lost-3",
+        exception_type="builtins.ValueError",
+        sealed_arguments=seal([], {"key": "x"}),
+    )
+    settings.SECRET_KEY = "another-key-" + "x" * 50
+    with pytest.raises(ValueError, match="another SECRET_KEY"):
+        requeue(letter)
 
 
 @pytest.mark.django_db

@@ -112,10 +112,10 @@ def test_every_queue_has_a_consumer_in_the_procfile() -> None:
     ]
     consumed = set().union(*(_consumed_queues(c) for c in commands if " worker " in c))
     assert consumed == set(QUEUE_NAMES)
-    assert sum(" beat " in c for c in commands) == 1
+    assert sum(" beat " in f" {c} " for c in commands) == 1
 
 
-def test_every_queue_has_a_consumer_in_docker_compose_and_one_beat() -> None:
+def test_every_queue_has_a_consumer_in_docker_compose_and_a_leading_and_a_standby_beat() -> None:
     services = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())["services"]
     commands = {name: " ".join(s.get("command", [])) for name, s in services.items()}
     workers = [c for c in commands.values() if " worker " in f" {c} "]
@@ -123,7 +123,7 @@ def test_every_queue_has_a_consumer_in_docker_compose_and_one_beat() -> None:
     assert consumed == set(QUEUE_NAMES)
     beats = [name for name, c in commands.items() if " beat " in f" {c} "]
     assert beats == ["beat"]
-    assert services["beat"]["deploy"]["replicas"] == 1
+    assert services["beat"]["deploy"]["replicas"] == 2
 
 
 def test_dev_procfile_runs_one_worker_on_every_queue() -> None:

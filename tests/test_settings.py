@@ -60,7 +60,7 @@ def test_embedded_default_needs_no_variables(tmp_path) -> None:
         "cache": "apps.core.cache.DatabaseCache",
         "mail": "django.core.mail.backends.filebased.EmailBackend",
         "media": "django.core.files.storage.FileSystemStorage",
-        "beat": "django_celery_beat.schedulers:DatabaseScheduler",
+        "beat": "apps.core.beat:LeaderDatabaseScheduler",
     }
     assert (tmp_path / "broker" / "queue").is_dir()
 

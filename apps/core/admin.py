@@ -12,7 +12,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
     list_display = ("task_name", "task_id", "exception_type", "retries", "failed_at", "requeued_at")
     list_filter = ("task_name", "queue", "requeued_at")
     search_fields = ("task_name", "task_id", "exception_type")
-    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    readonly_fields = [f.name for f in DeadLetter._meta.fields if f.name != "sealed_arguments"]
+    exclude = ("sealed_arguments",)
     actions = ["requeue_selected"]
 
     @admin.action(description="Re-queue the selected tasks")

@@ -1,11 +1,22 @@
-"""Dead letters: tasks that failed for good, kept with redacted arguments for re-queueing."""
+"""Dead letters: tasks that failed for good, shown redacted and re-queued as they were.
+
+A dead letter keeps two copies of the task's arguments: ``args``/``kwargs`` for people to read,
+with secret-named entries and e-mail addresses redacted, and ``sealed_arguments``, the exact
+arguments encrypted with a key derived from SECRET_KEY, which only re-queueing opens.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from typing import Any
 
 from celery import current_app
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.utils import timezone
 
 from apps.core.models import DeadLetter
@@ -15,20 +26,42 @@ _SECRET_NAME = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|auth|credential|cookie|session|signature",
     re.IGNORECASE,
 )
+_EMAIL = re.compile(r"[^\s@<>,;\"']+@[^\s@<>,;\"']+\.[^\s@<>,;\"']+")
 _MAX_ERROR_CHARS = 2000
 
 
 def redact(value: Any) -> Any:
-    """A JSON-safe copy of `value` with every secret-named mapping entry replaced."""
+    """A JSON-safe copy of `value` for display: secret-named entries and e-mail addresses
+    replaced."""
     if isinstance(value, dict):
         return {
             str(k): REDACTED if _SECRET_NAME.search(str(k)) else redact(v) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _EMAIL.sub(REDACTED, value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     return repr(value)
+
+
+def _fernet() -> Fernet:
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"intelliwiz dead letter arguments"
+    ).derive(settings.SECRET_KEY.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(args: Any, kwargs: Any) -> str:
+    """The exact arguments, encrypted (JSON, as the broker carried them)."""
+    plain = json.dumps({"args": list(args or []), "kwargs": dict(kwargs or {})}, default=repr)
+    return _fernet().encrypt(plain.encode()).decode()
+
+
+def unseal(sealed: str) -> tuple[list[Any], dict[str, Any]]:
+    arguments = json.loads(_fernet().decrypt(sealed.encode()))
+    return arguments["args"], arguments["kwargs"]
 
 
 def record_dead_letter(
@@ -47,6 +80,7 @@ def record_dead_letter(
         queue=queue or "",
         args=redact(list(args or [])),
         kwargs=redact(dict(kwargs or {})),
+        sealed_arguments=seal(args, kwargs),
         exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
         error=str(exc)[:_MAX_ERROR_CHARS],
         retries=retries,
@@ -57,13 +91,21 @@ def requeue(dead_letter: DeadLetter) -> str:
     """Send the task again with its stored arguments; returns the new task id."""
     if dead_letter.requeued_at is not None:
         raise ValueError(f"dead letter {dead_letter.pk} was re-queued already")
-    if REDACTED in str(dead_letter.args) + str(dead_letter.kwargs):
+    if dead_letter.sealed_arguments:
+        try:
+            args, kwargs = unseal(dead_letter.sealed_arguments)
+        except InvalidToken:
+            raise ValueError(
+                f"dead letter {dead_letter.pk} was sealed under another SECRET_KEY and cannot "
+                "be re-queued"
+            ) from None
+    elif REDACTED in str(dead_letter.args) + str(dead_letter.kwargs):
         raise ValueError(
             f"dead letter {dead_letter.pk} has redacted arguments and cannot be re-queued as is"
         )
-    result = current_app.send_task(
-        dead_letter.task_name, args=dead_letter.args, kwargs=dead_letter.kwargs
-    )
+    else:
+        args, kwargs = dead_letter.args, dead_letter.kwargs
+    result = current_app.send_task(dead_letter.task_name, args=args, kwargs=kwargs)
     dead_letter.requeued_at = timezone.now()
     dead_letter.requeued_task_id = result.id
     dead_letter.save(update_fields=["requeued_at", "requeued_task_id"])

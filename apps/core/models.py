@@ -42,8 +42,10 @@ class DeadLetter(models.Model):
     task_name = models.CharField(max_length=255, db_index=True)
     task_id = models.CharField(max_length=255)
     queue = models.CharField(max_length=64, blank=True)
-    args = models.JSONField(default=list)
-    kwargs = models.JSONField(default=dict)
+    args = models.JSONField(default=list, help_text="Redacted for display")
+    kwargs = models.JSONField(default=dict, help_text="Redacted for display")
+    # The exact arguments, encrypted; only re-queueing opens them (apps.core.dead_letters).
+    sealed_arguments = models.TextField(blank=True, editable=False)
     exception_type = models.CharField(max_length=255)
     error = models.TextField(blank=True)
     retries = models.PositiveIntegerField(default=0)

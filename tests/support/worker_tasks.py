@@ -61,3 +61,11 @@ def kill_own_worker(key: str) -> None:
     """Kills the worker child running it, every time (a poison message)."""
     _next_attempt(f"attempts:{key}")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@shared_task(name="tests.fail_once_then_echo", **FAST_RETRIES)
+def fail_once_then_echo(key: str, **received: object) -> None:
+    """Fails for good on its first run; a re-queued run keeps the arguments it received."""
+    if _next_attempt(f"attempts:{key}") == 1:
+        raise ValueError("bad input: not retried")
+    cache.set(f"received:{key}", received, timeout=600)
