@@ -108,6 +108,27 @@ class ManagedProcess:
 CELERY = ["-m", "celery", "-A", "intelliwiz_config"]
 
 
+def worker_argv(nodename: str, concurrency: int, *extra: str) -> list[str]:
+    """`celery worker` consuming every declared queue, prefork, without mingle or gossip."""
+    return [
+        *CELERY,
+        "worker",
+        "-n",
+        nodename,
+        "-Q",
+        ",".join(QUEUE_NAMES),
+        "-c",
+        str(concurrency),
+        "-P",
+        "prefork",
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        "INFO",
+        *extra,
+    ]
+
+
 def process_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = subprocess_database_url()
@@ -198,24 +219,7 @@ def start_worker(
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"
         worker = ManagedProcess(
-            [
-                *CELERY,
-                "worker",
-                "-n",
-                nodename,
-                "-Q",
-                ",".join(QUEUE_NAMES),
-                "-c",
-                "1",
-                "-P",
-                "prefork",
-                "-I",
-                WORKER_TASKS_MODULE,
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-            ],
+            worker_argv(nodename, 1, "-I", WORKER_TASKS_MODULE),
             env,
             logs / f"worker-{name}-{len(started)}.log",
             nodename,

@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from intelliwiz_config.celery import QUEUE_NAMES
-from tests.conftest import BASE_DIR, CELERY, ManagedProcess
+from tests.conftest import BASE_DIR, CELERY, ManagedProcess, worker_argv
 from tests.faults.harness import PostgresCluster, RedisInstance, SmtpSink
 
 
@@ -84,26 +83,7 @@ class Stack:
 
     def worker(self, name: str = "w", concurrency: int = 2, **env: str) -> ManagedProcess:
         nodename = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-        worker = self._process(
-            nodename,
-            [
-                *CELERY,
-                "worker",
-                "-n",
-                nodename,
-                "-Q",
-                ",".join(QUEUE_NAMES),
-                "-c",
-                str(concurrency),
-                "-P",
-                "prefork",
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-            ],
-            **env,
-        )
+        worker = self._process(nodename, worker_argv(nodename, concurrency), **env)
         worker.wait_for_log("ready.", timeout=90)
         return worker
 
