@@ -70,7 +70,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "intelliwiz_config.urls"
 WSGI_APPLICATION = "intelliwiz_config.wsgi.application"
 AUTH_USER_MODEL = "peoples.People"
-LOGIN_URL = "admin:login"
+# Everyone signs in on the product's own page and lands where their work is (apps.peoples).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [
     {
@@ -82,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.peoples.context_processors.signed_in",
             ],
         },
     },

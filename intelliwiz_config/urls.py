@@ -1,13 +1,24 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from apps.core.views import healthz
 from apps.mobile import views as mobile_views
+from apps.peoples import views as people_views
 from apps.reports import views as report_views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="activity:job-list"), name="home"),
+    path("", people_views.home, name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="peoples/login.html",
+            redirect_authenticated_user=True,
+            extra_context={"title": "Sign in"},
+        ),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("jobs/", include("apps.activity.urls")),

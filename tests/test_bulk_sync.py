@@ -20,9 +20,11 @@ def world(db):
     _, site = factories.client_and_site()
     other_client, other_site = factories.client_and_site()
     now = timezone.now()
+    sender = factories.person(site)
 
-    def jobneed(site_):
+    def jobneed(site_, people=None):
         jn = Jobneed.objects.create(
+            people=people,
             identifier="TASK",
             description="Meter reading",
             plan_at=now,
@@ -41,8 +43,8 @@ def world(db):
         return jn
 
     return {
-        "sender": factories.person(site),
-        "mine": jobneed(site),
+        "sender": sender,
+        "mine": jobneed(site, sender),  # their own work; what they may sync
         "theirs": jobneed(other_site),
         "other_client": other_client,
     }
@@ -66,7 +68,7 @@ def test_valid_records_apply_and_the_rest_are_kept_with_reasons(world) -> None:
     result = apply_records(records, "jobneeddetails", world["sender"])
     assert result.applied == 1
     assert [(r["index"], r["reason"]) for r in result.rejected] == [
-        (1, "belongs to another client or site"),
+        (1, "belongs to another client or site, or is not assigned to the sender"),
         (2, "uuid repeated in batch"),
         (3, "unknown uuid"),
         (4, "not writable: is_alert"),
@@ -123,6 +125,7 @@ def test_the_task_applies_once_per_message(worker, mail_sink) -> None:
     sender = factories.person(site)
     now = timezone.now()
     jobneed = Jobneed.objects.create(
+        people=sender,
         identifier="TASK",
         description="Boiler",
         plan_at=now,

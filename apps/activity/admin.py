@@ -10,10 +10,11 @@ from apps.activity.models import (
     QuestionSet,
     Reminder,
 )
+from apps.peoples.admin import ScopedAdmin
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(ScopedAdmin):
     list_display = ("code", "name", "site", "status", "enabled")
     list_filter = ("status", "enabled")
     search_fields = ("code", "name")
@@ -26,7 +27,7 @@ class QuestionInline(admin.TabularInline):
 
 
 @admin.register(QuestionSet)
-class QuestionSetAdmin(admin.ModelAdmin):
+class QuestionSetAdmin(ScopedAdmin):
     list_display = ("name", "client", "enabled")
     search_fields = ("name",)
     inlines = [QuestionInline]
@@ -41,7 +42,7 @@ class CheckpointInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ScopedAdmin):
     list_display = ("name", "identifier", "site", "cron", "enabled", "last_generated_at")
     list_filter = ("identifier", "enabled")
     search_fields = ("name",)
@@ -63,7 +64,7 @@ class DetailsInline(admin.TabularInline):
 
 
 @admin.register(Jobneed)
-class JobneedAdmin(admin.ModelAdmin):
+class JobneedAdmin(ScopedAdmin):
     list_display = ("description", "identifier", "site", "plan_at", "expiry_at", "status")
     list_filter = ("status", "identifier")
     search_fields = ("description",)
@@ -76,7 +77,7 @@ class JobneedAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(admin.ModelAdmin):
+class ReminderAdmin(ScopedAdmin):
     list_display = ("description", "site", "due_at", "status", "attempts", "sent_at")
     list_filter = ("status",)
     raw_id_fields = ("job", "jobneed", "rule", "people", "group")

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.peoples.access import assigned_to, visible
 from apps.peoples.models import People, PeopleGroup
 
 
@@ -147,6 +148,13 @@ class Identifier(models.TextChoices):
 TOURS = (Identifier.INTERNALTOUR, Identifier.EXTERNALTOUR)
 
 
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, person) -> JobQuerySet:
+        """Jobs `person` may see (apps.peoples.access): a technician's are those assigned to
+        them or their group."""
+        return visible(self, person, own=assigned_to)
+
+
 class Job(models.Model):
     """A schedule template: its cron expands into Jobneeds inside the validity window."""
 
@@ -195,6 +203,8 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["identifier", "enabled"])]
@@ -234,6 +244,12 @@ class JobneedStatus(models.TextChoices):
     COMPLETED = "COMPLETED", "Completed"
     PARTIALLYCOMPLETED = "PARTIALLYCOMPLETED", "Partially completed"
     AUTOCLOSED = "AUTOCLOSED", "Auto-closed"
+
+
+class JobneedQuerySet(models.QuerySet):
+    def visible_to(self, person) -> JobneedQuerySet:
+        """Planned work `person` may see (apps.peoples.access), like jobs."""
+        return visible(self, person, own=assigned_to)
 
 
 class Jobneed(models.Model):
@@ -287,6 +303,8 @@ class Jobneed(models.Model):
     autoclose_notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
+
+    objects = JobneedQuerySet.as_manager()
 
     class Meta:
         ordering = ["plan_at", "seqno"]

@@ -3,8 +3,10 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import Q
 
 from apps.onboarding.models import BusinessUnit
+from apps.peoples.access import visible
 from apps.peoples.models import People
 
 
@@ -16,6 +18,14 @@ class FaceOutcome(models.TextChoices):
     UNREADABLE = "UNREADABLE", "Selfie unreadable"
     NO_SELFIE = "NO_SELFIE", "No selfie"
     NO_REFERENCE = "NO_REFERENCE", "No usable reference photo"
+
+
+class AttendanceEventQuerySet(models.QuerySet):
+    def visible_to(self, person) -> AttendanceEventQuerySet:
+        """Punches `person` may see (apps.peoples.access): a technician's own."""
+        return visible(
+            self, person, client="site__client", own=lambda scope: Q(person=scope.person_id)
+        )
 
 
 class AttendanceEvent(models.Model):
@@ -40,6 +50,8 @@ class AttendanceEvent(models.Model):
     face_threshold = models.FloatField(null=True, blank=True)
     face_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AttendanceEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at"]

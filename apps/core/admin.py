@@ -7,8 +7,24 @@ from apps.core.dead_letters import requeue
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 
 
+class OperatorAdmin(admin.ModelAdmin):
+    """The task platform's own records: for operators (superusers) only."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(OperatorAdmin):
     list_display = ("task_name", "task_id", "exception_type", "retries", "failed_at", "requeued_at")
     list_filter = ("task_name", "queue", "requeued_at")
     search_fields = ("task_name", "task_id", "exception_type")
@@ -50,7 +66,7 @@ class PastLeaseFilter(admin.SimpleListFilter):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(OperatorAdmin):
     list_display = ("key", "status", "claims", "claimed_at", "lease_expires_at", "completed_at")
     list_filter = ("status", PastLeaseFilter)
     search_fields = ("key", "task_id")
@@ -61,7 +77,7 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(OperatorAdmin):
     list_display = ("worker", "ran_at", "scheduled_for", "lateness_seconds", "beats")
     readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
 
@@ -70,7 +86,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(BeatLock)
-class BeatLockAdmin(admin.ModelAdmin):
+class BeatLockAdmin(OperatorAdmin):
     list_display = ("name", "holder", "acquired_at", "renewed_at", "expires_at")
     readonly_fields = [f.name for f in BeatLock._meta.fields]
 

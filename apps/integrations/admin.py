@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from apps.integrations.models import NocAlert, RejectedSyncRecord
+from apps.peoples.admin import ScopedAdmin
 
 
 @admin.register(NocAlert)
-class NocAlertAdmin(admin.ModelAdmin):
+class NocAlertAdmin(ScopedAdmin):
     list_display = (
         "kind",
         "subject",
@@ -23,7 +24,7 @@ class NocAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(RejectedSyncRecord)
-class RejectedSyncRecordAdmin(admin.ModelAdmin):
+class RejectedSyncRecordAdmin(ScopedAdmin):
     list_display = ("table", "record_uuid", "reason", "sender", "received_at")
     list_filter = ("table",)
     search_fields = ("record_uuid", "reason")

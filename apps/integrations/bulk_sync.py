@@ -1,5 +1,5 @@
 """Bulk sync from mobile devices: an allow-list of tables, each with the fields a device may
-write; every record is scoped to the sender's client (and site, when the sender has one).
+write; every record must belong to a Jobneed the sender may see (apps.peoples.access).
 Valid records are applied in bulk in one transaction; the others are returned with the reason
 and kept as RejectedSyncRecord rows, so nothing is lost silently."""
 
@@ -24,7 +24,7 @@ MAX_RECORDS = 1000
 class SyncTable:
     model: type[models.Model]
     writable: frozenset[str]
-    scope: str  # the path from a row to its Jobneed's site and client ("" for a Jobneed)
+    scope: str  # the path from a row to its Jobneed ("jobneed__"; "" for a Jobneed itself)
 
 
 SYNC_TABLES: dict[str, SyncTable] = {
@@ -66,17 +66,17 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
             rejected.append({"index": index, "uuid": str(key), "reason": "uuid repeated in batch"})
         else:
             keyed[key] = (index, record)
-    rows = {
-        row.uuid: row
-        for row in spec.model.objects.filter(uuid__in=keyed).select_related(
-            *([spec.scope.rstrip("_")] if spec.scope else [])
-        )
-    }
+    rows = {row.uuid: row for row in spec.model.objects.filter(uuid__in=keyed)}
+    reachable = set(
+        Jobneed.objects.visible_to(sender)
+        .filter(pk__in={_jobneed_id(row, spec) for row in rows.values()})
+        .values_list("pk", flat=True)
+    )
     changed: list[models.Model] = []
     fields: set[str] = set()
     for key, (index, record) in keyed.items():
         row = rows.get(key)
-        reason = _check_row(row, spec, sender) or _assign(row, record, spec)
+        reason = _check_row(row, spec, reachable) or _assign(row, record, spec)
         if reason:
             rejected.append({"index": index, "uuid": str(key), "reason": reason})
             continue
@@ -121,14 +121,15 @@ def _check_shape(record: object, spec: SyncTable) -> tuple[str, uuid.UUID | None
     return "", key
 
 
-def _check_row(row: models.Model | None, spec: SyncTable, sender: People) -> str:
+def _jobneed_id(row: models.Model, spec: SyncTable) -> int:
+    return getattr(row, spec.scope.rstrip("_") + "_id") if spec.scope else row.pk
+
+
+def _check_row(row: models.Model | None, spec: SyncTable, reachable: set[int]) -> str:
     if row is None:
         return "unknown uuid"
-    jobneed = getattr(row, spec.scope.rstrip("_")) if spec.scope else row
-    if jobneed.client_id != sender.client_id or (
-        sender.site_id is not None and jobneed.site_id != sender.site_id
-    ):
-        return "belongs to another client or site"
+    if _jobneed_id(row, spec) not in reachable:  # apps.peoples.access decides
+        return "belongs to another client or site, or is not assigned to the sender"
     return ""
 
 

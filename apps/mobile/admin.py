@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from apps.mobile.models import MobileDevice, MobileMessage
+from apps.peoples.admin import ScopedAdmin
 
 
 @admin.register(MobileDevice)
-class MobileDeviceAdmin(admin.ModelAdmin):
+class MobileDeviceAdmin(ScopedAdmin):
     list_display = ("device_id", "person", "enabled", "last_seen_at")
     list_filter = ("enabled",)
     search_fields = ("device_id", "person__name")
@@ -12,7 +13,7 @@ class MobileDeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(MobileMessage)
-class MobileMessageAdmin(admin.ModelAdmin):
+class MobileMessageAdmin(ScopedAdmin):
     list_display = ("client_id", "device", "kind", "status", "created_at", "finished_at")
     list_filter = ("kind", "status")
     search_fields = ("client_id", "task_id")

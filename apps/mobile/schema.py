@@ -25,6 +25,7 @@ from apps.activity.state_machine import InvalidTransition, transition
 from apps.attendance.models import AttendanceEvent
 from apps.core.models import Attachment
 from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.peoples.access import assigned_to, scope_of
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
 from background_tasks.ticket_tasks import alert_sendmail
@@ -38,14 +39,16 @@ def _person(info):
 
 
 def _my_jobneeds(person):
-    return Jobneed.objects.filter(
-        Q(people=person) | Q(group__memberships__people=person), client_id=person.client_id
-    ).distinct()
+    """The person's own work: assigned to them or their groups, among what they may see."""
+    return Jobneed.objects.visible_to(person).filter(assigned_to(scope_of(person))).distinct()
 
 
 def _my_tickets(person):
-    return Ticket.objects.filter(
-        Q(created_by=person) | Q(assigned_people=person), client_id=person.client_id
+    """Tickets they raised or that are assigned to them, among what they may see."""
+    return (
+        Ticket.objects.visible_to(person)
+        .filter(Q(created_by=person) | Q(assigned_people=person))
+        .distinct()
     )
 
 

@@ -1,11 +1,49 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
+from apps.peoples.access import of_their_client
 from apps.peoples.models import GroupMembership, People, PeopleGroup
 
 
+def admin_scope(queryset: QuerySet, person) -> QuerySet:
+    """What a non-superuser sees of a model in the admin: rows visible to them (models with
+    ``visible_to``), their client's rows (models with a client), or nothing (the platform's
+    own models are for operators)."""
+    if person.is_superuser:
+        return queryset
+    if hasattr(queryset, "visible_to"):
+        return queryset.visible_to(person)
+    if any(field.name == "client" for field in queryset.model._meta.get_fields()):
+        return of_their_client(queryset, person)
+    return queryset.none()
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose lists, objects and related choices follow apps.peoples.access."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return admin_scope(super().get_queryset(request), request.user)
+
+    def _scoped_choices(self, db_field, request: HttpRequest, kwargs: dict) -> dict:
+        related: type[Model] = db_field.remote_field.model
+        kwargs.setdefault("queryset", admin_scope(related._default_manager.all(), request.user))
+        return kwargs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(
+            db_field, request, **self._scoped_choices(db_field, request, kwargs)
+        )
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return super().formfield_for_manytomany(
+            db_field, request, **self._scoped_choices(db_field, request, kwargs)
+        )
+
+
 @admin.register(People)
-class PeopleAdmin(UserAdmin):
+class PeopleAdmin(ScopedAdmin, UserAdmin):
     ordering = ("code",)
     list_display = ("code", "name", "loginid", "email", "site", "designation", "is_active")
     list_filter = (
@@ -28,6 +66,13 @@ class PeopleAdmin(UserAdmin):
         ("Admin access", {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
+    # What only an operator may change: who else becomes one, and which client a person is of.
+    OPERATOR_FIELDS = ("client", "is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else fields + self.OPERATOR_FIELDS
+
     add_fieldsets = (
         (
             None,
@@ -46,7 +91,7 @@ class GroupMembershipInline(admin.TabularInline):
 
 
 @admin.register(PeopleGroup)
-class PeopleGroupAdmin(admin.ModelAdmin):
+class PeopleGroupAdmin(ScopedAdmin):
     list_display = ("name", "client", "site", "enabled")
     list_filter = ("enabled",)
     search_fields = ("name",)

@@ -75,6 +75,12 @@ class People(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField("enabled", default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log into the admin")
     is_client_admin = models.BooleanField(default=False)
+    supervised_site_groups = models.ManyToManyField(
+        "onboarding.SiteGroup",
+        blank=True,
+        related_name="supervisors",
+        help_text="A site in-charge also oversees the sites of these groups",
+    )
     receives_alert_mails = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from apps.peoples.admin import ScopedAdmin
 from apps.reports.models import GeneratedReport, PdfJob, ReportHistory, ScheduledReport
 
 
 @admin.register(ScheduledReport)
-class ScheduledReportAdmin(admin.ModelAdmin):
+class ScheduledReportAdmin(ScopedAdmin):
     list_display = (
         "name",
         "report_type",
@@ -20,7 +21,7 @@ class ScheduledReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(GeneratedReport)
-class GeneratedReportAdmin(admin.ModelAdmin):
+class GeneratedReportAdmin(ScopedAdmin):
     list_display = ("report_type", "site", "date_from", "date_to", "status", "mailed_at")
     list_filter = ("status", "report_type")
     readonly_fields = [f.name for f in GeneratedReport._meta.fields]
@@ -30,7 +31,7 @@ class GeneratedReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReportHistory)
-class ReportHistoryAdmin(admin.ModelAdmin):
+class ReportHistoryAdmin(ScopedAdmin):
     list_display = ("report_type", "person", "site", "file_format", "duration_ms", "generated_at")
     list_filter = ("report_type", "file_format")
     readonly_fields = [f.name for f in ReportHistory._meta.fields]
@@ -40,7 +41,7 @@ class ReportHistoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(PdfJob)
-class PdfJobAdmin(admin.ModelAdmin):
+class PdfJobAdmin(ScopedAdmin):
     list_display = ("title", "requested_by", "status", "progress", "expires_at")
     list_filter = ("status",)
     readonly_fields = [f.name for f in PdfJob._meta.fields]

@@ -4,11 +4,18 @@ import uuid
 
 from django.db import models
 
+from apps.peoples.access import requested_by_them
 from apps.peoples.models import People
 
 
 def pdf_storage_key(job: PdfJob, filename: str) -> str:
     return f"reports/pdf/{job.uuid}.pdf"
+
+
+class PdfJobQuerySet(models.QuerySet):
+    def visible_to(self, person) -> PdfJobQuerySet:
+        """A PDF job is its requester's alone (apps.peoples.access)."""
+        return requested_by_them(self, person)
 
 
 class PdfJob(models.Model):
@@ -31,6 +38,8 @@ class PdfJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(db_index=True)
+
+    objects = PdfJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -72,6 +81,12 @@ def generated_storage_key(report: GeneratedReport, filename: str) -> str:
     return f"reports/generated/{report.uuid}.{report.file_format}"
 
 
+class GeneratedReportQuerySet(models.QuerySet):
+    def visible_to(self, person) -> GeneratedReportQuerySet:
+        """A generated report is its requester's alone (apps.peoples.access)."""
+        return requested_by_them(self, person)
+
+
 class GeneratedReport(models.Model):
     """One report file, on demand or for one period of a schedule (once per period)."""
 
@@ -95,6 +110,8 @@ class GeneratedReport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     mailed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = GeneratedReportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

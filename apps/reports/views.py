@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.onboarding.models import BusinessUnit
+from apps.peoples.access import visible_sites
 from apps.reports.builders import REPORT_TYPES
 from apps.reports.dashboard import site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob
@@ -21,14 +21,7 @@ from background_tasks.report_tasks import create_save_report_async
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    person = request.user
-    sites = BusinessUnit.objects.filter(kind=BusinessUnit.Kind.SITE, enabled=True)
-    if person.site_id:
-        sites = sites.filter(pk=person.site_id)
-    elif person.client_id:
-        sites = sites.filter(client_id=person.client_id)
-    elif not person.is_superuser:
-        sites = sites.none()
+    sites = visible_sites(request.user)
     boards = [site_dashboard(site) for site in sites.order_by("name")[:50]]
     return render(request, "reports/dashboard.html", {"title": "Dashboard", "boards": boards})
 
@@ -47,7 +40,7 @@ def pdf_request(request: HttpRequest) -> JsonResponse:
 
 
 def _own_job(request: HttpRequest, job_uuid) -> PdfJob:
-    job = get_object_or_404(PdfJob, uuid=job_uuid, requested_by=request.user)
+    job = get_object_or_404(PdfJob.objects.visible_to(request.user), uuid=job_uuid)
     if job.expires_at < timezone.now():
         raise Http404("this document has expired")
     return job
@@ -96,21 +89,19 @@ def pdf_page(request: HttpRequest, job_uuid) -> HttpResponse:
 
 class ReportForm(forms.Form):
     report_type = forms.ChoiceField(choices=[(k, title) for k, (title, _) in REPORT_TYPES.items()])
-    site = forms.ModelChoiceField(queryset=BusinessUnit.objects.none())
+    site = forms.ModelChoiceField(queryset=None)
     date_from = forms.DateField()
     date_to = forms.DateField()
     format = forms.ChoiceField(choices=[("pdf", "PDF"), ("xlsx", "Excel (XLSX)")])
 
-    def __init__(self, *args, client_id: int | None = None, **kwargs) -> None:
+    def __init__(self, *args, person, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = BusinessUnit.objects.filter(
-            kind=BusinessUnit.Kind.SITE, client_id=client_id
-        )
+        self.fields["site"].queryset = visible_sites(person)
 
 
 @login_required
 def report_request(request: HttpRequest) -> HttpResponse:
-    form = ReportForm(request.POST or None, client_id=request.user.client_id)
+    form = ReportForm(request.POST or None, person=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         with transaction.atomic():
@@ -140,7 +131,7 @@ def report_request(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
-    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    report = get_object_or_404(GeneratedReport.objects.visible_to(request.user), uuid=report_uuid)
     return render(
         request,
         "reports/progress.html",
@@ -154,13 +145,13 @@ def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
 
 @login_required
 def report_status(request: HttpRequest, report_uuid) -> JsonResponse:
-    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    report = get_object_or_404(GeneratedReport.objects.visible_to(request.user), uuid=report_uuid)
     return JsonResponse(_progress(report, "report", "report-download"))
 
 
 @login_required
 def report_download(request: HttpRequest, report_uuid) -> FileResponse:
-    report = get_object_or_404(GeneratedReport, uuid=report_uuid, requested_by=request.user)
+    report = get_object_or_404(GeneratedReport.objects.visible_to(request.user), uuid=report_uuid)
     if report.status != "DONE":
         raise Http404("this report is not ready")
     return FileResponse(

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
+from apps.peoples.admin import ScopedAdmin
 from apps.work_order_management.models import (
     ApprovalStep,
     PermitAnswer,
@@ -14,7 +15,7 @@ from background_tasks.email_tasks import send_email_notification_for_wp
 
 
 @admin.register(Vendor)
-class VendorAdmin(admin.ModelAdmin):
+class VendorAdmin(ScopedAdmin):
     list_display = ("code", "name", "email", "client", "enabled")
     search_fields = ("code", "name", "email")
 
@@ -25,7 +26,7 @@ class SectionInline(admin.TabularInline):
 
 
 @admin.register(PermitType)
-class PermitTypeAdmin(admin.ModelAdmin):
+class PermitTypeAdmin(ScopedAdmin):
     list_display = ("name", "kind", "client", "enabled")
     list_filter = ("kind", "enabled")
     inlines = [SectionInline]
@@ -56,7 +57,7 @@ class RemarkInline(admin.TabularInline):
 
 
 @admin.register(WorkPermit)
-class WorkPermitAdmin(admin.ModelAdmin):
+class WorkPermitAdmin(ScopedAdmin):
     """Read-only: permits move only through their flow (web pages and decision links)."""
 
     list_display = ("__str__", "kind", "site", "vendor", "status", "score", "created_at")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from apps.activity.models import AnswerType, Question
+from apps.peoples.access import visible_sites
 from apps.peoples.models import People
 from apps.work_order_management.models import PermitSection, PermitType, Vendor
 from apps.work_order_management.services import Answers
@@ -49,13 +50,17 @@ class PermitForm(forms.Form):
         required=False, help_text="SLA reports: any day of the month (default: last month)"
     )
 
-    def __init__(self, permit_type: PermitType, *args, **kwargs) -> None:
+    def __init__(self, permit_type: PermitType, *args, person, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.permit_type = permit_type
-        self.fields["site"].queryset = permit_type.client.client_units.filter(kind="SITE")
+        # Choices and validation both come from what the person may reach at the type's client.
+        self.fields["site"].queryset = visible_sites(person).filter(client=permit_type.client)
         self.fields["vendor"].queryset = Vendor.objects.filter(
             client=permit_type.client, enabled=True
         )
+        colleagues = People.objects.filter(client=permit_type.client, is_active=True)
+        self.fields["verifiers"].queryset = colleagues
+        self.fields["approvers"].queryset = colleagues
         sections = permit_type.sections.filter(
             role__in=[PermitSection.Role.FORM, PermitSection.Role.CONTACTS]
         ).order_by("seqno")

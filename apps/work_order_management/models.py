@@ -5,9 +5,11 @@ import uuid
 from datetime import date
 
 from django.db import models
+from django.db.models import Q
 
 from apps.activity.models import QuestionRules, QuestionSet
 from apps.onboarding.models import BusinessUnit
+from apps.peoples.access import visible
 from apps.peoples.models import People
 
 
@@ -81,6 +83,17 @@ class PermitStatus(models.TextChoices):
     CANCELLED = "CANCELLED", "Cancelled"
 
 
+class WorkPermitQuerySet(models.QuerySet):
+    def visible_to(self, person) -> WorkPermitQuerySet:
+        """Permits and SLA reports `person` may see (apps.peoples.access): besides their role's
+        reach, those they raised and those with a step of theirs."""
+        return visible(
+            self,
+            person,
+            own=lambda scope: Q(requested_by=scope.person_id) | Q(steps__person=scope.person_id),
+        )
+
+
 class WorkPermit(models.Model):
     """A work permit or an SLA report: its answers, approval steps and remarks hang off it."""
 
@@ -102,6 +115,8 @@ class WorkPermit(models.Model):
     score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
+
+    objects = WorkPermitQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

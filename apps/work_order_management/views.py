@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.peoples.access import can, of_their_client, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management import actions
 from apps.work_order_management.forms import PermitForm, answer_fields, answers_from
@@ -30,7 +31,9 @@ def permit_list(request: HttpRequest) -> HttpResponse:
     my_steps = ApprovalStep.objects.filter(
         person=request.user, status=ApprovalStep.Status.PENDING
     ).select_related("permit__permit_type", "permit__site")
-    permits = WorkPermit.objects.select_related("permit_type", "site", "vendor")[:100]
+    permits = WorkPermit.objects.visible_to(request.user).select_related(
+        "permit_type", "site", "vendor"
+    )[:100]
     return render(
         request,
         "work_order_management/permit_list.html",
@@ -40,15 +43,15 @@ def permit_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def permit_create(request: HttpRequest) -> HttpResponse:
-    permit_type = PermitType.objects.filter(pk=request.GET.get("type"), enabled=True).first()
+    types = of_their_client(PermitType.objects.filter(enabled=True), request.user)
+    permit_type = types.filter(pk=request.GET.get("type")).first()
     if permit_type is None:
-        types = PermitType.objects.filter(enabled=True)
         return render(
             request,
             "work_order_management/choose_type.html",
             {"title": "New permit", "types": types},
         )
-    form = PermitForm(permit_type, request.POST or None)
+    form = PermitForm(permit_type, request.POST or None, person=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -74,11 +77,15 @@ def permit_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     permit = get_object_or_404(
-        WorkPermit.objects.select_related("permit_type", "site", "vendor"), pk=pk
+        WorkPermit.objects.visible_to(request.user).select_related("permit_type", "site", "vendor"),
+        pk=pk,
     )
+    may_act = can(request.user, "permit", permit)
     return_sections = list(permit.permit_type.sections.filter(role=PermitSection.Role.RETURN))
     error = ""
     if request.method == "POST":
+        if not may_act:
+            raise PermissionDenied("only the requester, the site's in-charge or an admin may")
         action = request.POST.get("action")
         try:
             if action == "cancel":
@@ -102,6 +109,7 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 {"name": name, "label": field.label}
                 for name, field in answer_fields(return_sections).items()
             ],
+            "may_act": may_act,
             "can_cancel": permit.kind == "WP"
             and permit.status
             not in (PermitStatus.CANCELLED, PermitStatus.COMPLETED, PermitStatus.REJECTED),
@@ -158,30 +166,42 @@ def decide_step(request: HttpRequest, step_id: int) -> HttpResponse:
     return _decision_page(request, step, request.user)
 
 
+def _colleagues(colleagues, ids: list[int]):
+    """The people `ids` names, every one of them a colleague at the permit's client."""
+    chosen = colleagues.filter(pk__in=ids)
+    if chosen.count() != len(set(ids)):
+        raise People.DoesNotExist
+    return chosen
+
+
 @login_required
 @require_POST
 def api_create_permit(request: HttpRequest) -> JsonResponse:
     """The mobile sync endpoint: a permit as JSON, created for the logged-in user."""
     try:
         body = json.loads(request.body)
-        permit_type = PermitType.objects.get(pk=body["permit_type"], enabled=True)
+        types = of_their_client(PermitType.objects.filter(enabled=True), request.user)
+        permit_type = types.get(pk=body["permit_type"])
+        colleagues = People.objects.filter(client=permit_type.client, is_active=True)
         permit = actions.create_permit(
             permit_type=permit_type,
-            site=permit_type.client.client_units.get(pk=body["site"], kind="SITE"),
+            site=visible_sites(request.user).get(pk=body["site"], client=permit_type.client),
             vendor=Vendor.objects.get(pk=body["vendor"], client=permit_type.client),
             requester=request.user,
             answers={
                 int(section): {int(q): str(a) for q, a in questions.items()}
                 for section, questions in body.get("answers", {}).items()
             },
-            verifiers=People.objects.filter(pk__in=body.get("verifiers", [])),
-            approvers=People.objects.filter(pk__in=body.get("approvers", [])),
+            verifiers=_colleagues(colleagues, body.get("verifiers", [])),
+            approvers=_colleagues(colleagues, body.get("approvers", [])),
             source=WorkPermit.Source.MOBILE,
         )
     except PermitError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except ObjectDoesNotExist:
-        return JsonResponse({"error": "unknown permit type, site or vendor"}, status=400)
+        return JsonResponse(
+            {"error": "unknown permit type, site, vendor, verifier or approver"}, status=400
+        )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         return JsonResponse({"error": f"bad request: {exc}"}, status=400)
     return JsonResponse(

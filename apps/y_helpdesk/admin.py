@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.peoples.admin import ScopedAdmin
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
 
@@ -13,7 +14,7 @@ class TicketEventInline(admin.TabularInline):
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(ScopedAdmin):
     list_display = ("number", "description", "site", "status", "priority", "escalation_level")
     list_filter = ("status", "priority", "source", "escalation_level")
     search_fields = ("description",)
@@ -27,7 +28,7 @@ class TicketAdmin(admin.ModelAdmin):
 
 
 @admin.register(EscalationMatrix)
-class EscalationMatrixAdmin(admin.ModelAdmin):
+class EscalationMatrixAdmin(ScopedAdmin):
     list_display = ("client", "site", "category", "job", "level", "frequency_value", "frequency")
     list_filter = ("frequency", "level")
     raw_id_fields = ("job",)

@@ -7,7 +7,22 @@ from django.db.models import Q
 
 from apps.activity.models import Asset, Job, Jobneed, Priority
 from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.peoples.access import assigned_to, visible
 from apps.peoples.models import People, PeopleGroup
+
+
+class TicketQuerySet(models.QuerySet):
+    def visible_to(self, person) -> TicketQuerySet:
+        """Tickets `person` may see (apps.peoples.access): a technician's are those assigned
+        to them or their group and those they raised."""
+        return visible(
+            self,
+            person,
+            own=lambda scope: (
+                assigned_to(scope, people="assigned_people", group="assigned_group")
+                | Q(created_by=scope.person_id)
+            ),
+        )
 
 
 class Ticket(models.Model):
@@ -69,6 +84,8 @@ class Ticket(models.Model):
     version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
+
+    objects = TicketQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

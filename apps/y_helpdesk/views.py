@@ -1,20 +1,31 @@
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from apps.reports.dashboard import lookup_choices, people_choices
+from apps.activity.models import Asset
+from apps.peoples.access import can, visible_groups, visible_people, visible_sites
+from apps.reports.dashboard import lookup_choices
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
 
+ASSIGNMENT_FIELDS = ("assigned_people", "assigned_group")
+
 
 class TicketForm(forms.ModelForm):
-    def __init__(self, *args, client_id: int | None = None, **kwargs) -> None:
+    def __init__(self, *args, person, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Lists the form shows come from the warmed cache; validation still checks the database.
-        if client_id:
-            self.fields["assigned_people"].choices = [("", "---------"), *people_choices(client_id)]
+        # Choices and validation both come from what the person may reach.
+        sites = visible_sites(person)
+        self.fields["site"].queryset = sites
+        self.fields["asset"].queryset = Asset.objects.filter(site__in=sites)
+        self.fields["assigned_people"].queryset = visible_people(person)
+        self.fields["assigned_group"].queryset = visible_groups(person)
         self.fields["category"].choices = [("", "---------"), *lookup_choices("TICKETCATEGORY")]
+        if not can(person, "manage"):  # technicians do not reassign
+            for name in ASSIGNMENT_FIELDS:
+                self.fields[name].disabled = True
 
     class Meta:
         model = Ticket
@@ -33,16 +44,18 @@ class TicketForm(forms.ModelForm):
 
 @login_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    tickets = Ticket.objects.select_related("site")[:200]
+    tickets = Ticket.objects.visible_to(request.user).select_related("site")[:200]
     return render(request, "y_helpdesk/ticket_list.html", {"title": "Tickets", "tickets": tickets})
 
 
 @login_required
 def ticket_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    ticket = get_object_or_404(Ticket, pk=pk) if pk else None
-    form = TicketForm(request.POST or None, instance=ticket, client_id=request.user.client_id)
+    ticket = get_object_or_404(Ticket.objects.visible_to(request.user), pk=pk) if pk else None
+    form = TicketForm(request.POST or None, instance=ticket, person=request.user)
     if request.method == "POST" and form.is_valid():
-        save_ticket(form.save(commit=False), request.user, created=ticket is None)
+        saved = form.save(commit=False)
+        save_ticket(saved, request.user, created=ticket is None)
+        messages.success(request, f"Ticket #{saved.number} saved.")
         return redirect("helpdesk:ticket-list")
     title = f"Ticket #{ticket.number}" if ticket else "New ticket"
     return render(request, "core/form.html", {"title": title, "form": form})

@@ -1,0 +1,24 @@
+"""Signing in lands each person where their work is."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from apps.peoples.access import Role, role_of
+
+
+def landing_route(person) -> str:
+    """A decision waiting for the person first; else managers see the dashboard and
+    technicians their tickets."""
+    if person.approval_steps.filter(status="PENDING").exists():
+        return "permits:list"
+    if role_of(person) == Role.TECHNICIAN:
+        return "helpdesk:ticket-list"
+    return "dashboard"
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect(landing_route(request.user))

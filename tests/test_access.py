@@ -1,0 +1,366 @@
+"""Every person sees and changes only what is theirs: roles, the one place that decides
+(apps.peoples.access), and a walk over every route of the URL configuration.
+
+Client A has two sites. Its objects (a ticket, a job, a permit, a report, a PDF job) sit at
+site A1. Strangers try them: a staff person of client B, the in-charge and a technician of
+site A2, and a technician of A1 to whom none of it is assigned. Every try is refused (403 or
+404) and changes nothing.
+A route added later that takes an object and is not in OBJECT_ROUTES or TOKEN_ROUTES fails
+`test_every_route_that_takes_an_object_is_walked`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from apps.activity.models import Job, Jobneed
+from apps.attendance.models import AttendanceEvent
+from apps.integrations.bulk_sync import apply_records
+from apps.onboarding.models import BusinessUnit, SiteGroup
+from apps.peoples.access import Role, role_of
+from apps.peoples.models import People
+from apps.reports.models import GeneratedReport, PdfJob
+from apps.work_order_management.actions import create_permit
+from apps.work_order_management.models import ApprovalStep, Vendor, WorkPermit
+from apps.y_helpdesk.models import Ticket
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+SECRET = "A-only-secret"  # in every description of client A's objects
+
+
+class World:
+    """Client A (sites A1, A2) with people of every role and objects at A1; client B."""
+
+    def __init__(self) -> None:
+        self.client_a, self.a1 = factories.client_and_site("UTC")
+        self.a2 = BusinessUnit.objects.create(
+            code="A2-SITE", name="Site A2", kind="SITE", parent=self.client_a
+        )
+        self.client_b, self.b1 = factories.client_and_site("UTC")
+        self.a_admin = factories.person(self.a1, is_client_admin=True, name="A admin")
+        self.a1_in_charge = factories.person(self.a1, designation="SITEINCHARGE")
+        self.a2_in_charge = factories.person(self.a2, designation="SITEINCHARGE")
+        self.a1_tech = factories.person(self.a1, name="A1 technician")
+        self.a2_tech = factories.person(self.a2)
+        self.a1_colleague = factories.person(self.a1)  # a technician of A1 with other work
+        self.b_staff = factories.person(self.b1, is_staff=True)
+        self.operator = People.objects.create_superuser("operator", "pw", email="op@x.test")
+        category = factories.lookup("TICKETCATEGORY", "ELECTRICAL")
+        self.ticket = Ticket.objects.create(
+            description=f"{SECRET} ticket",
+            site=self.a1,
+            category=category,
+            assigned_people=self.a1_tech,
+            created_by=self.a1_in_charge,
+        )
+        self.job = factories.job(self.a1, self.a1_tech, name=f"{SECRET} job")
+        self.jobneed = Jobneed.objects.create(
+            job=self.job,
+            identifier="PPM",
+            description=f"{SECRET} visit",
+            people=self.a1_tech,
+            site=self.a1,
+            client=self.client_a,
+            plan_at=timezone.now(),
+            expiry_at=timezone.now() + timedelta(hours=1),
+        )
+        hot_work, _ = factories.permit_types(self.client_a)
+        self.vendor = Vendor.objects.create(
+            code="V-A", client=self.client_a, name="Welders", email="v@x.test"
+        )
+        self.permit = create_permit(
+            permit_type=hot_work,
+            site=self.a1,
+            vendor=self.vendor,
+            requester=self.a1_tech,
+            answers={1: {1: f"{SECRET} boiler room"}},
+            verifiers=[self.a1_in_charge],
+            approvers=[self.a_admin],
+        )
+        self.report = GeneratedReport.objects.create(
+            report_type="tickets",
+            site=self.a1,
+            date_from=date(2026, 11, 1),
+            date_to=date(2026, 11, 2),
+            file_format="pdf",
+            requested_by=self.a1_in_charge,
+        )
+        self.pdf_job = PdfJob.objects.create(
+            title=f"{SECRET} pdf",
+            document=[{"heading": "h"}],
+            requested_by=self.a1_in_charge,
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+        self.punch = AttendanceEvent.objects.create(
+            person=self.a1_tech, site=self.a1, kind="PUNCH_IN", at=timezone.now()
+        )
+        mail.outbox.clear()
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def step_of(world: World, person: People) -> ApprovalStep:
+    return world.permit.steps.get(person=person)
+
+
+# Every route that takes an object: its URL for client A's object at site A1.
+OBJECT_ROUTES: dict[str, Any] = {
+    "activity:job-edit": lambda w: {"pk": w.job.pk},
+    "helpdesk:ticket-edit": lambda w: {"pk": w.ticket.pk},
+    "permits:detail": lambda w: {"pk": w.permit.pk},
+    "permits:decide": lambda w: {"step_id": step_of(w, w.a1_in_charge).pk},
+    "report-page": lambda w: {"report_uuid": w.report.uuid},
+    "report-status": lambda w: {"report_uuid": w.report.uuid},
+    "report-download": lambda w: {"report_uuid": w.report.uuid},
+    "pdf-page": lambda w: {"job_uuid": w.pdf_job.uuid},
+    "pdf-status": lambda w: {"job_uuid": w.pdf_job.uuid},
+    "pdf-download": lambda w: {"job_uuid": w.pdf_job.uuid},
+}
+# Routes whose argument is a signed token, not an object id: the token is the authority
+# (tests/test_permits.py and tests/test_mobile.py try tampered, expired and others' tokens).
+TOKEN_ROUTES = {"permits:decide-link", "mobile:download"}
+
+
+def named_routes(resolvers=None, namespace: str = "") -> list[tuple[str, URLPattern]]:
+    found = []
+    for entry in resolvers if resolvers is not None else get_resolver().url_patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue  # the admin is walked by test_admin_lists_are_scoped
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            found += named_routes(entry.url_patterns, inner)
+        elif entry.name:
+            found.append((f"{namespace}{entry.name}", entry))
+    return found
+
+
+def snapshot() -> dict[str, list[dict]]:
+    models = (Ticket, Job, Jobneed, WorkPermit, ApprovalStep, GeneratedReport, PdfJob)
+    return {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
+
+
+def test_every_route_that_takes_an_object_is_walked() -> None:
+    with_arguments = {name for name, p in named_routes() if p.pattern.converters}
+    assert with_arguments - set(OBJECT_ROUTES) - TOKEN_ROUTES == set()
+    assert set(OBJECT_ROUTES) <= with_arguments  # no stale entry
+
+
+@pytest.mark.parametrize("route", sorted(OBJECT_ROUTES))
+@pytest.mark.parametrize("stranger", ["b_staff", "a2_in_charge", "a2_tech", "a1_colleague"])
+def test_strangers_are_refused_every_object_route_and_change_nothing(
+    client, world: World, route: str, stranger: str
+) -> None:
+    client.force_login(getattr(world, stranger))
+    url = reverse(route, kwargs=OBJECT_ROUTES[route](world))
+    before = snapshot()
+    for method in ("get", "post"):
+        response = getattr(client, method)(
+            url, {"action": "cancel", "remark": "x", "decision": "approve", "description": "x"}
+        )
+        assert response.status_code in (403, 404), (method, url, response.status_code)
+        assert SECRET not in response.content.decode()
+    assert snapshot() == before
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize("person", ["a1_tech", "a1_in_charge", "a_admin", "operator"])
+def test_the_people_of_a1_reach_what_is_theirs(client, world: World, person: str) -> None:
+    client.force_login(getattr(world, person))
+    assert client.get(reverse("helpdesk:ticket-edit", args=[world.ticket.pk])).status_code == 200
+    assert client.get(reverse("permits:detail", args=[world.permit.pk])).status_code == 200
+    assert SECRET in client.get(reverse("helpdesk:ticket-list")).content.decode()
+
+
+@pytest.mark.parametrize(
+    "route", ["helpdesk:ticket-list", "activity:job-list", "permits:list", "dashboard"]
+)
+def test_lists_show_strangers_nothing_of_client_a(client, world: World, route: str) -> None:
+    client.force_login(world.b_staff)
+    page = client.get(reverse(route)).content.decode()
+    assert SECRET not in page and world.a1.name not in page
+
+
+@pytest.mark.parametrize(
+    "route", ["helpdesk:ticket-create", "activity:job-create", "report-request"]
+)
+def test_form_choices_offer_only_the_persons_reach(client, world: World, route: str) -> None:
+    client.force_login(world.b_staff)
+    page = client.get(reverse(route)).content.decode()
+    for name in (world.a1.name, world.a2.name, world.a1_tech.name, world.a_admin.name):
+        assert name not in page
+    assert world.b1.name in page
+
+
+def test_a_stranger_cannot_create_a_ticket_at_another_clients_site(client, world) -> None:
+    client.force_login(world.b_staff)
+    response = client.post(
+        reverse("helpdesk:ticket-create"),
+        {
+            "description": "mine now",
+            "site": world.a1.pk,
+            "category": world.ticket.category_id,
+            "priority": "HIGH",
+            "status": "NEW",
+            "assigned_people": world.b_staff.pk,
+        },
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not Ticket.objects.filter(description="mine now").exists()
+
+
+def test_the_permit_api_refuses_another_clients_type_site_and_people(client, world) -> None:
+    client.force_login(world.b_staff)
+    before = snapshot()
+    response = client.post(
+        reverse("permits:api-create"),
+        json.dumps(
+            {
+                "permit_type": world.permit.permit_type_id,
+                "site": world.a1.pk,
+                "vendor": world.vendor.pk,
+                "verifiers": [world.b_staff.pk],
+                "approvers": [world.b_staff.pk],
+            }
+        ),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert snapshot() == before and mail.outbox == []
+
+
+def test_a_site_in_charge_reaches_the_sites_of_their_site_groups(client, world) -> None:
+    client.force_login(world.a2_in_charge)
+    url = reverse("helpdesk:ticket-edit", args=[world.ticket.pk])
+    assert client.get(url).status_code == 404
+    group = SiteGroup.objects.create(client=world.client_a, name="North")
+    group.sites.add(world.a1)
+    world.a2_in_charge.supervised_site_groups.add(group)
+    assert client.get(url).status_code == 200
+
+
+def test_a_verifier_sees_the_permit_but_only_its_requester_or_a_manager_acts_on_it(
+    client, world
+) -> None:
+    verifier = factories.person(world.a2)  # a technician of A2, asked to verify
+    steps = world.permit.steps
+    steps.create(person=verifier, role="VERIFIER")
+    client.force_login(verifier)
+    url = reverse("permits:detail", args=[world.permit.pk])
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"action": "cancel", "remark": "no"}).status_code == 403
+    assert WorkPermit.objects.get(pk=world.permit.pk).status == world.permit.status
+
+
+def test_technicians_cannot_reassign_or_plan_jobs(client, world) -> None:
+    client.force_login(world.a1_tech)
+    assert client.get(reverse("activity:job-create")).status_code == 403
+    assert client.get(reverse("activity:job-edit", args=[world.job.pk])).status_code == 403
+    response = client.post(
+        reverse("helpdesk:ticket-edit", args=[world.ticket.pk]),
+        {
+            "description": world.ticket.description,
+            "site": world.a1.pk,
+            "category": world.ticket.category_id,
+            "priority": "HIGH",
+            "status": "OPEN",
+            "assigned_people": world.a2_tech.pk,  # ignored: the field is disabled for them
+        },
+    )
+    assert response.status_code == 302
+    ticket = Ticket.objects.get(pk=world.ticket.pk)
+    assert (ticket.status, ticket.assigned_people_id) == ("OPEN", world.a1_tech.pk)
+
+
+def test_roles_follow_the_persons_row(world) -> None:
+    assert role_of(world.operator) == Role.OPERATOR
+    assert role_of(world.a_admin) == Role.CLIENT_ADMIN
+    assert role_of(world.b_staff) == Role.CLIENT_ADMIN
+    assert role_of(world.a1_in_charge) == Role.SITE_IN_CHARGE
+    assert role_of(world.a1_tech) == Role.TECHNICIAN
+
+
+@pytest.mark.parametrize(
+    ("person", "landing"),
+    [
+        ("a1_tech", "helpdesk:ticket-list"),
+        ("a1_in_charge", "permits:list"),  # a verification waits for them
+        ("a2_in_charge", "dashboard"),
+        ("a_admin", "permits:list"),  # an approval waits (after verification) for them
+    ],
+)
+def test_everyone_signs_in_on_the_products_page_and_lands_on_their_work(
+    client, world: World, person: str, landing: str
+) -> None:
+    signed = getattr(world, person)
+    signed.set_password("pw-12345")
+    signed.save()
+    page = client.get(reverse("login")).content.decode()
+    assert "Intelliwiz" in page and "Django administration" not in page
+    response = client.post(reverse("login"), {"username": signed.loginid, "password": "pw-12345"})
+    assert response.status_code == 302
+    assert client.get(response.url).url == reverse(landing)
+    header = client.get(reverse(landing)).content.decode()
+    assert signed.name in header and "Sign out" in header
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse(landing)).url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    ("url", "model"),
+    [
+        ("/admin/y_helpdesk/ticket/", Ticket),
+        ("/admin/activity/job/", Job),
+        ("/admin/work_order_management/workpermit/", WorkPermit),
+        ("/admin/attendance/attendanceevent/", AttendanceEvent),
+    ],
+)
+def test_admin_lists_are_scoped_for_non_superusers(client, world, url: str, model) -> None:
+    from django.contrib.auth.models import Permission
+
+    world.b_staff.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label=model._meta.app_label)
+    )
+    client.force_login(world.b_staff)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert SECRET not in response.content.decode()
+    obj = model.objects.filter(site=world.a1).first()
+    change = f"{url}{obj.pk}/change/"
+    assert client.get(change).status_code in (302, 404)  # "doesn't exist" redirect or 404
+
+
+def test_graphql_my_tickets_and_update_ticket_refuse_someone_elses(client, world) -> None:
+    client.force_login(world.a2_tech)
+    listed = client.post(
+        "/graphql", {"query": "{ myTickets { id description } }"}, content_type="application/json"
+    ).json()
+    assert listed["data"]["myTickets"] == []
+    updated = client.post(
+        "/graphql",
+        {
+            "query": f'mutation {{ updateTicket(id: "{world.ticket.pk}", status: "CLOSED") '
+            "{ ticket { id } } }"
+        },
+        content_type="application/json",
+    ).json()
+    assert "no such ticket" in updated["errors"][0]["message"]
+    assert Ticket.objects.get(pk=world.ticket.pk).status == world.ticket.status
+
+
+def test_bulk_sync_rejects_another_sites_and_someone_elses_jobneeds(world) -> None:
+    record = {"uuid": str(world.jobneed.uuid), "started_at": timezone.now().isoformat()}
+    for sender in (world.a2_tech, world.a2_in_charge, world.b_staff):
+        result = apply_records([record], "jobneed", sender)
+        assert result.applied == 0 and "belongs to another" in result.rejected[0]["reason"]
+    assert apply_records([record], "jobneed", world.a1_tech).applied == 1
