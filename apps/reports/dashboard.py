@@ -15,7 +15,6 @@ from django.utils import timezone
 from apps.activity.models import Jobneed
 from apps.attendance.models import AttendanceEvent
 from apps.onboarding.models import BusinessUnit, TypeAssist
-from apps.peoples.models import People
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, Ticket
 
 
@@ -58,18 +57,6 @@ def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str,
     )
 
 
-def people_choices(client_id: int) -> list[tuple[int, str]]:
-    def compute() -> list[tuple[int, str]]:
-        people = People.objects.filter(client_id=client_id, is_active=True).order_by("name")
-        return [
-            (pk, f"{name} ({code})") for pk, name, code in people.values_list("pk", "name", "code")
-        ]
-
-    return cache.get_or_set(
-        f"choices:v1:people:client:{client_id}", compute, settings.DASHBOARD_CACHE_SECONDS * 2
-    )
-
-
 def lookup_choices(category: str) -> list[tuple[int, str]]:
     codes = TypeAssist.objects.filter(category=category, enabled=True).order_by("code")
     return cache.get_or_set(
@@ -80,7 +67,8 @@ def lookup_choices(category: str) -> list[tuple[int, str]]:
 
 
 def warm_all(now: datetime | None = None) -> dict[str, int]:
-    """Recompute every enabled site's dashboard and every client's and category's lists."""
+    """Recompute every enabled site's dashboard and every lookup list the forms show (people
+    lists are not cached: each person's form offers the people they reach)."""
     now = now or timezone.now()
     sites = list(BusinessUnit.objects.filter(kind=BusinessUnit.Kind.SITE, enabled=True))
     for site in sites:
@@ -90,15 +78,7 @@ def warm_all(now: datetime | None = None) -> dict[str, int]:
             compute_site_dashboard(site, now),
             settings.DASHBOARD_CACHE_SECONDS,
         )
-    clients = {site.client_id for site in sites if site.client_id}
-    for client_id in clients:
-        cache.delete(f"choices:v1:people:client:{client_id}")
-        people_choices(client_id)
     for category in TypeAssist.Category.values:
         cache.delete(f"choices:v1:lookup:{category}")
         lookup_choices(category)
-    return {
-        "sites": len(sites),
-        "clients": len(clients),
-        "lookup_lists": len(TypeAssist.Category.values),
-    }
+    return {"sites": len(sites), "lookup_lists": len(TypeAssist.Category.values)}
