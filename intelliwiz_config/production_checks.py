@@ -16,6 +16,8 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
         problems.append("DJANGO_SECRET_KEY is missing")
     elif len(secret) < 50:
         problems.append("DJANGO_SECRET_KEY is too short (at least 50 characters)")
+    elif len(set(secret)) < 5:  # Django's own check --deploy rule: a key of repeated characters
+        problems.append("DJANGO_SECRET_KEY is not random (at least 5 different characters)")
     if settings["DEBUG"]:
         problems.append("DJANGO_DEBUG must be false")
     if not settings["DATABASE_URL"]:
@@ -34,7 +36,14 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
         problems.append("SITE_URL must be an https:// URL")
     if set(settings["ALLOWED_HOSTS"]) <= {"localhost", "127.0.0.1", "[::1]", "testserver"}:
         problems.append("DJANGO_ALLOWED_HOSTS is missing (the public host names)")
+    elif any(_is_wildcard(host) for host in settings["ALLOWED_HOSTS"]):
+        problems.append("DJANGO_ALLOWED_HOSTS must name hosts, not a wildcard such as '*'")
     return problems
+
+
+def _is_wildcard(host: str) -> bool:
+    """'*', or a leading-dot pattern that matches a whole top-level domain (".com")."""
+    return host == "*" or (host.startswith(".") and host.count(".") < 2)
 
 
 def check_production_settings(settings: dict[str, Any]) -> None:

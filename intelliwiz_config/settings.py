@@ -341,6 +341,9 @@ PARTNER_API_MAX_RESPONSE_BYTES = env_int(
 # How long the link to a device's download (process_graphql_download_async) works.
 MOBILE_DOWNLOAD_MAX_AGE_SECONDS = env_int("MOBILE_DOWNLOAD_MAX_AGE_SECONDS", 3600, minimum=60)
 MOBILE_MAX_UPLOAD_BYTES = env_int("MOBILE_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1)
+# The schema's self-description and the in-browser GraphiQL: for developers, off in production.
+GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", default=not PRODUCTION)
+GRAPHIQL = env_bool("GRAPHIQL", default=not PRODUCTION)
 
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")
@@ -353,9 +356,26 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"url_tokens": {"()": "apps.core.logging.RedactUrlTokens"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Request lines carry the path, and signed links carry their token in it.
+    "loggers": {
+        name: {"filters": ["url_tokens"], "level": LOG_LEVEL}
+        for name in ("django.request", "django.server")
+    },
 }
+
+# --- HTTPS (production: behind a proxy that terminates TLS and sets X-Forwarded-Proto) ----------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes inside the deployment speak plain HTTP
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 # --- Production start-up checks ----------------------------------------------------------------
 if PRODUCTION:

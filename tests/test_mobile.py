@@ -274,3 +274,57 @@ def test_attendance_and_attachments_through_the_schema(world) -> None:
         assert handle.read() == b"\xff\xd8jpeg"
     theirs = graphql(browser, upload, owner=str(world["theirs"].uuid), name="x.jpg", data=data)
     assert theirs["errors"][0]["message"] == "no such jobneed, answer or attendance event of yours"
+
+
+ALIAS_BOMB = "{ " + " ".join(f"t{n}: myTickets {{ id description }}" for n in range(60)) + " }"
+
+
+@pytest.mark.parametrize(
+    ("query", "refusal"),
+    [
+        (ALIAS_BOMB, "aliases (at most 20)"),
+        ("{ mySite { code } }" + " " * 9000, "over 8192 bytes"),
+        ("{ __schema { types { name } } }", "introspection"),
+    ],
+)
+def test_graphql_refuses_costly_documents_before_running_them(
+    world, settings, query, refusal
+) -> None:
+    settings.GRAPHQL_INTROSPECTION = False
+    browser = Client()
+    browser.force_login(world["person"])
+    started = time.monotonic()
+    errors = graphql(browser, query)["errors"]
+    assert refusal in errors[0]["message"].lower() or refusal in errors[0]["message"]
+    assert time.monotonic() - started < 2
+
+
+def test_a_download_request_runs_queries_only_and_a_mutation_request_mutations_only(
+    world,
+) -> None:
+    create = {"kind": "download", "client_id": "d1", "query": CREATE_TICKET}
+    status, body = ingest(GOOD, create | {"variables": {"text": "via a download"}})
+    assert (status, body["error"]) == (400, "only query operations may be sent here")
+    status, body = ingest(GOOD, {"kind": "mutation", "client_id": "m1", "query": JOBNEEDS})
+    assert (status, body["error"]) == (400, "only mutation operations may be sent here")
+    status, body = ingest(GOOD, {"kind": "download", "client_id": "d2", "query": ALIAS_BOMB})
+    assert status == 400 and "aliases" in body["error"]
+    assert not MobileMessage.objects.exists()
+    assert not Ticket.objects.filter(description="via a download").exists()
+
+
+def test_a_recorded_download_that_mutates_is_refused_where_it_runs(world) -> None:
+    from apps.mobile.execution import run_download
+
+    message = MobileMessage.objects.create(  # as if recorded before the limits existed
+        device=world["device"],
+        person=world["person"],
+        client_id="old-1",
+        kind=MobileMessage.Kind.DOWNLOAD,
+        query=CREATE_TICKET,
+        variables={"text": "via an old download"},
+        task_id="t-old-1",
+    )
+    outcome = run_download(message.pk, progress=lambda percent: None)
+    assert outcome == {"ok": False, "errors": ["only query operations may be sent here"]}
+    assert not Ticket.objects.filter(description="via an old download").exists()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from apps.work_order_management import actions
@@ -217,3 +219,20 @@ def test_reminders_go_once_per_person_per_interval(world, mailoutbox, settings) 
     assert remind_pending(now=now + timedelta(hours=8))["sent"] == 2  # a later interval
     assert len(mailoutbox) == 4
     assert all("a reminder" in m.body for m in mailoutbox)
+
+
+@pytest.mark.parametrize("who", ["someone else", "the person, after deciding"])
+def test_decision_tokens_never_reach_the_logs(world, client, caplog, who) -> None:
+    permit = new_permit(world, contacts="")
+    step = permit.steps.get(person=world["verifier"])
+    url = decision_url(step).removeprefix(settings.SITE_URL)
+    token = url.rsplit("/", 1)[1]
+    if who == "someone else":
+        client.force_login(world["approver"])  # 403: the link is not theirs
+    else:
+        actions.decide(step.pk, world["verifier"], approve=True)  # 410: used already
+    with caplog.at_level(logging.INFO):
+        response = client.get(url)
+    assert response.status_code in (403, 410)
+    assert caplog.records and all(token not in r.getMessage() for r in caplog.records)
+    assert "/permits/decide/[token]" in caplog.text

@@ -121,11 +121,49 @@ def test_production_without_its_settings_fails_naming_each(tmp_path) -> None:
         assert f"{name} " in completed.stderr, name
 
 
+PRODUCTION = {
+    "INTELLIWIZ_ENV": "production",
+    "DJANGO_SECRET_KEY": "k3y-" + "".join(chr(97 + (i * 7) % 26) for i in range(60)),
+    "DJANGO_ALLOWED_HOSTS": "intelliwiz.example",
+    "SITE_URL": "https://intelliwiz.example",
+    "DATABASE_URL": "postgres://u:p@db.example:5432/intelliwiz",
+    "CELERY_BROKER_URL": "redis://cache.example:6379/0",
+    "CACHE_URL": "redis://cache.example:6379/1",
+    "EMAIL_HOST": "smtp.example",
+    "DEFAULT_FROM_EMAIL": "noreply@intelliwiz.example",
+}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS must name hosts"),
+        ({"DJANGO_ALLOWED_HOSTS": ".com"}, "DJANGO_ALLOWED_HOSTS must name hosts"),
+        ({"DJANGO_SECRET_KEY": "x" * 64}, "DJANGO_SECRET_KEY is not random"),
+    ],
+)
+def test_production_refuses_unsafe_values_by_name(tmp_path, override, message) -> None:
+    completed = run_settings(tmp_path, **(PRODUCTION | override))
+    assert completed.returncode != 0 and message in completed.stderr
+
+
+def test_check_deploy_is_clean_under_production_settings(tmp_path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env={**os.environ, "INTELLIWIZ_VAR_DIR": str(tmp_path), **PRODUCTION},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
 def test_production_with_its_settings_starts(tmp_path) -> None:
     completed = run_settings(
         tmp_path,
         INTELLIWIZ_ENV="production",
-        DJANGO_SECRET_KEY="x" * 64,
+        DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
         DJANGO_ALLOWED_HOSTS="intelliwiz.example",
         SITE_URL="https://intelliwiz.example",
         DATABASE_URL="postgres://u:p@db.example:5432/intelliwiz",

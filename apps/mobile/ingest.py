@@ -10,12 +10,19 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from graphql import OperationType
 
+from apps.mobile.limits import QueryRefused, checked_document
 from apps.mobile.models import MobileDevice, MobileMessage
+from apps.mobile.schema import schema
 
 logger = logging.getLogger(__name__)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_QUERY_CHARS = 20_000
+# What each kind of request may run: a download reads, a mutation writes.
+OPERATIONS = {
+    MobileMessage.Kind.DOWNLOAD: (OperationType.QUERY,),
+    MobileMessage.Kind.MUTATION: (OperationType.MUTATION,),
+}
 
 
 class DeviceRejected(Exception):
@@ -65,10 +72,14 @@ def accept(device: MobileDevice, body: Any) -> dict[str, Any]:
     if kind not in MobileMessage.Kind.values:
         raise BadRequest("kind must be mutation, download or status")
     query, variables = body.get("query"), body.get("variables") or {}
-    if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_CHARS:
-        raise BadRequest(f"query must be a GraphQL document of at most {MAX_QUERY_CHARS} chars")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("query must be a GraphQL document")
     if not isinstance(variables, dict):
         raise BadRequest("variables must be an object")
+    try:  # refused before it is recorded or queued
+        checked_document(schema.graphql_schema, query, allowed=OPERATIONS[kind])
+    except QueryRefused as exc:
+        raise BadRequest(str(exc)) from None
     try:
         with transaction.atomic():
             message = MobileMessage.objects.create(

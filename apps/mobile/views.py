@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -9,12 +10,33 @@ from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from graphene_django.views import GraphQLView
+from graphql import ExecutionResult, GraphQLError, OperationType
 
 from apps.mobile.execution import download_file
 from apps.mobile.ingest import BadRequest, DeviceRejected, accept, authenticate_device
+from apps.mobile.limits import QueryRefused, checked_document
 from apps.mobile.schema import schema
 
-graphql = login_required(GraphQLView.as_view(schema=schema, graphiql=True))
+
+class LimitedGraphQLView(GraphQLView):
+    """graphene-django's view, refusing documents over the limits of apps.mobile.limits."""
+
+    def execute_graphql_request(self, request, data, query, variables, operation_name, *args):
+        if query:
+            try:
+                checked_document(
+                    self.schema.graphql_schema,
+                    query,
+                    allowed=(OperationType.QUERY, OperationType.MUTATION),
+                )
+            except QueryRefused as exc:
+                return ExecutionResult(errors=[GraphQLError(str(exc))])
+        return super().execute_graphql_request(
+            request, data, query, variables, operation_name, *args
+        )
+
+
+graphql = login_required(LimitedGraphQLView.as_view(schema=schema, graphiql=settings.GRAPHIQL))
 
 
 @csrf_exempt  # devices authenticate with their own credential headers, not a session cookie
