@@ -20,6 +20,8 @@ from apps.integrations.partner_api import (
 from apps.mobile.execution import run_download, run_mutation
 from background_tasks.ticket_tasks import alert_sendmail
 
+PARTNER_CALL_MARGIN = 10  # seconds of the task's soft limit kept for recording the outcome
+
 __all__ = [
     "external_api_call_async",
     "insert_json_records_async",
@@ -67,18 +69,22 @@ def external_api_call_async(
     data: object = None,
     timeout: float = 30,
     user_id: int | None = None,
+    credentials: str | None = None,
 ) -> dict[str, object]:
     """Call an allow-listed partner API (SSRF-safe; one circuit per host).
 
+    `credentials` names a set of PARTNER_API_CREDENTIALS, added on the worker. `timeout` bounds
+    the whole call and is capped to leave the task time to record it (its soft limit less 10 s).
     Idempotent methods are retried on timeouts, 429 and 5xx, after Retry-After when the partner
     sends one; other methods run at most once per task id.
     """
     host = urlsplit(url).hostname or ""
     method = method.upper()
+    timeout = min(timeout, self.soft_time_limit - PARTNER_CALL_MARGIN)
 
     def call() -> dict[str, object]:
         with self.external_call(f"partner:{host}"):
-            return call_partner(url, method, headers, data, timeout)
+            return call_partner(url, method, headers, data, timeout, credentials)
 
     try:
         if method in IDEMPOTENT_METHODS:

@@ -6,6 +6,7 @@ that says which setting to fix.
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import urlsplit
 
@@ -72,4 +73,18 @@ def env_url(name: str, *, schemes: set[str], default: str = "") -> str:
         raise ImproperlyConfigured(
             f"{name} has scheme {scheme or '(none)'!r}; expected one of: {allowed}"
         )
+    return value
+
+
+def env_json_object(name: str) -> dict:
+    """A JSON object from the environment (empty when unset)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got invalid JSON") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
     return value

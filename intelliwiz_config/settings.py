@@ -12,7 +12,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from intelliwiz_config.env import env_bool, env_float, env_int, env_list, env_str, env_url
+from intelliwiz_config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("INTELLIWIZ_VAR_DIR") or BASE_DIR / "var").resolve()
@@ -333,6 +341,9 @@ MQTT_CDC_MODELS = env_list(
 PARTNER_API_ALLOWED_HOSTS = env_list("PARTNER_API_ALLOWED_HOSTS")
 # Allow-listed hosts that may resolve to private or loopback addresses (an internal partner).
 PARTNER_API_PRIVATE_HOSTS = env_list("PARTNER_API_PRIVATE_HOSTS")
+# Named credentials: {"acme": {"Authorization": "Bearer ..."}}. A caller names one
+# (credentials="acme"); the headers are added on the worker and never travel in a task message.
+PARTNER_API_CREDENTIALS = env_json_object("PARTNER_API_CREDENTIALS")
 PARTNER_API_MAX_RESPONSE_BYTES = env_int(
     "PARTNER_API_MAX_RESPONSE_BYTES", 2 * 1024 * 1024, minimum=1
 )

@@ -6,8 +6,9 @@ import pytest
 from celery.result import AsyncResult
 from django.core.cache import cache
 
-from apps.core.dead_letters import REDACTED, redact, requeue, seal
+from apps.core.dead_letters import requeue, seal
 from apps.core.models import DeadLetter
+from apps.core.redaction import REDACTED, redact
 from apps.peoples.models import People
 from tests.support import worker_tasks
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -37,6 +38,14 @@ class Partner(BaseHTTPRequestHandler):
             "/to-loopback": lambda: self._send(302, Location=f"http://127.0.0.1:{port}/ok"),
             "/to-metadata": lambda: self._send(302, Location="http://169.254.169.254/latest/"),
             "/to-file": lambda: self._send(302, Location="file:///etc/passwd"),
+            "/headers": lambda: self._send(
+                200, json.dumps(dict(self.headers)).encode(), Content_Type="application/json"
+            ),
+            "/to-other-origin": lambda: self._send(
+                302, Location=f"http://127.0.0.1:{port}/headers"
+            ),
+            "/to-same-origin": lambda: self._send(302, Location="/headers"),
+            "/trickle": self._trickle,
         }
         if self.path.startswith("/flaky/"):
             key = self.path
@@ -46,6 +55,19 @@ class Partner(BaseHTTPRequestHandler):
                 return self._send(503, b"busy", Retry_After="1")
             return self._send(200, b"recovered")
         routes.get(self.path, lambda: self._send(404, b"none"))()
+
+    def _trickle(self) -> None:
+        """A partner that sends its body a byte a second."""
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        for _ in range(100):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(1)
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -130,3 +152,39 @@ def test_the_task_retries_after_retry_after_and_succeeds(worker, partner) -> Non
     refused = external_api_call_async.delay("http://169.254.169.254/latest/meta-data")
     with pytest.raises(PartnerCallRefused):
         refused.get(timeout=30)
+
+
+def test_credentials_are_named_and_never_follow_a_redirect_to_another_origin(
+    partner, allow_localhost, settings
+) -> None:
+    settings.PARTNER_API_ALLOWED_HOSTS += ["127.0.0.1"]
+    settings.PARTNER_API_PRIVATE_HOSTS += ["127.0.0.1"]
+    settings.PARTNER_API_CREDENTIALS = {"acme": {"Authorization": "Bearer k3y", "X-Api-Key": "a1"}}
+    same = call_partner(f"{partner}/to-same-origin", credentials="acme")["body"]
+    assert (same["Authorization"], same["X-Api-Key"]) == ("Bearer k3y", "a1")
+    other = call_partner(
+        f"{partner}/to-other-origin",
+        headers={"Cookie": "s=1", "Accept": "application/json"},
+        credentials="acme",
+    )["body"]
+    assert "Authorization" not in other and "X-Api-Key" not in other and "Cookie" not in other
+    assert other["Accept"] == "application/json"
+    with pytest.raises(PartnerCallRefused, match="no partner credentials named 'nobody'"):
+        call_partner(f"{partner}/ok", credentials="nobody")
+
+
+def test_one_deadline_bounds_the_whole_call_however_slowly_the_partner_trickles(
+    partner, allow_localhost
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(PartnerUnavailable, match=r"deadline|Timeout"):
+        call_partner(f"{partner}/trickle", timeout=3)
+    assert time.monotonic() - started < 4
+
+
+def test_the_task_keeps_every_call_within_its_time_limit() -> None:
+    from background_tasks.integration_tasks import PARTNER_CALL_MARGIN
+
+    task = external_api_call_async
+    assert task.soft_time_limit - PARTNER_CALL_MARGIN > 0
+    assert task.soft_time_limit < task.time_limit

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from typing import Any
 
 from celery import current_app
@@ -20,30 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.models import DeadLetter
+from apps.core.redaction import REDACTED, redact
 
-REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(
-    r"pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|auth|credential|cookie|session|signature",
-    re.IGNORECASE,
-)
-_EMAIL = re.compile(r"[^\s@<>,;\"']+@[^\s@<>,;\"']+\.[^\s@<>,;\"']+")
 _MAX_ERROR_CHARS = 2000
-
-
-def redact(value: Any) -> Any:
-    """A JSON-safe copy of `value` for display: secret-named entries and e-mail addresses
-    replaced."""
-    if isinstance(value, dict):
-        return {
-            str(k): REDACTED if _SECRET_NAME.search(str(k)) else redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _EMAIL.sub(REDACTED, value)
-    if value is None or isinstance(value, int | float | bool):
-        return value
-    return repr(value)
 
 
 def _fernet() -> Fernet:

@@ -3,12 +3,17 @@
 Only http(s) to allow-listed hosts. Every address a host resolves to is checked, and the
 connection goes to a checked address (no second lookup an attacker could steer); private,
 loopback, link-local, multicast, reserved and metadata addresses are refused unless that exact
-host is allow-listed as private. Redirects are followed only after the same checks. Bodies are
-size-capped; results and logs carry no request or response headers.
+host is allow-listed as private. Redirects are followed only after the same checks, and a
+redirect to another origin drops every credential header. Partner credentials are named by the
+caller (``credentials="acme"``) and looked up here in PARTNER_API_CREDENTIALS, so they never
+travel in a task's arguments. One deadline bounds the whole call (resolving, connecting, every
+read), whatever a slow partner trickles. Bodies are size-capped; results and logs carry no
+request or response headers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
@@ -20,6 +25,8 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from django.conf import settings
+
+from apps.core.redaction import is_secret_name
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
@@ -104,6 +111,31 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
+def _origin(target: Target) -> tuple[str, str, int]:
+    return target.scheme, target.host, target.port
+
+
+def credential_headers(name: str | None) -> dict[str, str]:
+    """The headers of the named partner credential (PARTNER_API_CREDENTIALS)."""
+    if name is None:
+        return {}
+    try:
+        return dict(settings.PARTNER_API_CREDENTIALS[name])
+    except KeyError:
+        raise PartnerCallRefused(f"no partner credentials named {name!r}") from None
+
+
+def _without_credentials(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if not is_secret_name(k)}
+
+
+def _left(deadline: float, host: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise PartnerUnavailable(f"{host}: no answer within the call's deadline")
+    return left
+
+
 def _pool(target: Target, timeout: float) -> urllib3.HTTPConnectionPool:
     timeouts = urllib3.Timeout(connect=min(timeout, 10), read=timeout)
     if target.scheme == "https":
@@ -125,20 +157,28 @@ def call_partner(
     headers: dict[str, str] | None = None,
     data: Any = None,
     timeout: float = 30,
+    credentials: str | None = None,
 ) -> dict[str, Any]:
+    """Call `url`; `timeout` is the deadline of the whole call, redirects and reads included."""
     method = method.upper()
     if method not in METHODS:
         raise PartnerCallRefused(f"method {method} is not allowed")
     if not 0 < timeout <= 120:
         raise PartnerCallRefused("timeout must be between 0 and 120 seconds")
     body = data if data is None or isinstance(data, bytes | str) else json.dumps(data)
-    request_headers = dict(headers or {})
+    request_headers = {**(headers or {}), **credential_headers(credentials)}
     if data is not None and not isinstance(data, bytes | str):
         request_headers.setdefault("Content-Type", "application/json")
     started = time.monotonic()
+    deadline = started + timeout
+    origin = None
     for _ in range(MAX_REDIRECTS + 1):
         target = resolve(url)
-        pool = _pool(target, timeout)
+        if origin is None:
+            origin = _origin(target)
+        elif _origin(target) != origin:  # credentials are for the origin they were meant for
+            request_headers = _without_credentials(request_headers)
+        pool = _pool(target, _left(deadline, target.host))
         try:
             response = pool.urlopen(
                 method,
@@ -161,7 +201,7 @@ def call_partner(
                 if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                     method, body = "GET", None
                 continue
-            content = _read_capped(response)
+            content = _read_capped(response, deadline, target.host)
         finally:
             response.release_conn()
             pool.close()
@@ -180,15 +220,36 @@ def call_partner(
     raise PartnerCallRefused(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse) -> bytes:
+def _read_capped(response: urllib3.HTTPResponse, deadline: float, host: str) -> bytes:
+    """The body, up to the size cap, read before the deadline: each read waits only for what
+    is left of it, so a partner that trickles a byte at a time cannot stretch the call."""
     limit = settings.PARTNER_API_MAX_RESPONSE_BYTES
+    sock = _socket_of(response)
     chunks, size = [], 0
-    for chunk in response.stream(64 * 1024):
+    while True:
+        left = _left(deadline, host)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed once the whole body is read
+                sock.settimeout(left)
+        try:
+            chunk = response.read1(64 * 1024)
+        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
+            raise PartnerUnavailable(f"{host}: {type(exc).__name__}") from None
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             raise PartnerCallRefused(f"the response is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+
+
+def _socket_of(response: urllib3.HTTPResponse) -> socket.socket | None:
+    """The socket under a streamed response (http.client's reader over a SocketIO), so each
+    read can wait only for what is left of the deadline; None where it is not reachable (the
+    pool's read timeout then bounds each read)."""
+    reader = getattr(getattr(response, "_fp", None), "fp", None)
+    sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _decode(content: bytes, content_type: str) -> Any:

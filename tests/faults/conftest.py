@@ -175,11 +175,11 @@ def sink(smtp_sink: SmtpSink) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory) -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres"))
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
     cluster.start()
     yield cluster
-    cluster.stop("immediate")
+    cluster.remove()
 
 
 @pytest.fixture(scope="session")

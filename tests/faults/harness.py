@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -123,19 +124,16 @@ class RedisInstance:
 
 
 class PostgresCluster:
-    """A PostgreSQL cluster of its own (initdb), run as the `postgres` OS user."""
+    """A PostgreSQL cluster of its own (initdb), run as the `postgres` OS user, in a folder of
+    its own under the system's temp folder: pytest keeps its own folders private (0700), which
+    the postgres user could not enter."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="intelliwiz-faults-pg-"))
         self.port = free_port()
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o755)
-        for parent in folder.parents:  # the postgres user must reach the folder
-            if parent == Path("/tmp") or parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o005)
-        shutil.chown(folder, "postgres")
-        self.data = folder / "data"
+        self.folder.chmod(0o755)
+        shutil.chown(self.folder, "postgres")
+        self.data = self.folder / "data"
         self._as_postgres(
             [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
         )
@@ -169,6 +167,10 @@ class PostgresCluster:
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         self._as_postgres(
