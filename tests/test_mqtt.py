@@ -15,16 +15,17 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from apps.core.models import DeadLetter
+from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitState
 from apps.integrations import mqtt
 from apps.integrations.mqtt import MqttValidationError, validate_mqtt_payload, validate_mqtt_topic
 from apps.onboarding.models import BusinessUnit
-from background_tasks import publish_mqtt
+from background_tasks import integration_tasks, publish_mqtt
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mqtt import AmqttBroker, Subscriber
 
 ALLOWED = ["intelliwiz", "noc"]
 LEVEL = st.text(
-    alphabet=st.characters(blacklist_characters="/+#\x00", blacklist_categories=("Cs",)),
+    alphabet=st.characters(blacklist_characters="/+#", blacklist_categories=("Cc", "Cs", "Cn")),
     min_size=1,
     max_size=12,
 ).filter(lambda level: level != ".." and level.strip() == level)
@@ -42,7 +43,7 @@ def topic_prefixes(settings):
         (None, "non-empty string"),
         (" noc/a", "whitespace"),
         ("noc/a\n", "whitespace"),
-        ("noc/\x00", "NUL"),
+        ("noc/\x00", "U\\+0000"),
         ("noc/+/a", "wildcards"),
         ("noc/#", "wildcards"),
         ("$SYS/noc", "reserved"),
@@ -53,6 +54,11 @@ def topic_prefixes(settings):
         ("nocturnal/a", "outside the allowed prefixes"),
         ("other/a", "outside the allowed prefixes"),
         ("noc/" + "x" * 65535, "exceeds 65535 bytes"),
+        ("noc/bell\x07", "control characters or noncharacters \\(U\\+0007\\)"),
+        ("noc/next\x85line", "U\\+0085"),
+        ("noc/\ufffe", "U\\+FFFE"),
+        ("noc/\U0010ffff", "U\\+10FFFF"),
+        ("noc/\ud800", "U\\+D800"),
     ],
 )
 def test_bad_topics_are_refused_with_the_reason(topic, message) -> None:
@@ -219,3 +225,21 @@ def test_model_changes_are_published_after_commit_only(worker, worker_mqtt_broke
     ]
     assert envelopes[1]["payload"]["name"] == "Renamed"
     assert envelopes[1]["payload"]["pk"] == client.pk
+
+
+@pytest.mark.django_db
+def test_a_message_the_broker_refuses_is_not_a_broker_outage(
+    real_broker_url, settings, fresh_client, monkeypatch, clean_cache
+) -> None:
+    """Mosquitto drops the connection on a topic with a control character; were that counted
+    as the broker being down, five such messages would open the circuit for everyone."""
+    if "TEST_MQTT_URL" not in os.environ:
+        pytest.skip("the in-process broker accepts such topics; Mosquitto (CI) does not")
+    settings.MQTT_URL = real_broker_url
+    for module in (mqtt, integration_tasks):  # let it through to the broker
+        monkeypatch.setattr(module, "validate_mqtt_topic", lambda topic: topic)
+    for _ in range(6):
+        with pytest.raises(mqtt.MqttMessageRejected):
+            publish_mqtt.apply(("noc/bad\x01topic", "x"), throw=True)
+    assert CircuitBreaker("mqtt-broker").state() == CircuitState.CLOSED
+    assert publish_mqtt.apply(("noc/fine", "x"), throw=True).get()["published"] is True

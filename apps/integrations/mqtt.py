@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -22,16 +23,37 @@ class MqttValidationError(ValueError):
     """A topic or payload that must not be published; not worth a retry."""
 
 
+class MqttMessageRejected(MqttValidationError):
+    """The broker dropped the connection on this message, twice: the message, not the broker,
+    is at fault (it never counts against the broker's circuit)."""
+
+
+def _forbidden_in_mqtt_strings(code: int) -> bool:
+    """What MQTT strings must not carry (MQTT 5.0, 1.5.4) and brokers drop the connection on:
+    C0 and C1 control characters, surrogates and Unicode noncharacters."""
+    return (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE
+    )
+
+
 def validate_mqtt_topic(topic: object) -> str:
     """Return `topic` if it is a safe publish topic under an allowed prefix; raise otherwise."""
     if not isinstance(topic, str) or not topic:
         raise MqttValidationError("MQTT topic must be a non-empty string")
     if topic != topic.strip():
         raise MqttValidationError("MQTT topic must not start or end with whitespace")
+    forbidden = next((c for c in topic if _forbidden_in_mqtt_strings(ord(c))), None)
+    if forbidden is not None:
+        raise MqttValidationError(
+            f"MQTT topic must not contain control characters or noncharacters "
+            f"(U+{ord(forbidden):04X})"
+        )
     if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
         raise MqttValidationError(f"MQTT topic exceeds {MAX_TOPIC_BYTES} bytes")
-    if "\x00" in topic:
-        raise MqttValidationError("MQTT topic must not contain NUL characters")
     if "+" in topic or "#" in topic:
         raise MqttValidationError("MQTT publish topics must not contain wildcards (+ or #)")
     if topic.startswith("$"):
@@ -95,6 +117,14 @@ class _ProcessClient:
     def _connect(self) -> Any:
         client = new_client("publisher")
         client.loop_start()
+        # Connected means the broker's CONNACK arrived: only then does a dropped connection
+        # during a publish say something about the broker or the message.
+        deadline = time.monotonic() + settings.MQTT_ACK_TIMEOUT_SECONDS
+        while not client.is_connected():
+            if time.monotonic() > deadline:
+                client.loop_stop()
+                raise ConnectionError("the MQTT broker did not accept the connection in time")
+            time.sleep(0.01)
         return client
 
 
@@ -132,15 +162,51 @@ def publish(topic: str, payload: object, *, qos: int = 1, retain: bool = False) 
     if qos not in (0, 1, 2):
         raise MqttValidationError(f"qos must be 0, 1 or 2, got {qos!r}")
     try:
+        return _publish_once(topic, data, qos, retain)
+    except _DroppedOnPublish:
+        pass
+    # The broker dropped the connection as the message arrived: a blip, or a message it
+    # refuses. The same message on a fresh connection tells which.
+    try:
+        return _publish_once(topic, data, qos, retain)
+    except _DroppedOnPublish:
+        raise MqttMessageRejected(
+            "the MQTT broker dropped the connection on this message twice; it refuses it"
+        ) from None
+
+
+def _wait_for_ack(client: Any, info: Any) -> None:
+    """Wait for the broker's acknowledgement, but not past a dropped connection."""
+    deadline = time.monotonic() + settings.MQTT_ACK_TIMEOUT_SECONDS
+    while not info.is_published() and client.is_connected() and time.monotonic() < deadline:
+        info.wait_for_publish(timeout=0.05)
+
+
+class _DroppedOnPublish(Exception):
+    """The connection was up when publishing started and gone before the acknowledgement."""
+
+
+def _publish_once(topic: str, data: bytes, qos: int, retain: bool) -> int:
+    try:
         client = _client.get()
-        info = client.publish(topic, data, qos=qos, retain=retain)
-        info.wait_for_publish(timeout=settings.MQTT_ACK_TIMEOUT_SECONDS)
     except (OSError, RuntimeError, ValueError) as exc:
         _client.reset()
         if isinstance(exc, MqttNotConfigured):
             raise
         raise ConnectionError(f"MQTT publish failed: {exc}") from exc
-    if not info.is_published():
+    try:
+        info = client.publish(topic, data, qos=qos, retain=retain)
+        _wait_for_ack(client, info)
+    except (OSError, RuntimeError, ValueError) as exc:
+        dropped = not client.is_connected()
         _client.reset()
+        if dropped:
+            raise _DroppedOnPublish from exc
+        raise ConnectionError(f"MQTT publish failed: {exc}") from exc
+    if not info.is_published():
+        dropped = not client.is_connected()
+        _client.reset()
+        if dropped:
+            raise _DroppedOnPublish
         raise ConnectionError(f"MQTT broker did not acknowledge (rc={info.rc})")
     return len(data)
