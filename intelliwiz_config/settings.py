@@ -352,6 +352,9 @@ PARTNER_API_MAX_RESPONSE_BYTES = env_int(
 # How long the link to a device's download (process_graphql_download_async) works.
 MOBILE_DOWNLOAD_MAX_AGE_SECONDS = env_int("MOBILE_DOWNLOAD_MAX_AGE_SECONDS", 3600, minimum=60)
 MOBILE_MAX_UPLOAD_BYTES = env_int("MOBILE_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1)
+# Where a device's address is (for throttling failed sign-ins): REMOTE_ADDR, or behind a proxy
+# the header it sets with the client's address, e.g. HTTP_X_REAL_IP.
+MOBILE_CLIENT_ADDRESS_META = env_str("MOBILE_CLIENT_ADDRESS_META", "REMOTE_ADDR")
 # The schema's self-description and the in-browser GraphiQL: for developers, off in production.
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", default=not PRODUCTION)
 GRAPHIQL = env_bool("GRAPHIQL", default=not PRODUCTION)

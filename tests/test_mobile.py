@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -328,3 +329,49 @@ def test_a_recorded_download_that_mutates_is_refused_where_it_runs(world) -> Non
     outcome = run_download(message.pk, progress=lambda percent: None)
     assert outcome == {"ok": False, "errors": ["only query operations may be sent here"]}
     assert not Ticket.objects.filter(description="via an old download").exists()
+
+
+def test_unknown_devices_and_wrong_secrets_take_the_same_short_time(world) -> None:
+    from apps.mobile.ingest import DeviceRejected, authenticate_device
+
+    def median_ms(device_id: str) -> float:
+        timings = []
+        for n in range(15):
+            started = time.perf_counter()
+            with pytest.raises(DeviceRejected):
+                authenticate_device(device_id, f"wrong-{n}", address=f"10.0.0.{n}")
+            timings.append((time.perf_counter() - started) * 1000)
+        return sorted(timings)[len(timings) // 2]
+
+    cache.clear()
+    unknown, known = median_ms("ghost-device"), median_ms("phone-1")
+    cache.clear()
+    assert unknown < 50 and known < 50, (unknown, known)
+    assert max(unknown, known) / min(unknown, known) < 3, (unknown, known)
+
+
+def test_failed_attempts_are_throttled_per_device_and_per_address(world) -> None:
+    cache.clear()
+    bad = {"X-Device-Id": "phone-1", "X-Device-Secret": "guess"}
+    for _ in range(10):
+        assert ingest(bad, {"kind": "mutation"})[0] == 401
+    status, body = ingest(GOOD, {"kind": "status", "client_id": "c1"})  # even the right one
+    assert (status, body["error"]) == (429, "too many failed attempts; try later")
+    cache.clear()
+    for n in range(50):  # one address trying many device ids
+        ingest({"X-Device-Id": f"ghost-{n}", "X-Device-Secret": "x"}, {})
+    assert ingest(GOOD, {"kind": "status", "client_id": "c1"})[0] == 429
+    cache.clear()
+
+
+def test_a_secret_issued_before_digests_still_works_and_is_upgraded(world) -> None:
+    from django.contrib.auth.hashers import make_password
+
+    from apps.mobile.ingest import authenticate_device
+
+    MobileDevice.objects.filter(pk=world["device"].pk).update(
+        secret_hash=make_password("s3cret-token")
+    )
+    assert authenticate_device("phone-1", "s3cret-token").pk == world["device"].pk
+    assert MobileDevice.objects.get(pk=world["device"].pk).secret_hash.startswith("sha256$")
+    assert authenticate_device("phone-1", "s3cret-token").pk == world["device"].pk

@@ -3,17 +3,20 @@ request once per client id, enqueue it for the verified person, and report its s
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import uuid
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from graphql import OperationType
 
 from apps.mobile.limits import QueryRefused, checked_document
-from apps.mobile.models import MobileDevice, MobileMessage
+from apps.mobile.models import MobileDevice, MobileMessage, secret_digest
 from apps.mobile.schema import schema
 
 logger = logging.getLogger(__name__)
@@ -29,20 +32,62 @@ class DeviceRejected(Exception):
     """Unknown device, disabled device or wrong secret (the caller is told no more)."""
 
 
+class DeviceThrottled(DeviceRejected):
+    """Too many failed attempts for this device or from this address: wait and try again."""
+
+
+# Failed attempts allowed per device id, and per client address (many devices may share one
+# behind a carrier's NAT), within FAILURE_WINDOW seconds.
+MAX_FAILURES_PER_DEVICE = 10
+MAX_FAILURES_PER_ADDRESS = 50
+FAILURE_WINDOW = 15 * 60
+# Compared against when the device is unknown, so that an unknown device id and a wrong
+# secret take the same time.
+_NO_DEVICE = secret_digest("")
+
+
+def _failure_keys(device_id: str, address: str) -> dict[str, int]:
+    """The failure counters of an attempt, each with its limit."""
+    digest = hashlib.sha256(device_id.encode()).hexdigest()
+    keys = {f"mobile-auth-failures:device:{digest}": MAX_FAILURES_PER_DEVICE}
+    if address:
+        keys[f"mobile-auth-failures:address:{address}"] = MAX_FAILURES_PER_ADDRESS
+    return keys
+
+
+def _throttled(keys: dict[str, int]) -> bool:
+    counts = cache.get_many(list(keys))
+    return any(counts.get(key, 0) >= limit for key, limit in keys.items())
+
+
+def _count_failure(keys: dict[str, int]) -> None:
+    for key in keys:
+        cache.add(key, 0, timeout=FAILURE_WINDOW)
+        cache.incr(key)
+
+
 class BadRequest(ValueError):
     """The request body is not usable; the message says why."""
 
 
-def authenticate_device(device_id: str, secret: str) -> MobileDevice:
+def authenticate_device(device_id: str, secret: str, *, address: str = "") -> MobileDevice:
+    """The enabled device `device_id` if `secret` is its secret. Unknown devices and wrong
+    secrets take the same time; repeated failures per device and per address are throttled."""
+    keys = _failure_keys(device_id[:64], address)
+    if _throttled(keys):
+        logger.warning("mobile_device_throttled device=%r address=%s", device_id[:64], address)
+        raise DeviceThrottled("too many failed attempts")
     device = MobileDevice.objects.select_related("person").filter(device_id=device_id).first()
     reason = ""
     if device is None:
+        hmac.compare_digest(secret_digest(secret), _NO_DEVICE)  # the same work as a check
         reason = "unknown device"
-    elif not device.enabled or not device.person.is_active:
-        reason = "device or person disabled"
     elif not device.check_secret(secret):
         reason = "wrong secret"
+    elif not device.enabled or not device.person.is_active:
+        reason = "device or person disabled"
     if reason:
+        _count_failure(keys)
         # Logged for operators; the secret never is.
         logger.warning("mobile_device_rejected device=%r reason=%s", device_id[:64], reason)
         raise DeviceRejected(reason)

@@ -13,7 +13,14 @@ from graphene_django.views import GraphQLView
 from graphql import ExecutionResult, GraphQLError, OperationType
 
 from apps.mobile.execution import download_file
-from apps.mobile.ingest import BadRequest, DeviceRejected, accept, authenticate_device
+from apps.mobile.ingest import (
+    FAILURE_WINDOW,
+    BadRequest,
+    DeviceRejected,
+    DeviceThrottled,
+    accept,
+    authenticate_device,
+)
 from apps.mobile.limits import QueryRefused, checked_document
 from apps.mobile.schema import schema
 
@@ -44,8 +51,14 @@ graphql = login_required(LimitedGraphQLView.as_view(schema=schema, graphiql=sett
 def ingest(request: HttpRequest) -> JsonResponse:
     try:
         device = authenticate_device(
-            request.headers.get("X-Device-Id", ""), request.headers.get("X-Device-Secret", "")
+            request.headers.get("X-Device-Id", ""),
+            request.headers.get("X-Device-Secret", ""),
+            address=request.META.get(settings.MOBILE_CLIENT_ADDRESS_META, ""),
         )
+    except DeviceThrottled:
+        response = JsonResponse({"error": "too many failed attempts; try later"}, status=429)
+        response["Retry-After"] = str(FAILURE_WINDOW)
+        return response
     except DeviceRejected:
         return JsonResponse({"error": "unauthorized"}, status=401)
     try:
