@@ -150,3 +150,60 @@ def test_the_task_applies_once_per_message(worker, mail_sink) -> None:
     # The out-of-range answer raises the readings alert, through the worker, once.
     ((_, message),) = mail_sink.wait_for(1)
     assert message["Subject"].startswith("[READINGS ALERT]")
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "value", "reason"),
+    [
+        ("jobneed", "started_at", 12345, "started_at: "),
+        ("jobneed", "started_at", ["2026-01-01"], "must be text or a number, not list"),
+        ("jobneed", "started_at", "not a date", "started_at: "),
+        ("jobneeddetails", "answer", {"a": 1}, "must be text or a number, not dict"),
+        ("jobneeddetails", "answer", True, "must be text or a number, not bool"),
+    ],
+)
+def test_a_bad_value_rejects_its_record_only(world, table, field, value, reason) -> None:
+    mine = world["mine"]
+    other = Jobneed.objects.create(
+        people=world["sender"],
+        identifier="TASK",
+        description="Second visit",
+        plan_at=mine.plan_at,
+        expiry_at=mine.expiry_at,
+        site=mine.site,
+        client=mine.client,
+    )
+    JobneedDetails.objects.create(jobneed=other, seqno=1, question="Q", answer_type="NUMERIC")
+    target, fine = (mine, other) if table == "jobneed" else (detail(mine), detail(other))
+    good = {"uuid": str(fine.uuid), field: "2026-01-01T08:00:00Z" if table == "jobneed" else "4"}
+    result = apply_records([{"uuid": str(target.uuid), field: value}, good], table, world["sender"])
+    assert result.applied == 1
+    assert result.rejected[0]["index"] == 0 and reason in result.rejected[0]["reason"]
+
+
+def test_closed_work_is_final_and_work_ends_after_it_starts(world) -> None:
+    mine = world["mine"]
+    backwards = {
+        "uuid": str(mine.uuid),
+        "started_at": "2026-01-01T09:00:00Z",
+        "ended_at": "2026-01-01T08:00:00Z",
+    }
+    result = apply_records([backwards], "jobneed", world["sender"])
+    assert result.rejected[0]["reason"] == "ended_at is before started_at"
+    Jobneed.objects.filter(pk=mine.pk).update(status="COMPLETED")
+    late = apply_records(
+        [{"uuid": str(detail(mine).uuid), "answer": "3"}], "jobneeddetails", world["sender"]
+    )
+    assert late.rejected[0]["reason"] == "the work is completed; its record is final"
+    assert detail(mine).answer == ""
+
+
+def test_rejects_are_kept_capped_in_count_and_size(world) -> None:
+    huge = {"uuid": str(uuid.uuid4()), "answer": "x" * 400_000}
+    result = apply_records(
+        [dict(huge, uuid=str(uuid.uuid4())) for _ in range(150)], "jobneeddetails", world["sender"]
+    )
+    assert len(result.rejected) == 150
+    kept = RejectedSyncRecord.objects.all()
+    assert kept.count() == 100
+    assert all(row.record.get("truncated") is True for row in kept)

@@ -5,6 +5,7 @@ and kept as RejectedSyncRecord rows, so nothing is lost silently."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +13,17 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from apps.activity.models import Jobneed, JobneedDetails
+from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus
 from apps.core.idempotency import claim_side_effect
 from apps.integrations.models import RejectedSyncRecord
 from apps.peoples.models import People
 
 MAX_RECORDS = 1000
+# What a batch keeps of its rejects (every reject is still answered with its reason).
+MAX_REJECTS_KEPT = 100
+MAX_REJECT_BYTES = 4096
+# Work that is over: its answers and times are final.
+CLOSED_STATUSES = frozenset({JobneedStatus.COMPLETED, JobneedStatus.AUTOCLOSED})
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,11 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
     fields: set[str] = set()
     for key, (index, record) in keyed.items():
         row = rows.get(key)
-        reason = _check_row(row, spec, reachable) or _assign(row, record, spec)
+        reason = (
+            _check_row(row, spec, reachable)
+            or _assign(row, record, spec)
+            or _check_domain(row)
+        )
         if reason:
             rejected.append({"index": index, "uuid": str(key), "reason": reason})
             continue
@@ -94,11 +104,11 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
             RejectedSyncRecord(
                 table=table,
                 record_uuid=item["uuid"],
-                reason=item["reason"],
-                record=records[item["index"]] if isinstance(records[item["index"]], dict) else {},
+                reason=item["reason"][:300],
+                record=_kept(records[item["index"]]),
                 sender=sender,
             )
-            for item in rejected
+            for item in rejected[:MAX_REJECTS_KEPT]
         )
     rejected.sort(key=lambda item: item["index"])
     return SyncResult(table, len(changed), rejected, alerting)
@@ -133,17 +143,42 @@ def _check_row(row: models.Model | None, spec: SyncTable, reachable: set[int]) -
     return ""
 
 
+def _kept(record: object) -> dict[str, Any]:
+    """What is stored of a rejected record: itself, or a note when it is not an object or is
+    too large to keep."""
+    if not isinstance(record, dict):
+        return {}
+    size = len(json.dumps(record, default=str))
+    if size > MAX_REJECT_BYTES:
+        return {"uuid": _uuid_text(record), "truncated": True, "bytes": size}
+    return record
+
+
 def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
     for name, value in record.items():
         if name == "uuid":
             continue
         field = spec.model._meta.get_field(name)
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return f"{name}: must be text or a number, not {type(value).__name__}"
         try:
             setattr(row, name, field.clean(value, row))
-        except ValidationError as exc:
-            return f"{name}: {'; '.join(exc.messages)}"
+        except (ValidationError, TypeError, ValueError) as exc:
+            messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+            return f"{name}: {'; '.join(messages)}"
     if isinstance(row, JobneedDetails):
         row.is_alert = row.raises_alert(row.answer)
+    return ""
+
+
+def _check_domain(row: models.Model) -> str:
+    """The rules of the work itself: closed work is final; it ends after it starts."""
+    jobneed = row.jobneed if isinstance(row, JobneedDetails) else row
+    if jobneed.status in CLOSED_STATUSES:
+        return f"the work is {jobneed.status.lower()}; its record is final"
+    started, ended = getattr(row, "started_at", None), getattr(row, "ended_at", None)
+    if started and ended and ended < started:
+        return "ended_at is before started_at"
     return ""
 
 
