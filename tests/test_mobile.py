@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import time
 from datetime import timedelta
@@ -250,6 +251,59 @@ def test_the_mqtt_bridge_end_to_end(worker, worker_mqtt_broker, world, tmp_path)
         bridge.stop()
 
 
+def tiny_image(image_format: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "refusal"),
+    [
+        ("PHOTO", b"<html><script>alert(1)</script></html>", "must be a JPEG, PNG or WebP image"),
+        ("SELFIE", b'<svg xmlns="http://www.w3.org/2000/svg"><script/></svg>', "image"),
+        ("SIGNATURE", b"\xff\xd8 not really a jpeg", "image"),
+        ("AUDIO", b"<html>", "must be audio"),
+        ("ATTACHMENT", b"<!doctype html><p>hi", "image, audio, a PDF or plain text"),
+        ("ATTACHMENT", b"<?xml version='1.0'?><svg/>", "plain text"),
+    ],
+)
+def test_uploads_are_refused_when_their_content_is_not_their_kind(
+    world, kind, content, refusal
+) -> None:
+    browser = Client()
+    browser.force_login(world["person"])
+    upload = """mutation($owner: UUID!, $kind: String!, $data: String!) {
+      uploadAttachment(ownerUuid: $owner, kind: $kind, filename: "f.jpg", contentBase64: $data) {
+        attachment { uuid } } }"""
+    data = base64.b64encode(content).decode()
+    answer = graphql(browser, upload, owner=str(world["mine"].uuid), kind=kind, data=data)
+    assert refusal in answer["errors"][0]["message"]
+    assert not Attachment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "content_type"),
+    [
+        ("PHOTO", tiny_image("PNG"), "image/png"),
+        ("AUDIO", b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav"),
+        ("ATTACHMENT", b"%PDF-1.7 ...", "application/pdf"),
+        ("ATTACHMENT", b"meter reading: 4 bar", "text/plain"),
+    ],
+)
+def test_uploads_take_their_type_from_their_content(world, kind, content, content_type) -> None:
+    browser = Client()
+    browser.force_login(world["person"])
+    upload = """mutation($owner: UUID!, $kind: String!, $data: String!) {
+      uploadAttachment(ownerUuid: $owner, kind: $kind, filename: "x.exe", contentBase64: $data) {
+        attachment { uuid } } }"""
+    data = base64.b64encode(content).decode()
+    graphql(browser, upload, owner=str(world["mine"].uuid), kind=kind, data=data)
+    assert Attachment.objects.get().content_type == content_type
+
+
 def test_attendance_and_attachments_through_the_schema(world) -> None:
     browser = Client()
     browser.force_login(world["person"])
@@ -265,14 +319,16 @@ def test_attendance_and_attachments_through_the_schema(world) -> None:
     upload = """mutation($owner: UUID!, $name: String!, $data: String!) {
       uploadAttachment(ownerUuid: $owner, kind: "SELFIE", filename: $name, contentBase64: $data) {
         attachment { filename size checksum } } }"""
-    data = base64.b64encode(b"\xff\xd8jpeg").decode()
+    jpeg = tiny_image("JPEG")
+    data = base64.b64encode(jpeg).decode()
     done = graphql(browser, upload, owner=str(event.uuid), name="..\\\\..\\\\selfie.jpg", data=data)
-    assert done["data"]["uploadAttachment"]["attachment"]["size"] == 6
+    assert done["data"]["uploadAttachment"]["attachment"]["size"] == len(jpeg)
     stored = Attachment.objects.get()
     assert stored.filename == "selfie.jpg" and stored.owner_type == "attendance.attendanceevent"
+    assert stored.content_type == "image/jpeg"
     assert stored.file.name.startswith(f"attachments/attendance.attendanceevent/{event.uuid}/")
     with stored.file.open("rb") as handle:
-        assert handle.read() == b"\xff\xd8jpeg"
+        assert handle.read() == jpeg
     theirs = graphql(browser, upload, owner=str(world["theirs"].uuid), name="x.jpg", data=data)
     assert theirs["errors"][0]["message"] == "no such jobneed, answer or attendance event of yours"
 

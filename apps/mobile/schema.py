@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import mimetypes
 from pathlib import PurePosixPath
 
 import graphene
@@ -24,6 +23,7 @@ from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priorit
 from apps.activity.state_machine import InvalidTransition, transition
 from apps.attendance.models import AttendanceEvent
 from apps.core.models import Attachment
+from apps.core.uploads import UploadRefused, sniff
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, scope_of
 from apps.y_helpdesk.actions import save_ticket
@@ -273,6 +273,10 @@ class UploadAttachment(graphene.Mutation):
             raise GraphQLError("contentBase64 is not valid base64") from None
         if not content or len(content) > settings.MOBILE_MAX_UPLOAD_BYTES:
             raise GraphQLError(f"a file must be 1 to {settings.MOBILE_MAX_UPLOAD_BYTES} bytes")
+        try:
+            content_type = sniff(kind, content)
+        except UploadRefused as exc:
+            raise GraphQLError(str(exc)) from None
         name = PurePosixPath(filename.replace("\\", "/")).name[:200] or "upload"
         attachment = Attachment(
             owner_type=owner_type,
@@ -281,7 +285,7 @@ class UploadAttachment(graphene.Mutation):
             filename=name,
             size=len(content),
             checksum=hashlib.sha256(content).hexdigest(),
-            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+            content_type=content_type,
         )
         attachment.file.save(name, ContentFile(content), save=True)
         return UploadAttachment(attachment=attachment)
