@@ -134,3 +134,9 @@ def test_dev_procfile_runs_one_worker_on_every_queue() -> None:
     )
     assert set(lines) == {"web", "worker", "beat"}
     assert _consumed_queues(lines["worker"]) == set(QUEUE_NAMES)
+
+
+def test_flower_asks_for_a_password_and_is_not_published_to_the_network() -> None:
+    flower = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())["services"]["flower"]
+    assert "FLOWER_BASIC_AUTH" in flower["environment"]
+    assert all(port.startswith("127.0.0.1:") for port in flower["ports"])

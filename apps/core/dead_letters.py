@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.models import DeadLetter
-from apps.core.redaction import REDACTED, redact
+from apps.core.redaction import REDACTED, redact, redact_text
 
 _MAX_ERROR_CHARS = 2000
 
@@ -60,7 +60,7 @@ def record_dead_letter(
         kwargs=redact(dict(kwargs or {})),
         sealed_arguments=seal(args, kwargs),
         exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-        error=str(exc)[:_MAX_ERROR_CHARS],
+        error=redact_text(str(exc))[:_MAX_ERROR_CHARS],
         retries=retries,
     )
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 
-# URL paths whose last segment is a credential: signed decision links, download links.
-_TOKEN_PATHS = re.compile(r"(/permits/decide/|/mobile/downloads/)[^/\s?\"']+")
+from apps.core.redaction import redact_text
 
 
 class RedactUrlTokens(logging.Filter):
@@ -14,7 +12,7 @@ class RedactUrlTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _TOKEN_PATHS.sub(r"\1[token]", message)
+        redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True

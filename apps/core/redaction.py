@@ -1,4 +1,5 @@
-"""What counts as a secret or as personal data in what we store and show: one rule."""
+"""What counts as a secret or as personal data in what we store, log and show: one rule, used
+by dead letters, task results and log filters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[^\s@<>,;\"']+@[^\s@<>,;\"']+\.[^\s@<>,;\"']+")
+# URL paths whose last segment is a bearer credential: signed decision and download links.
+_TOKEN_PATH = re.compile(r"(/permits/decide/|/mobile/downloads/)[^/\s?\"']+")
+
+
+def redact_text(text: str) -> str:
+    """`text` without e-mail addresses and without the tokens of signed links."""
+    return _TOKEN_PATH.sub(r"\1[token]", _EMAIL.sub(REDACTED, text))
 
 
 def is_secret_name(name: str) -> bool:
@@ -26,7 +34,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
     if isinstance(value, str):
-        return _EMAIL.sub(REDACTED, value)
+        return redact_text(value)
     if value is None or isinstance(value, int | float | bool):
         return value
     return repr(value)

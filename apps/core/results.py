@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django_celery_results.backends import DatabaseBackend as DjangoDatabaseBackend
 
+from apps.core.redaction import redact, redact_text
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -65,12 +67,33 @@ def _inside_the_task(task_id: str) -> bool:
 
 
 class DatabaseBackend(DjangoDatabaseBackend):
-    """django-celery-results' backend (``django-db``) with the patience described above."""
+    """django-celery-results' backend (``django-db``) with the patience described above, that
+    stores no task arguments and no personal data: arguments are left out (the task_run log
+    line and a dead letter's sealed copy keep what operators need), and results, errors and
+    tracebacks are stored redacted (apps.core.redaction)."""
 
-    def _store_result(self, task_id: str, result: Any, status: str, *args: Any, **kwargs: Any):
+    def _get_extended_properties(self, request: Any, traceback: Any) -> dict[str, Any]:
+        properties = super()._get_extended_properties(request, traceback)
+        properties.update(task_args=None, task_kwargs=None)
+        if properties.get("traceback"):
+            properties["traceback"] = redact_text(properties["traceback"])
+        return properties
+
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        result = redact(result)
+        traceback = redact_text(traceback) if traceback else traceback
+
         def store() -> Any:
             return super(DatabaseBackend, self)._store_result(
-                task_id, result, status, *args, **kwargs
+                task_id, result, status, traceback, *args, **kwargs
             )
 
         if status in states.READY_STATES:

@@ -83,9 +83,7 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
     for key, (index, record) in keyed.items():
         row = rows.get(key)
         reason = (
-            _check_row(row, spec, reachable)
-            or _assign(row, record, spec)
-            or _check_domain(row)
+            _check_row(row, spec, reachable) or _assign(row, record, spec) or _check_domain(row)
         )
         if reason:
             rejected.append({"index": index, "uuid": str(key), "reason": reason})
