@@ -317,6 +317,12 @@ WP_REMINDER_INTERVAL_HOURS = env_int("WP_REMINDER_INTERVAL_HOURS", 24, minimum=1
 # mqtt://user:password@host:1883 or mqtts://... (TLS); unset: nothing is published.
 MQTT_URL = env_url("MQTT_URL", schemes={"mqtt", "mqtts"})
 MQTT_CLIENT_ID_PREFIX = env_str("MQTT_CLIENT_ID_PREFIX", "intelliwiz")
+# The bridge's own broker user (manage.py mqtt_bridge); unset: the same as MQTT_URL.
+MQTT_BRIDGE_URL = env_url("MQTT_BRIDGE_URL", schemes={"mqtt", "mqtts"}) or MQTT_URL
+# True where the broker signs devices in with their own credentials and its ACL keeps each to
+# its own topics (deploy/mosquitto.conf, manage.py sync_mqtt_auth): the bridge then trusts the
+# device id in the topic, and requests carry no secret.
+MQTT_DEVICES_AUTHENTICATED_BY_BROKER = env_bool("MQTT_DEVICES_AUTHENTICATED_BY_BROKER")
 MQTT_ALLOWED_TOPIC_PREFIXES = env_list("MQTT_ALLOWED_TOPIC_PREFIXES", ["intelliwiz", "noc"])
 MQTT_CHANGES_TOPIC = env_str("MQTT_CHANGES_TOPIC", "noc/changes")
 MQTT_NOC_ALERTS_TOPIC = env_str("MQTT_NOC_ALERTS_TOPIC", "noc/alerts")

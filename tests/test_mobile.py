@@ -431,3 +431,21 @@ def test_a_secret_issued_before_digests_still_works_and_is_upgraded(world) -> No
     assert authenticate_device("phone-1", "s3cret-token").pk == world["device"].pk
     assert MobileDevice.objects.get(pk=world["device"].pk).secret_hash.startswith("sha256$")
     assert authenticate_device("phone-1", "s3cret-token").pk == world["device"].pk
+
+
+def test_the_bridge_trusts_the_topic_only_where_the_broker_signs_devices_in(
+    world, settings
+) -> None:
+    from apps.mobile.bridge import handle
+
+    request = json.dumps({"kind": "status", "client_id": "none-yet"}).encode()
+    settings.MQTT_DEVICES_AUTHENTICATED_BY_BROKER = False
+    assert handle("intelliwiz/mobile/phone-1/request", request) == (
+        "intelliwiz/mobile/phone-1/response",
+        {"error": "unauthorized"},
+    )
+    settings.MQTT_DEVICES_AUTHENTICATED_BY_BROKER = True
+    _, answer = handle("intelliwiz/mobile/phone-1/request", request)
+    assert answer == {"error": "no request with client_id 'none-yet'"}  # signed in, then asked
+    MobileDevice.objects.filter(device_id="phone-1").update(enabled=False)
+    assert handle("intelliwiz/mobile/phone-1/request", request)[1] == {"error": "unauthorized"}

@@ -128,14 +128,15 @@ class _ProcessClient:
         return client
 
 
-def new_client(purpose: str) -> Any:
-    """A paho client connected to MQTT_URL (TLS and credentials when the URL says so); the
-    caller starts its network loop."""
+def new_client(purpose: str, broker_url: str | None = None) -> Any:
+    """A paho client connected to `broker_url` (MQTT_URL by default; TLS and credentials when
+    the URL says so); the caller starts its network loop."""
     import paho.mqtt.client as paho
 
-    if not settings.MQTT_URL:
+    broker_url = broker_url or settings.MQTT_URL
+    if not broker_url:
         raise MqttNotConfigured("MQTT_URL is not configured, so nothing can be published")
-    url = urlsplit(settings.MQTT_URL)
+    url = urlsplit(broker_url)
     client = paho.Client(
         paho.CallbackAPIVersion.VERSION2,
         client_id=f"{settings.MQTT_CLIENT_ID_PREFIX}-{purpose}-{os.getpid()}-{os.urandom(3).hex()}",

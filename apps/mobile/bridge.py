@@ -1,5 +1,11 @@
 """The MQTT side door for devices: requests on intelliwiz/mobile/<device>/request, answers on
-intelliwiz/mobile/<device>/response. Each request carries the device's secret."""
+intelliwiz/mobile/<device>/response.
+
+Where the broker signs devices in and its ACL keeps each to its own topics
+(MQTT_DEVICES_AUTHENTICATED_BY_BROKER), the topic names the device and a request carries no
+secret. Elsewhere (and from devices built before that) a request carries the device's secret,
+checked here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,15 @@ import json
 import logging
 from typing import Any
 
-from apps.mobile.ingest import BadRequest, DeviceRejected, accept, authenticate_device
+from django.conf import settings
+
+from apps.mobile.ingest import (
+    BadRequest,
+    DeviceRejected,
+    accept,
+    authenticate_device,
+    device_signed_in_by_broker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +42,12 @@ def handle(topic: str, payload: bytes) -> tuple[str, dict[str, Any]] | None:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return response_topic(device_id), {"error": "the message is not JSON"}
-    secret = body.pop("secret", "") if isinstance(body, dict) else ""
+    secret = body.pop("secret", None) if isinstance(body, dict) else None
     try:
-        device = authenticate_device(device_id, secret if isinstance(secret, str) else "")
+        if secret is None and settings.MQTT_DEVICES_AUTHENTICATED_BY_BROKER:
+            device = device_signed_in_by_broker(device_id)
+        else:
+            device = authenticate_device(device_id, secret if isinstance(secret, str) else "")
         return response_topic(device_id), accept(device, body)
     except DeviceRejected:
         return response_topic(device_id), {"error": "unauthorized"}

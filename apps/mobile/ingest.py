@@ -95,6 +95,21 @@ def authenticate_device(device_id: str, secret: str, *, address: str = "") -> Mo
     return device
 
 
+def device_signed_in_by_broker(device_id: str) -> MobileDevice:
+    """The enabled device the broker signed in as `device_id` (its ACL let it publish only on
+    its own request topic)."""
+    device = (
+        MobileDevice.objects.select_related("person")
+        .filter(device_id=device_id, enabled=True, person__is_active=True)
+        .first()
+    )
+    if device is None:
+        logger.warning("mobile_device_rejected device=%r reason=unknown or disabled", device_id)
+        raise DeviceRejected("unknown or disabled device")
+    MobileDevice.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+    return device
+
+
 def message_status(message: MobileMessage) -> dict[str, Any]:
     status = {"client_id": message.client_id, "task_id": message.task_id, "status": message.status}
     if message.result is not None:

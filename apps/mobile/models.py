@@ -25,6 +25,8 @@ class MobileDevice(models.Model):
     device_id = models.CharField(max_length=64, unique=True, validators=[device_id_validator])
     person = models.ForeignKey(People, on_delete=models.CASCADE, related_name="devices")
     secret_hash = models.CharField(max_length=256, editable=False)
+    # The same secret as the MQTT broker checks it (Mosquitto's $7$ format): see broker_auth.
+    broker_password_hash = models.CharField(max_length=200, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -36,7 +38,10 @@ class MobileDevice(models.Model):
         return f"{self.device_id} ({self.person})"
 
     def set_secret(self, secret: str) -> None:
+        from apps.mobile.broker_auth import mosquitto_hash
+
         self.secret_hash = secret_digest(secret)
+        self.broker_password_hash = mosquitto_hash(secret)
 
     def check_secret(self, secret: str) -> bool:
         if not self.secret_hash.startswith(_DIGEST):
@@ -44,7 +49,9 @@ class MobileDevice(models.Model):
             if not (secret and check_password(secret, self.secret_hash)):
                 return False
             self.set_secret(secret)
-            MobileDevice.objects.filter(pk=self.pk).update(secret_hash=self.secret_hash)
+            MobileDevice.objects.filter(pk=self.pk).update(
+                secret_hash=self.secret_hash, broker_password_hash=self.broker_password_hash
+            )
             return True
         return hmac.compare_digest(secret_digest(secret), self.secret_hash)
 

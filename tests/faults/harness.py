@@ -189,7 +189,7 @@ class PostgresCluster:
 
 
 class MosquittoInstance:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, extra_config: str = "allow_anonymous true\n") -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -197,7 +197,7 @@ class MosquittoInstance:
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{extra_config}"
             f"pid_file {folder / 'mosquitto.pid'}\n"
             f"log_dest file {folder / 'mosquitto.log'}\n"
             "persistence false\n"
@@ -220,6 +220,10 @@ class MosquittoInstance:
     def kill(self) -> None:
         _kill(self.pid)
         self.pid = None
+
+    def reload(self) -> None:
+        """Read the password and ACL files again (SIGHUP)."""
+        os.kill(self.pid, signal.SIGHUP)
 
 
 @dataclass

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        client = mqtt.new_client("bridge")
+        client = mqtt.new_client("bridge", settings.MQTT_BRIDGE_URL)
         client.on_connect = lambda c, *_: c.subscribe(REQUEST_TOPICS, qos=1)
 
         def on_message(_client, _userdata, message: paho.MQTTMessage) -> None:
