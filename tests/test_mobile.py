@@ -162,16 +162,25 @@ def test_a_mutation_runs_once_as_the_verified_person(worker, world, mail_sink) -
     assert ticket.created_by == world["person"] and ticket.description == "Leak near pump"
     assert answer["result"]["data"]["createTicket"]["ticket"]["id"] == str(ticket.pk)
 
-    failing = {"kind": "mutation", "client_id": "c-2", "query": "mutation { nothing }"}
+    invalid = {"kind": "mutation", "client_id": "c-2", "query": "mutation { nothing }"}
+    status, refused = ingest(GOOD, invalid)  # refused before it is recorded or queued
+    assert status == 400 and "Cannot query field 'nothing'" in refused["error"]
+    assert not MobileMessage.objects.filter(client_id="c-2").exists()
+
+    failing = {
+        "kind": "mutation",
+        "client_id": "c-3",
+        "query": 'mutation { updateTicket(id: "999999", status: "OPEN") { ticket { id } } }',
+    }
     ingest(GOOD, failing)
     deadline = time.monotonic() + 30
     while (
-        MobileMessage.objects.get(client_id="c-2").status == "QUEUED"
+        MobileMessage.objects.get(client_id="c-3").status == "QUEUED"
         and time.monotonic() < deadline
     ):
         time.sleep(0.2)
-    message = MobileMessage.objects.get(client_id="c-2")
-    assert message.status == "FAILED" and "nothing" in message.result["errors"][0]
+    message = MobileMessage.objects.get(client_id="c-3")
+    assert message.status == "FAILED" and "no such ticket" in message.result["errors"][0]
 
 
 @pytest.mark.worker

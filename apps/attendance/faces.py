@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
 
+from apps.attendance.geofence import inside_geofence
 from apps.attendance.models import AttendanceEvent, FaceOutcome, FaceReference
 from apps.core.models import Attachment
 from apps.peoples.models import People
@@ -122,14 +121,6 @@ def verify(selfie: bytes, references: list[list[float]], threshold: float) -> Ve
     )
 
 
-def distance_m(lat1: Decimal, lon1: Decimal, lat2: Decimal, lon2: Decimal) -> float:
-    """Great-circle distance in metres (haversine)."""
-    p1, p2 = math.radians(float(lat1)), math.radians(float(lat2))
-    dp, dl = p2 - p1, math.radians(float(lon2) - float(lon1))
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
-
-
 def verify_event(
     event_uuid: str, person_id: int, db: str = "default", now: datetime | None = None
 ) -> dict:
@@ -157,12 +148,7 @@ def verify_event(
             if references
             else Verification(FaceOutcome.NO_REFERENCE)
         )
-    site = event.site
-    inside = None
-    if None not in (event.latitude, site.latitude, site.longitude, site.geofence_radius_m):
-        inside = distance_m(event.latitude, event.longitude, site.latitude, site.longitude) <= (
-            site.geofence_radius_m
-        )
+    inside = inside_geofence(event.site, event.latitude, event.longitude)
     fields = {
         "face_outcome": result.outcome,
         "face_matched": result.outcome == FaceOutcome.MATCH

@@ -22,6 +22,7 @@ from graphql import GraphQLError
 from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priority
 from apps.activity.state_machine import InvalidTransition, transition
 from apps.attendance.models import AttendanceEvent
+from apps.attendance.punches import record_punch, selfie_received
 from apps.core.models import Attachment
 from apps.core.uploads import UploadRefused, sniff
 from apps.onboarding.models import BusinessUnit, TypeAssist
@@ -71,6 +72,8 @@ class DetailType(DjangoObjectType):
             "max_value",
             "answer",
             "is_alert",
+            "transcript",
+            "transcript_status",
         )
 
 
@@ -94,6 +97,7 @@ class Query(graphene.ObjectType):
     )
     my_site = graphene.Field(SiteType)
     my_tickets = graphene.List(graphene.NonNull(TicketType))
+    my_attendance = graphene.List(graphene.NonNull(lambda: AttendanceType))
 
     def resolve_my_jobneeds(self, info, date_from, date_to):
         return (
@@ -108,6 +112,10 @@ class Query(graphene.ObjectType):
 
     def resolve_my_tickets(self, info):
         return _my_tickets(_person(info)).order_by("-created_at")[:200]
+
+    def resolve_my_attendance(self, info):
+        person = _person(info)
+        return AttendanceEvent.objects.visible_to(person).filter(person=person)[:50]
 
 
 class AnswerInput(graphene.InputObjectType):
@@ -212,7 +220,17 @@ class UpdateTicket(graphene.Mutation):
 class AttendanceType(DjangoObjectType):
     class Meta:
         model = AttendanceEvent
-        fields = ("uuid", "kind", "at", "latitude", "longitude")
+        fields = (
+            "uuid",
+            "kind",
+            "at",
+            "latitude",
+            "longitude",
+            "inside_geofence",
+            "face_outcome",
+            "face_matched",
+            "face_checked_at",
+        )
 
 
 class RecordAttendanceEvent(graphene.Mutation):
@@ -234,14 +252,7 @@ class RecordAttendanceEvent(graphene.Mutation):
             latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180)
         ):
             raise GraphQLError("give both latitude (-90..90) and longitude (-180..180), or neither")
-        event = AttendanceEvent.objects.create(
-            person=person,
-            site_id=person.site_id,
-            kind=kind,
-            at=at,
-            latitude=latitude,
-            longitude=longitude,
-        )
+        event = record_punch(person, kind, at, latitude, longitude)
         return RecordAttendanceEvent(event=event)
 
 
@@ -288,7 +299,30 @@ class UploadAttachment(graphene.Mutation):
             content_type=content_type,
         )
         attachment.file.save(name, ContentFile(content), save=True)
+        _process_in_background(attachment)
         return UploadAttachment(attachment=attachment)
+
+
+def _process_in_background(attachment: Attachment) -> None:
+    """A punch's selfie is verified against the person's face; an answer's audio is
+    transcribed. Both run once the upload commits; their outcomes show in myAttendance and
+    myJobneeds."""
+    from background_tasks.media_tasks import process_audio_transcript
+
+    if (
+        attachment.owner_type == "attendance.attendanceevent"
+        and attachment.kind == Attachment.Kind.SELFIE
+    ):
+        selfie_received(AttendanceEvent.objects.get(uuid=attachment.owner_uuid))
+    elif (
+        attachment.owner_type == "activity.jobneeddetails"
+        and attachment.kind == Attachment.Kind.AUDIO
+    ):
+        detail = JobneedDetails.objects.get(uuid=attachment.owner_uuid)
+        JobneedDetails.objects.filter(pk=detail.pk).update(
+            transcript_status=JobneedDetails.TranscriptStatus.PENDING
+        )
+        transaction.on_commit(lambda: process_audio_transcript.delay(detail.pk))
 
 
 def _owner_type(person, owner_uuid) -> str:

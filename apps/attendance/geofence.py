@@ -1,0 +1,25 @@
+"""Where a punch was made against where its site is."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from apps.onboarding.models import BusinessUnit
+
+
+def distance_m(lat1: Decimal, lon1: Decimal, lat2: Decimal, lon2: Decimal) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(float(lat1)), math.radians(float(lat2))
+    dp, dl = p2 - p1, math.radians(float(lon2) - float(lon1))
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def inside_geofence(
+    site: BusinessUnit, latitude: Decimal | None, longitude: Decimal | None
+) -> bool | None:
+    """Whether a position is within the site's geofence; None when either is unknown."""
+    if None in (latitude, longitude, site.latitude, site.longitude, site.geofence_radius_m):
+        return None
+    return distance_m(latitude, longitude, site.latitude, site.longitude) <= site.geofence_radius_m

@@ -1,0 +1,62 @@
+"""What a punch sets going: the geofence check at once (a NOC mismatch when it fails), face
+verification once its selfie arrives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from apps.attendance.geofence import distance_m, inside_geofence
+from apps.attendance.models import AttendanceEvent
+from apps.peoples.models import People
+
+OUTSIDE_GEOFENCE = "ATTENDANCE_OUTSIDE_GEOFENCE"
+
+
+def record_punch(
+    person: People,
+    kind: str,
+    at: datetime,
+    latitude: Decimal | None = None,
+    longitude: Decimal | None = None,
+) -> AttendanceEvent:
+    """Record a punch at the person's site; one made outside the geofence is reported to the
+    NOC (after commit) as a mismatch."""
+    from background_tasks.email_tasks import send_mismatch_notification
+
+    site = person.site
+    inside = inside_geofence(site, latitude, longitude)
+    event = AttendanceEvent.objects.create(
+        person=person,
+        site=site,
+        kind=kind,
+        at=at,
+        latitude=latitude,
+        longitude=longitude,
+        inside_geofence=inside,
+    )
+    if inside is False:
+        mismatch = {
+            "kind": OUTSIDE_GEOFENCE,
+            "source": f"site:{site.code}",
+            "subject": f"person:{person.code}",
+            "details": {
+                "event": str(event.uuid),
+                "punch": kind,
+                "distance_m": round(distance_m(latitude, longitude, site.latitude, site.longitude)),
+                "radius_m": site.geofence_radius_m,
+            },
+        }
+        transaction.on_commit(lambda: send_mismatch_notification.delay(mismatch))
+    return event
+
+
+def selfie_received(event: AttendanceEvent) -> None:
+    """Verify the punch's new selfie in the background, once the upload commits."""
+    from background_tasks.media_tasks import perform_facerecognition_bgt
+
+    transaction.on_commit(
+        lambda: perform_facerecognition_bgt.delay(str(event.uuid), event.person_id)
+    )
