@@ -37,8 +37,18 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET_KEY)
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Where ./dev up serves (Procfile.dev); the default SITE_URL points there.
+WEB_HOST = env_str("WEB_HOST", "127.0.0.1")
+WEB_PORT = env_int("WEB_PORT", 8000, minimum=1)
+# A server listening on every address is reached on loopback from the same machine.
+_ALL_ADDRESSES = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104
+_WEB_LINK_HOST = _ALL_ADDRESSES.get(WEB_HOST, WEB_HOST)
+if ":" in _WEB_LINK_HOST and not _WEB_LINK_HOST.startswith("["):
+    _WEB_LINK_HOST = f"[{_WEB_LINK_HOST}]"
 # Absolute base URL used in links that leave the system (e-mails, approval links).
-SITE_URL = env_url("SITE_URL", schemes={"http", "https"}, default="http://127.0.0.1:8000")
+SITE_URL = env_url(
+    "SITE_URL", schemes={"http", "https"}, default=f"http://{_WEB_LINK_HOST}:{WEB_PORT}"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -46,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
@@ -72,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Pages and the admin show times in the signed-in person's site time zone, as mails do.
+    "apps.peoples.middleware.SiteTimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -151,12 +164,15 @@ if EMAIL_HOST:
     if EMAIL_USE_TLS and EMAIL_USE_SSL:
         raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_BACKEND = "intelliwiz_config.mail_files.EmlFileBackend"  # one .eml file a message
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 
 # --- Static and media files ----------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The product's stylesheet and the vendored front-end files (Pico CSS, GraphiQL): nothing is
+# loaded from the internet at run time.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")

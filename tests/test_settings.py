@@ -58,7 +58,7 @@ def test_embedded_default_needs_no_variables(tmp_path) -> None:
         "broker": "filesystem://",
         "results": "django-db",
         "cache": "apps.core.cache.DatabaseCache",
-        "mail": "django.core.mail.backends.filebased.EmailBackend",
+        "mail": "intelliwiz_config.mail_files.EmlFileBackend",
         "media": "django.core.files.storage.FileSystemStorage",
         "beat": "apps.core.beat:LeaderDatabaseScheduler",
     }

@@ -40,7 +40,7 @@ class TypeAssist(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.category}:{self.code}"
+        return self.name  # what people read in choices and the admin, never the raw code
 
 
 class BusinessUnit(models.Model):

@@ -1,0 +1,33 @@
+"""Development mail: one standard `.eml` file per message, which any mail program opens.
+
+Django's file backend appends every message of a connection to one `.log` file; this one
+writes each message on its own, named by time and a random suffix so none overwrite another.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.core.mail.backends.filebased import EmailBackend
+from django.core.mail.message import EmailMessage
+
+
+class EmlFileBackend(EmailBackend):
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        sent = 0
+        folder = Path(self.file_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for message in email_messages:
+            if not message.recipients():
+                continue
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+            path = folder / f"{stamp}-{secrets.token_hex(3)}.eml"
+            # Written under a temporary name first, so a reader never sees half a message.
+            partial = path.with_suffix(".part")
+            partial.write_bytes(message.message().as_bytes(linesep="\r\n"))
+            partial.rename(path)
+            sent += 1
+        return sent
