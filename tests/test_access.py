@@ -116,6 +116,7 @@ def step_of(world: World, person: People) -> ApprovalStep:
 
 # Every route that takes an object: its URL for client A's object at site A1.
 OBJECT_ROUTES: dict[str, Any] = {
+    "activity:job-detail": lambda w: {"pk": w.job.pk},
     "activity:job-edit": lambda w: {"pk": w.job.pk},
     "helpdesk:ticket-edit": lambda w: {"pk": w.ticket.pk},
     "permits:detail": lambda w: {"pk": w.permit.pk},

@@ -78,4 +78,4 @@ def test_warming_on_the_worker_fills_what_the_page_reads(worker) -> None:
     browser = Client()
     browser.force_login(person)
     page = browser.get("/dashboard/").content.decode()
-    assert "HIGH: 1" in page and site.name in page
+    assert 'data-code="HIGH">High</span> 1' in page and site.name in page

@@ -172,8 +172,12 @@ def test_contacts_get_one_mail_each_and_bad_addresses_are_counted(world, mailout
         answer="guard@facility.test, GUARD@facility.test, not-an-address"
     )
     result = notify_contacts(permit.pk, "approved")
-    assert (result["sent"], result["invalid_addresses"]) == (2, 1)
-    assert sorted(m.to[0] for m in mailoutbox) == ["guard@facility.test", "vendor@sparks.test"]
+    assert (result["sent"], result["invalid_addresses"]) == (3, 1)  # and the requester is told
+    assert sorted(m.to[0] for m in mailoutbox) == [
+        "guard@facility.test",
+        "requester@facility.test",
+        "vendor@sparks.test",
+    ]
     assert notify_contacts(permit.pk, "approved")["sent"] == 0
 
 

@@ -123,6 +123,7 @@ def test_work_permit_life_cycle_through_pages_links_and_mails(worker, mail_sink,
     assert sorted(recipients) == sorted(
         ["verifier@facility.test", "approver@facility.test", "approver2@facility.test"]
         + ["vendor@sparks.test", "guard@facility.test"] * 2
+        + ["requester@facility.test"]  # told of the approval
     )
 
 
@@ -232,7 +233,7 @@ def test_concurrent_last_approvals_complete_the_phase_once(worker, mail_sink, wo
     assert again.get(timeout=30) == {
         "permit": permit.pk,
         "sent": 0,
-        "already_sent": 1,
+        "already_sent": 2,  # the vendor's mail and the requester's
         "invalid_addresses": 0,
     }
     time.sleep(1)

@@ -41,16 +41,18 @@ def site(db):
 
 def test_the_pdf_text_and_the_xlsx_cells_hold_the_figures(site) -> None:
     data = build("ppm_compliance", site, date(2026, 6, 2), date(2026, 6, 3))
-    assert data.summary == {"completed": 2, "not completed": 1}
+    assert data.summary == {"Completed": 2, "Missed": 1}
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(render(data, "pdf"))).pages)
     assert "PPM compliance" in text and "Chiller 1" in text and "Chiller 9" not in text
     assert "2026-06-02 09:00" in text  # planned time shown in Auckland time
     book = load_workbook(io.BytesIO(render(data, "xlsx")))
     rows = list(book["Report"].iter_rows(values_only=True))
-    assert rows[1] == ("Description", "Kind", "Planned", "Status", "Finished", "Completed")
-    assert [r[3] for r in rows[2:]] == ["COMPLETED", "AUTOCLOSED", "COMPLETED"]
-    assert dict(book["Summary"].iter_rows(values_only=True)) == {"completed": 2, "not completed": 1}
-    with pytest.raises(ReportError, match="unknown report type"):
+    assert rows[1] == ("Description", "Planned", "Status", "Finished", "Outcome")
+    assert [r[2] for r in rows[2:]] == ["Completed", "Auto-closed", "Completed"]
+    assert rows[2][1] == datetime(2026, 6, 2, 9, 0)  # a real date cell, in Auckland time
+    summary = list(book["Summary"].iter_rows(values_only=True))
+    assert dict(summary[1:]) == {"Completed": 2, "Missed": 1}
+    with pytest.raises(ReportError, match="Unknown report type 'payroll'"):
         build("payroll", site, date(2026, 6, 1), date(2026, 6, 2))
 
 
@@ -75,7 +77,7 @@ def test_schedules_fire_on_working_days_in_the_site_zone_once_per_period(site, m
     assert run_schedules(saturday)["generated"] == 0
     tuesday = datetime(2026, 6, 1, 19, 30, tzinfo=UTC)  # Tuesday 07:30 in Auckland
     first = run_schedules(tuesday)
-    assert first["generated"] == 1 and first["failed"][0]["error"].startswith("unknown report")
+    assert first["generated"] == 1 and first["failed"][0]["error"].startswith("Unknown report")
     assert run_schedules(tuesday + timedelta(minutes=10))["already"] == 1
     report = GeneratedReport.objects.get(schedule=daily)
     assert (report.date_from, report.date_to) == (date(2026, 6, 1), date(2026, 6, 1))

@@ -6,5 +6,6 @@ app_name = "activity"
 urlpatterns = [
     path("", views.job_list, name="job-list"),
     path("new", views.job_form, name="job-create"),
+    path("<int:pk>", views.job_detail, name="job-detail"),
     path("<int:pk>/edit", views.job_form, name="job-edit"),
 ]

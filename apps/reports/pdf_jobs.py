@@ -10,10 +10,10 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
-from fpdf import FPDF
 
 from apps.peoples.models import People
 from apps.reports.models import PdfJob
+from apps.reports.pdf_fonts import FAMILY, unicode_pdf
 
 MAX_SECTIONS = 200
 MAX_ROWS = 5000
@@ -53,7 +53,7 @@ def request_pdf(title: str, document: Any, person: People) -> PdfJob:
 
 
 def _text(value: object) -> str:
-    return str(value).encode("latin-1", "replace").decode("latin-1")
+    return "" if value is None else str(value)
 
 
 def render_job(job_uuid: str) -> PdfJob:
@@ -67,15 +67,15 @@ def render_job(job_uuid: str) -> PdfJob:
     progress(1)
     try:
         document = validate_document(job.document)
-        pdf = FPDF(format="A4")
+        pdf = unicode_pdf()
         pdf.set_title(_text(job.title))
         pdf.add_page()
-        pdf.set_font("Helvetica", "B", 15)
-        pdf.cell(0, 10, _text(job.title), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FAMILY, "B", 15)
+        pdf.multi_cell(0, 10, _text(job.title), new_x="LMARGIN", new_y="NEXT")
         for number, section in enumerate(document, start=1):
-            pdf.set_font("Helvetica", "B", 12)
-            pdf.cell(0, 9, _text(section["heading"]), new_x="LMARGIN", new_y="NEXT")
-            pdf.set_font("Helvetica", size=10)
+            pdf.set_font(FAMILY, "B", 12)
+            pdf.multi_cell(0, 9, _text(section["heading"]), new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font(FAMILY, size=10)
             for paragraph in section.get("paragraphs", []):
                 pdf.multi_cell(0, 6, _text(paragraph), new_x="LMARGIN", new_y="NEXT")
             if section.get("rows"):

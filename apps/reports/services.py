@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.onboarding.models import BusinessUnit
-from apps.reports.builders import FORMATS, ReportData, ReportError, build, render
+from apps.reports.builders import FORMATS, ReportData, ReportError, build, render, report_title
 from apps.reports.cleanup import resolve_inside_reports
 from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
 
@@ -39,12 +39,12 @@ def parse_form(formdata: dict[str, Any], client_id: int) -> dict[str, Any]:
         start = date.fromisoformat(formdata["date_from"])
         end = date.fromisoformat(formdata["date_to"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ReportError(f"bad report parameters: {exc}") from None
+        raise ReportError(f"Bad report parameters: {exc}.") from None
     except BusinessUnit.DoesNotExist:
-        raise ReportError("no such site for this client") from None
+        raise ReportError("There is no such site for this client.") from None
     file_format = formdata.get("format", "pdf")
     if file_format not in FORMATS:
-        raise ReportError(f"format must be pdf or xlsx, not {file_format!r}")
+        raise ReportError(f"The format must be pdf or xlsx, not {file_format!r}.")
     return {
         "report_type": formdata.get("report_type", ""),
         "site": site,
@@ -91,11 +91,13 @@ def download_link(report: GeneratedReport) -> str:
 def ready_mail(report: GeneratedReport, address: str) -> Mail:
     return Mail(
         key=f"report:{report.uuid}:ready",
-        subject=f"Your report is ready: {report.report_type} for {report.site.name}",
+        subject=f"Your report is ready: {report_title(report.report_type)} for {report.site.name}",
         to=clean_recipients([address]),
         template="reports/mail/report",
         context={
-            "intro": f"{report.date_from} to {report.date_to}, {report.file_format.upper()}.",
+            "intro": f"{report_title(report.report_type)} for {report.site.name}, "
+            f"{report.date_from:%d %b %Y} to {report.date_to:%d %b %Y}, "
+            f"{report.file_format.upper()}.",
             "link": download_link(report),
             "time_zone": report.site.time_zone,
         },

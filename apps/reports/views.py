@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -11,9 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from apps.activity.models import JobneedStatus, Priority
 from apps.peoples.access import visible_sites
-from apps.reports.builders import REPORT_TYPES
+from apps.reports.builders import REPORT_TYPES, ReportError, check_range, report_title
 from apps.reports.dashboard import site_dashboard
+from apps.reports.freshness import forget_site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob
 from apps.reports.pdf_jobs import DocumentError, request_pdf
 from background_tasks.report_tasks import create_save_report_async
@@ -21,9 +24,43 @@ from background_tasks.report_tasks import create_save_report_async
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    sites = visible_sites(request.user)
-    boards = [site_dashboard(site) for site in sites.order_by("name")[:50]]
+    sites = list(visible_sites(request.user).order_by("name")[:50])
+    if request.method == "POST":  # "Refresh": recompute now rather than wait for the warm-up
+        for site in sites:
+            forget_site_dashboard(site)
+        return redirect("dashboard")
+    boards = [readable_dashboard(site, site_dashboard(site)) for site in sites]
     return render(request, "reports/dashboard.html", {"title": "Dashboard", "boards": boards})
+
+
+def readable_dashboard(site, board: dict) -> dict:
+    """A cached dashboard with human labels for its codes and its "as of" time in the site's
+    time zone."""
+    computed = board.get("computed_at")
+    return {
+        "site": site,
+        "day": date.fromisoformat(board["day"]),
+        "jobs": [
+            (code, _label(JobneedStatus, code), count)
+            for code, count in sorted(board["jobs_by_status"].items())
+        ],
+        "jobs_total": sum(board["jobs_by_status"].values()),
+        "tickets": [
+            (code, _label(Priority, code), board["open_tickets_by_priority"][code])
+            for code in ("HIGH", "MEDIUM", "LOW")
+            if code in board["open_tickets_by_priority"]
+        ],
+        "tickets_total": sum(board["open_tickets_by_priority"].values()),
+        "attendance": board["attendance"],
+        "as_of": datetime.fromisoformat(computed) if computed else None,
+    }
+
+
+def _label(choices, code: str) -> str:
+    try:
+        return choices(code).label
+    except ValueError:
+        return code.replace("_", " ").capitalize()
 
 
 @login_required
@@ -48,7 +85,12 @@ def _own_job(request: HttpRequest, job_uuid) -> PdfJob:
 
 def _progress(item: PdfJob | GeneratedReport, key: str, download_route: str) -> dict:
     """What a progress page polls: state, percentage, and the download link once done."""
-    status = {key: str(item.uuid), "status": item.status, "progress": item.progress}
+    status = {
+        key: str(item.uuid),
+        "status": item.status,
+        "label": item.get_status_display(),
+        "progress": item.progress,
+    }
     if item.status == "DONE":
         status["download_url"] = reverse(download_route, args=[item.uuid])
     if item.error:
@@ -87,16 +129,32 @@ def pdf_page(request: HttpRequest, job_uuid) -> HttpResponse:
     )
 
 
+DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
 class ReportForm(forms.Form):
     report_type = forms.ChoiceField(choices=[(k, title) for k, (title, _) in REPORT_TYPES.items()])
     site = forms.ModelChoiceField(queryset=None)
-    date_from = forms.DateField()
-    date_to = forms.DateField()
+    date_from = forms.DateField(label="From", widget=DATE_PICKER)
+    date_to = forms.DateField(
+        label="To", widget=DATE_PICKER, help_text="Both days included, in the site's time zone"
+    )
     format = forms.ChoiceField(choices=[("pdf", "PDF"), ("xlsx", "Excel (XLSX)")])
 
     def __init__(self, *args, person, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = visible_sites(person)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end:
+            # The same rule the worker applies (builders.check_range), said before it is queued.
+            try:
+                check_range(start, end)
+            except ReportError as exc:
+                self.add_error("date_to", str(exc))
+        return data
 
 
 @login_required
@@ -126,7 +184,20 @@ def report_request(request: HttpRequest) -> HttpResponse:
                 request.user.pk,
             )
         return redirect("report-page", report.uuid)
-    return render(request, "core/form.html", {"title": "Request a report", "form": form})
+    today = timezone.localdate()
+    if not form.is_bound:
+        form.initial = {"date_from": today.replace(day=1), "date_to": today}
+    return render(
+        request,
+        "core/form.html",
+        {
+            "title": "Request a report",
+            "form": form,
+            "intro": "The report is built in the background: its page shows the progress and "
+            "the download, and you get the link by mail.",
+            "submit_label": "Request report",
+        },
+    )
 
 
 @login_required
@@ -136,7 +207,9 @@ def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
         request,
         "reports/progress.html",
         {
-            "title": "Your report",
+            "title": report_title(report.report_type),
+            "subtitle": f"{report.site.name}, {report.date_from:%d %b %Y} to "
+            f"{report.date_to:%d %b %Y}, {report.file_format.upper()}",
             "item": report,
             "status_url": reverse("report-status", args=[report.uuid]),
         },
@@ -157,5 +230,6 @@ def report_download(request: HttpRequest, report_uuid) -> FileResponse:
     return FileResponse(
         report.file.open("rb"),
         as_attachment=True,
-        filename=f"{report.report_type}-{report.date_from}.{report.file_format}",
+        filename=f"{report.report_type.replace('_', '-')}-{report.site.code}-"
+        f"{report.date_from}-to-{report.date_to}.{report.file_format}",
     )

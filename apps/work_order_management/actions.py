@@ -108,6 +108,8 @@ def decide(step_id: int, actor: People, *, approve: bool, remark: str = "") -> A
         )
         if permit.status != phase:
             raise PermitError(f"the permit is {permit.get_status_display().lower()}")
+        if not approve and not remark.strip():
+            raise PermitError("a rejection needs a remark: it tells the requester why")
         step.status = ApprovalStep.Status.APPROVED if approve else ApprovalStep.Status.REJECTED
         step.decided_at = timezone.now()
         step.remark = remark.strip()

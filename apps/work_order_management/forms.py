@@ -5,7 +5,7 @@ from django import forms
 from apps.activity.models import AnswerType, Question
 from apps.peoples.access import visible_sites
 from apps.peoples.models import People
-from apps.work_order_management.models import PermitSection, PermitType, Vendor
+from apps.work_order_management.models import PermitKind, PermitSection, PermitType, Vendor
 from apps.work_order_management.services import Answers
 
 
@@ -47,7 +47,10 @@ class PermitForm(forms.Form):
     )
     approvers = forms.ModelMultipleChoiceField(queryset=People.objects.filter(is_active=True))
     service_month = forms.DateField(
-        required=False, help_text="SLA reports: any day of the month (default: last month)"
+        required=False,
+        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
+        input_formats=["%Y-%m", "%Y-%m-%d"],
+        help_text="The month the report rates (default: last month)",
     )
 
     def __init__(self, permit_type: PermitType, *args, person, **kwargs) -> None:
@@ -61,6 +64,10 @@ class PermitForm(forms.Form):
         colleagues = People.objects.filter(client=permit_type.client, is_active=True)
         self.fields["verifiers"].queryset = colleagues
         self.fields["approvers"].queryset = colleagues
+        if permit_type.kind != PermitKind.SLA:
+            del self.fields["service_month"]
+        else:
+            del self.fields["verifiers"]  # an SLA report has approvers only
         sections = permit_type.sections.filter(
             role__in=[PermitSection.Role.FORM, PermitSection.Role.CONTACTS]
         ).order_by("seqno")

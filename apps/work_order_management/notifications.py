@@ -17,7 +17,12 @@ from apps.work_order_management.models import (
     PermitStatus,
     WorkPermit,
 )
-from apps.work_order_management.pdf import pdf_filename, render_permit_pdf
+from apps.work_order_management.pdf import (
+    approval_conditions,
+    ordered_steps,
+    pdf_filename,
+    render_permit_pdf,
+)
 
 # The permit status in which each role's requests are still wanted.
 PHASE = {
@@ -114,16 +119,20 @@ def contact_addresses(permit: WorkPermit) -> tuple[list[str], int]:
 
 
 def notify_contacts(permit_id: int, event: str) -> dict[str, object]:
-    """Vendor and security contacts: the permit is approved, completed (RWP) or cancelled."""
+    """Vendor and security contacts: the permit is approved (with the approvers' conditions),
+    completed (RWP) or cancelled. An approval is also told to the requester; a cancellation to
+    the verifiers or approvers who were still asked to decide (their links stop working)."""
     status, with_pdf = CONTACT_EVENTS[event]
     permit = load_permit(permit_id)
     if permit.status != status:
         return {"permit": permit.pk, "sent": 0, "reason": f"permit is {permit.status}"}
     recipients, invalid = contact_addresses(permit)
+    steps = ordered_steps(permit)
     context: dict[str, object] = {
         "permit": permit,
         "event": event,
         "attached": with_pdf,
+        "conditions": approval_conditions(steps),
         "time_zone": permit.site.time_zone,
     }
     if event == "cancelled":
@@ -133,10 +142,11 @@ def notify_contacts(permit_id: int, event: str) -> dict[str, object]:
             "remark": latest.text if latest else "",
         }
     attachments = [_pdf(permit)] if with_pdf else []
+    subject = subject_for(permit, permit.get_status_display())
     mails = [
         Mail(
             key=f"permit:{permit.pk}:{event}:{address.lower()}",
-            subject=subject_for(permit, permit.get_status_display()),
+            subject=subject,
             to=[address],
             template="work_order_management/mail/contacts",
             context=context,
@@ -144,7 +154,53 @@ def notify_contacts(permit_id: int, event: str) -> dict[str, object]:
         )
         for address in recipients
     ]
-    return _result(permit, mails, invalid)
+    if event == "approved":
+        mails.append(_requester_approval_mail(permit, steps, context, subject, attachments))
+    elif event == "cancelled":
+        mails += _withdrawn_requests(permit, steps, context, subject)
+    return _result(permit, [m for m in mails if m.to], invalid)
+
+
+def _requester_approval_mail(
+    permit: WorkPermit,
+    steps: list[ApprovalStep],
+    context: dict[str, object],
+    subject: str,
+    attachments: list,
+) -> Mail:
+    return Mail(
+        key=f"permit:{permit.pk}:approved:requester:{permit.requested_by_id}",
+        subject=subject,
+        to=clean_recipients([permit.requested_by.email]),
+        template="work_order_management/mail/approved_requester",
+        context=context
+        | {"approvers": [s.person.name for s in steps if s.role == ApprovalStep.Role.APPROVER]},
+        attachments=attachments,
+    )
+
+
+def _withdrawn_requests(
+    permit: WorkPermit, steps: list[ApprovalStep], context: dict[str, object], subject: str
+) -> list[Mail]:
+    """The people whose decision was still asked for when the permit was cancelled: the pending
+    verifiers, or (once every verifier had approved) the pending approvers."""
+    pending = [s for s in steps if s.status == ApprovalStep.Status.PENDING]
+    asked_role = (
+        ApprovalStep.Role.VERIFIER
+        if any(s.role == ApprovalStep.Role.VERIFIER for s in pending)
+        else ApprovalStep.Role.APPROVER
+    )
+    return [
+        Mail(
+            key=f"permit:{permit.pk}:cancelled:step:{step.pk}",
+            subject=subject,
+            to=clean_recipients([step.person.email]),
+            template="work_order_management/mail/withdrawn",
+            context=context | {"step": step},
+        )
+        for step in pending
+        if step.role == asked_role
+    ]
 
 
 def notify_rejection(permit_id: int) -> dict[str, object]:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from fpdf import FPDF
+from fpdf.fonts import FontFace
 
-from apps.work_order_management.models import PermitKind, WorkPermit
+from apps.reports.pdf_fonts import FAMILY, unicode_pdf
+from apps.work_order_management.models import (
+    ApprovalStep,
+    PermitKind,
+    PermitStatus,
+    WorkPermit,
+)
 
-
-def _latin1(text: object) -> str:
-    # The PDF core fonts cover Latin-1; anything else becomes '?' rather than failing the mail.
-    return str(text).encode("latin-1", "replace").decode("latin-1")
+# The permit status in which each role's decisions are asked for.
+PHASE_OF_ROLE = {
+    ApprovalStep.Role.VERIFIER: PermitStatus.PENDING_VERIFICATION,
+    ApprovalStep.Role.APPROVER: PermitStatus.PENDING_APPROVAL,
+}
+HEADINGS = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=(13, 47, 87))
 
 
 def pdf_filename(permit: WorkPermit) -> str:
@@ -20,63 +30,108 @@ def pdf_filename(permit: WorkPermit) -> str:
     return f"{stem}-{permit.number}.pdf"
 
 
+def ordered_steps(permit: WorkPermit) -> list[ApprovalStep]:
+    """The permit's steps in the order they are decided: verifiers, then approvers."""
+    verifiers_first = Case(
+        When(role=ApprovalStep.Role.VERIFIER, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    return list(permit.steps.select_related("person").order_by(verifiers_first, "id"))
+
+
+def step_outcome(step: ApprovalStep, permit: WorkPermit) -> str:
+    """What a step stands at, as a person reads it: a pending step of a cancelled or rejected
+    permit is no longer waited for."""
+    if step.status != ApprovalStep.Status.PENDING:
+        return step.get_status_display()
+    if permit.status == PHASE_OF_ROLE[step.role]:
+        return "Pending"
+    if permit.status == PermitStatus.PENDING_VERIFICATION:
+        return "After verification"
+    if permit.status == PermitStatus.CANCELLED:
+        return "Not needed: cancelled"
+    if permit.status == PermitStatus.REJECTED:
+        return "Not needed: rejected"
+    return "Not needed"
+
+
+def approval_conditions(steps: list[ApprovalStep]) -> list[tuple[str, str]]:
+    """(approver, remark) for each approval given with a remark: the conditions of the work."""
+    return [
+        (step.person.name, step.remark)
+        for step in steps
+        if step.role == ApprovalStep.Role.APPROVER
+        and step.status == ApprovalStep.Status.APPROVED
+        and step.remark
+    ]
+
+
+def _heading(pdf: FPDF, text: str) -> None:
+    pdf.ln(4)
+    pdf.set_font(FAMILY, "B", 12)
+    pdf.cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, size=10)
+
+
 def render_permit_pdf(permit: WorkPermit) -> bytes:
     tz = permit.site.tzinfo
-    pdf = FPDF(format="A4")
-    pdf.set_title(_latin1(f"{permit.permit_type.name} {permit.number}"))
+    pdf = unicode_pdf()
+    pdf.set_title(f"{permit.permit_type.name} {permit.number}")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 15)
-    pdf.cell(
-        0, 10, _latin1(f"{permit.permit_type.name} #{permit.number}"), new_x="LMARGIN", new_y="NEXT"
-    )
-    pdf.set_font("Helvetica", size=10)
+    pdf.set_font(FAMILY, "B", 15)
+    pdf.cell(0, 10, f"{permit.permit_type.name} #{permit.number}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, size=10)
     facts = [
         ("Site", permit.site.name),
         ("Vendor", permit.vendor.name),
         ("Status", permit.get_status_display()),
         ("Requested by", permit.requested_by.name),
-        ("Created", timezone.localtime(permit.created_at, tz).strftime("%d-%b-%Y %H:%M %Z")),
+        ("Created", timezone.localtime(permit.created_at, tz).strftime("%d %b %Y %H:%M %Z")),
     ]
     if permit.kind == PermitKind.SLA:
         facts += [("Service month", permit.month_label), ("Score", f"{permit.score}")]
     with pdf.table(col_widths=(40, 140), first_row_as_headings=False) as table:
         for label, value in facts:
-            table.row([_latin1(label), _latin1(value)])
+            table.row([label, str(value)])
     section = None
     for answer in permit.answers.select_related("section").order_by("section__seqno", "seqno"):
         if answer.section_id != section:
             section = answer.section_id
-            pdf.ln(4)
-            pdf.set_font("Helvetica", "B", 12)
-            pdf.cell(0, 8, _latin1(answer.section.name), new_x="LMARGIN", new_y="NEXT")
-            pdf.set_font("Helvetica", size=10)
-        pdf.multi_cell(
-            0,
-            6,
-            _latin1(f"{answer.seqno}. {answer.question}: {answer.answer or '-'}"),
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-    steps = list(permit.steps.select_related("person"))
+            _heading(pdf, answer.section.name)
+        text = f"{answer.seqno}. {answer.question}: {answer.answer or '-'}"
+        pdf.multi_cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+    steps = ordered_steps(permit)
     if steps:
-        pdf.ln(4)
-        pdf.set_font("Helvetica", "B", 12)
-        pdf.cell(0, 8, "Verification and approval", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=10)
-        with pdf.table(col_widths=(30, 60, 30, 60)) as table:
-            table.row(["Role", "Name", "Status", "When"])
+        _heading(pdf, "Verification and approval")
+        with pdf.table(col_widths=(25, 45, 35, 32, 53), headings_style=HEADINGS) as table:
+            table.row(["Role", "Name", "Status", "When", "Remark"])
             for step in steps:
                 when = (
-                    timezone.localtime(step.decided_at, tz).strftime("%d-%b-%Y %H:%M")
+                    timezone.localtime(step.decided_at, tz).strftime("%d %b %Y %H:%M")
                     if step.decided_at
                     else "-"
                 )
                 table.row(
                     [
                         step.get_role_display(),
-                        _latin1(step.person.name),
-                        step.get_status_display(),
+                        step.person.name,
+                        step_outcome(step, permit),
                         when,
+                        step.remark or "-",
                     ]
                 )
+    conditions = approval_conditions(steps)
+    if conditions:
+        _heading(pdf, "Conditions of approval")
+        for name, remark in conditions:
+            pdf.multi_cell(0, 6, f"{name}: {remark}", new_x="LMARGIN", new_y="NEXT")
+    remarks = list(permit.remarks.select_related("person"))
+    if remarks:
+        _heading(pdf, "Remarks")
+        for remark in remarks:
+            at = timezone.localtime(remark.at, tz).strftime("%d %b %Y %H:%M")
+            pdf.multi_cell(
+                0, 6, f"{at}, {remark.person.name}: {remark.text}", new_x="LMARGIN", new_y="NEXT"
+            )
     return bytes(pdf.output())

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.peoples.access import can, of_their_client, visible_sites
@@ -16,11 +18,18 @@ from apps.work_order_management.forms import PermitForm, answer_fields, answers_
 from apps.work_order_management.links import LinkError, step_for_token
 from apps.work_order_management.models import (
     ApprovalStep,
+    PermitKind,
     PermitSection,
     PermitStatus,
     PermitType,
     Vendor,
     WorkPermit,
+)
+from apps.work_order_management.pdf import (
+    PHASE_OF_ROLE,
+    approval_conditions,
+    ordered_steps,
+    step_outcome,
 )
 from apps.work_order_management.services import PermitError
 from background_tasks import email_tasks
@@ -61,17 +70,34 @@ def permit_create(request: HttpRequest) -> HttpResponse:
                 vendor=data["vendor"],
                 requester=request.user,
                 answers=answers_from(data),
-                verifiers=data["verifiers"],
+                verifiers=data.get("verifiers") or [],
                 approvers=data["approvers"],
                 service_month=data["service_month"].replace(day=1)
-                if data["service_month"]
+                if data.get("service_month")
                 else None,
             )
         except PermitError as exc:
             form.add_error(None, str(exc))
         else:
+            verifying = permit.status == PermitStatus.PENDING_VERIFICATION
+            asked = "verifiers" if verifying else "approvers"
+            messages.success(
+                request,
+                f"{permit_type.name} #{permit.number} raised; its {asked} are asked by mail.",
+            )
             return redirect("permits:detail", permit.pk)
-    return render(request, "core/form.html", {"title": f"New {permit_type.name}", "form": form})
+    return render(
+        request,
+        "core/form.html",
+        {
+            "title": f"New {permit_type.name}",
+            "form": form,
+            "submit_label": "Raise permit"
+            if permit_type.kind == PermitKind.WORK_PERMIT
+            else "Submit report",
+            "cancel_url": reverse("permits:list"),
+        },
+    )
 
 
 @login_required
@@ -90,20 +116,30 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             if action == "cancel":
                 actions.cancel(permit.pk, request.user, request.POST.get("remark", ""))
+                messages.success(request, "Permit cancelled; everyone concerned is told by mail.")
             elif action == "return":
                 actions.submit_return(permit.pk, answers_from(request.POST.dict()))
+                messages.success(request, "Return permit submitted: the permit is completed.")
             elif action == "remind":
                 with transaction.atomic():
                     email_tasks.send_email_notification_for_wp.delay_on_commit(permit.pk)
+                messages.success(request, "The people still to decide are reminded by mail.")
             return redirect("permits:detail", permit.pk)
         except PermitError as exc:
             error = str(exc)
+    steps = ordered_steps(permit)
+    for step in steps:
+        step.outcome = step_outcome(step, permit)
     return render(
         request,
         "work_order_management/permit_detail.html",
         {
             "title": f"{permit.permit_type.name} #{permit.number}",
             "permit": permit,
+            "steps": steps,
+            "conditions": approval_conditions(steps),
+            "remarks": permit.remarks.select_related("person"),
+            "answers": permit.answers.select_related("section"),
             "error": error,
             "return_questions": [
                 {"name": name, "label": field.label}
@@ -120,20 +156,53 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _decision_page(request: HttpRequest, step: ApprovalStep, actor: People) -> HttpResponse:
-    context = {"title": "Your decision", "step": step, "permit": step.permit}
+    permit = step.permit
+    if permit.status != PHASE_OF_ROLE[step.role]:
+        # Cancelled, rejected by someone else, or not yet at this step: nothing to decide.
+        return _no_longer_needed(request, step)
+    context: dict[str, object] = {"title": "Your decision", "step": step, "permit": permit}
+    status = 200
     if request.method == "POST":
         approve = request.POST.get("decision") == "approve"
-        try:
-            actions.decide(step.pk, actor, approve=approve, remark=request.POST.get("remark", ""))
-        except PermitError as exc:
-            return _error(request, str(exc), status=409)
-        return render(
-            request,
-            "work_order_management/decide.html",
-            {"title": "Your decision", "done": "approved" if approve else "rejected"},
-        )
-    context["answers"] = step.permit.answers.select_related("section")
-    return render(request, "work_order_management/decide.html", context)
+        remark = request.POST.get("remark", "")
+        if not approve and not remark.strip():
+            context["form_error"] = "Say why you reject it: the requester reads your remark."
+            status = 400
+        else:
+            try:
+                actions.decide(step.pk, actor, approve=approve, remark=remark)
+            except PermitError as exc:
+                return _error(request, str(exc), status=409)
+            return render(
+                request,
+                "work_order_management/decide.html",
+                {
+                    "title": "Thank you",
+                    "done": "approved" if approve else "rejected",
+                    "permit": permit,
+                    "step": step,
+                },
+            )
+        context["remark"] = remark
+    context["answers"] = permit.answers.select_related("section")
+    return render(request, "work_order_management/decide.html", context, status=status)
+
+
+def _no_longer_needed(request: HttpRequest, step: ApprovalStep) -> HttpResponse:
+    permit = step.permit
+    latest = permit.remarks.select_related("person").order_by("-at", "-id").first()
+    return render(
+        request,
+        "work_order_management/decide.html",
+        {
+            "title": "No decision needed",
+            "no_longer_needed": True,
+            "permit": permit,
+            "step": step,
+            "latest_remark": latest,
+        },
+        status=409,
+    )
 
 
 def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -158,7 +227,12 @@ def decide_by_link(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 def decide_step(request: HttpRequest, step_id: int) -> HttpResponse:
-    step = get_object_or_404(ApprovalStep.objects.select_related("permit"), pk=step_id)
+    step = get_object_or_404(
+        ApprovalStep.objects.select_related(
+            "permit", "permit__permit_type", "permit__site", "permit__vendor", "person"
+        ),
+        pk=step_id,
+    )
     if step.person_id != request.user.pk:
         return _error(request, "This decision belongs to someone else.", status=403)
     if step.status != ApprovalStep.Status.PENDING:

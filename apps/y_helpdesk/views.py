@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from apps.activity.models import Asset
 from apps.peoples.access import can, visible_groups, visible_people, visible_sites
@@ -44,7 +45,9 @@ class TicketForm(forms.ModelForm):
 
 @login_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    tickets = Ticket.objects.visible_to(request.user).select_related("site")[:200]
+    tickets = Ticket.objects.visible_to(request.user).select_related(
+        "site", "category", "assigned_people", "assigned_group"
+    )[:200]
     return render(request, "y_helpdesk/ticket_list.html", {"title": "Tickets", "tickets": tickets})
 
 
@@ -55,7 +58,20 @@ def ticket_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
         save_ticket(saved, request.user, created=ticket is None)
-        messages.success(request, f"Ticket #{saved.number} saved.")
+        messages.success(
+            request,
+            f"Ticket #{saved.number} {'created' if ticket is None else 'saved'}; "
+            "the people concerned are notified by mail.",
+        )
         return redirect("helpdesk:ticket-list")
     title = f"Ticket #{ticket.number}" if ticket else "New ticket"
-    return render(request, "core/form.html", {"title": title, "form": form})
+    return render(
+        request,
+        "core/form.html",
+        {
+            "title": title,
+            "form": form,
+            "submit_label": "Save ticket" if ticket else "Raise ticket",
+            "cancel_url": reverse("helpdesk:ticket-list"),
+        },
+    )

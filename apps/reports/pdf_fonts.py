@@ -1,0 +1,26 @@
+"""PDFs that print any text as written: DejaVu Sans with a CJK fallback, embedded (subset).
+
+fpdf2's core fonts cover Latin-1 only; everything else used to become '?'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fpdf import FPDF
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+FAMILY = "DejaVu"
+FALLBACK = "DroidFallback"
+
+
+def unicode_pdf(**options: object) -> FPDF:
+    """An A4 FPDF whose font family `FAMILY` (regular and bold) covers any Unicode text."""
+    pdf = FPDF(format="A4", **options)
+    pdf.add_font(FAMILY, "", FONT_DIR / "DejaVuSans.ttf")
+    pdf.add_font(FAMILY, "B", FONT_DIR / "DejaVuSans-Bold.ttf")
+    pdf.add_font(FALLBACK, "", FONT_DIR / "DroidSansFallbackFull.ttf")
+    # Bold text in a script DejaVu lacks falls back to the regular CJK face.
+    pdf.set_fallback_fonts([FALLBACK], exact_match=False)
+    pdf.set_font(FAMILY, size=10)
+    return pdf
