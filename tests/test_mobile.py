@@ -40,6 +40,12 @@ CREATE_TICKET = """mutation($text: String!) {
 
 @pytest.fixture
 def world(db):
+    return mobile_world()
+
+
+def mobile_world() -> dict:
+    """A site, a person with a device (phone-1, secret s3cret-token), their jobneed and someone
+    else's."""
     client, site = factories.client_and_site("Asia/Kolkata")
     person = factories.person(site, email="tech@facility.test")
     other = factories.person(site)

@@ -12,10 +12,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils import timezone
 
 from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus
 from apps.core.idempotency import claim_side_effect
-from apps.integrations.models import RejectedSyncRecord
+from apps.integrations.models import RejectedSyncRecord, SyncBatch
 from apps.peoples.models import People
 
 MAX_RECORDS = 1000
@@ -192,4 +193,30 @@ def apply_records_once(
             return None
         result = apply_records(records, table, sender)
         claim.complete()
+        SyncBatch.objects.filter(task_id=message_key).update(
+            status=SyncBatch.Status.DONE,
+            applied=result.applied,
+            rejected=result.rejected,
+            finished_at=timezone.now(),
+        )
     return result
+
+
+def queue_batch(records: object, table: str, sender: People) -> SyncBatch:
+    """A device's offline batch: checked as a whole now (table, size), recorded, and applied by
+    insert_json_records_async once the caller's transaction commits."""
+    from background_tasks.integration_tasks import insert_json_records_async
+
+    if table not in SYNC_TABLES:
+        raise SyncError(f"table {table!r} cannot be synced; allowed: {', '.join(SYNC_TABLES)}")
+    if not isinstance(records, list) or not 0 < len(records) <= MAX_RECORDS:
+        raise SyncError(f"records must be a list of 1 to {MAX_RECORDS} objects")
+    batch = SyncBatch.objects.create(
+        sender=sender, table=table, records=len(records), task_id=str(uuid.uuid4())
+    )
+    transaction.on_commit(
+        lambda: insert_json_records_async.apply_async(
+            (records, table, sender.pk), task_id=batch.task_id
+        )
+    )
+    return batch

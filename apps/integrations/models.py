@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 
@@ -47,3 +49,29 @@ class RejectedSyncRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table} {self.record_uuid}: {self.reason}"
+
+
+class SyncBatch(models.Model):
+    """One offline batch a device sent (syncRecords): queued, then applied with the outcome
+    of every record, which the device reads back (mySyncBatch)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        DONE = "DONE", "Done"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sender = models.ForeignKey("peoples.People", on_delete=models.CASCADE, related_name="+")
+    table = models.CharField(max_length=64)
+    records = models.PositiveIntegerField()
+    task_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    applied = models.PositiveIntegerField(default=0)
+    rejected = models.JSONField(default=list, blank=True, help_text="index, uuid and reason")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.table} x{self.records} ({self.status})"

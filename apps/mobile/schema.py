@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
+from graphene.types.generic import GenericScalar
 from graphene_django import DjangoObjectType
 from graphql import GraphQLError
 
@@ -25,6 +26,8 @@ from apps.attendance.models import AttendanceEvent
 from apps.attendance.punches import record_punch, selfie_received
 from apps.core.models import Attachment
 from apps.core.uploads import UploadRefused, sniff
+from apps.integrations.bulk_sync import SyncError, queue_batch
+from apps.integrations.models import SyncBatch
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, scope_of
 from apps.y_helpdesk.actions import save_ticket
@@ -98,6 +101,7 @@ class Query(graphene.ObjectType):
     my_site = graphene.Field(SiteType)
     my_tickets = graphene.List(graphene.NonNull(TicketType))
     my_attendance = graphene.List(graphene.NonNull(lambda: AttendanceType))
+    my_sync_batch = graphene.Field(lambda: SyncBatchType, id=graphene.UUID(required=True))
 
     def resolve_my_jobneeds(self, info, date_from, date_to):
         return (
@@ -112,6 +116,12 @@ class Query(graphene.ObjectType):
 
     def resolve_my_tickets(self, info):
         return _my_tickets(_person(info)).order_by("-created_at")[:200]
+
+    def resolve_my_sync_batch(self, info, id):
+        batch = SyncBatch.objects.filter(uuid=id, sender=_person(info)).first()
+        if batch is None:
+            raise GraphQLError("no such batch of yours")
+        return batch
 
     def resolve_my_attendance(self, info):
         person = _person(info)
@@ -336,7 +346,43 @@ def _owner_type(person, owner_uuid) -> str:
     raise GraphQLError("no such jobneed, answer or attendance event of yours")
 
 
+class SyncRecordType(graphene.ObjectType):
+    index = graphene.Int()
+    uuid = graphene.String()
+    reason = graphene.String()
+
+
+class SyncBatchType(DjangoObjectType):
+    rejected = graphene.List(graphene.NonNull(SyncRecordType))
+
+    class Meta:
+        model = SyncBatch
+        fields = ("uuid", "table", "records", "status", "applied", "created_at", "finished_at")
+
+    def resolve_rejected(self, info):
+        return [SyncRecordType(**item) for item in self.rejected]
+
+
+class SyncRecords(graphene.Mutation):
+    """A device's offline batch, applied in the background (mySyncBatch tells the outcome of
+    every record)."""
+
+    class Arguments:
+        table = graphene.String(required=True)
+        records = GenericScalar(required=True)
+
+    batch = graphene.Field(SyncBatchType)
+
+    def mutate(self, info, table, records):
+        try:
+            batch = queue_batch(records, table, _person(info))
+        except SyncError as exc:
+            raise GraphQLError(str(exc)) from None
+        return SyncRecords(batch=batch)
+
+
 class Mutation(graphene.ObjectType):
+    sync_records = SyncRecords.Field()
     record_attendance_event = RecordAttendanceEvent.Field()
     upload_attachment = UploadAttachment.Field()
     submit_jobneed_answers = SubmitJobneedAnswers.Field()
