@@ -215,6 +215,7 @@ def start_worker(
                 NOC_ALERT_EMAILS="noc@facility.test",
                 PARTNER_API_ALLOWED_HOSTS="localhost",
                 PARTNER_API_PRIVATE_HOSTS="localhost",
+                PARTNER_API_CREDENTIALS='{"acme": {"Authorization": "Bearer partner-token"}}',
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"

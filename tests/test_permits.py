@@ -27,6 +27,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def world():
+    return permit_world()
+
+
+def permit_world() -> dict:
+    """A client's hot-work and SLA permit types, a vendor, a requester, a verifier, two
+    approvers."""
     client, site = factories.client_and_site("Asia/Dubai")
     hot_work, sla = factories.permit_types(client)
     return {

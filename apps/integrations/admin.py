@@ -1,6 +1,14 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from apps.integrations.models import NocAlert, RejectedSyncRecord
+from apps.integrations.models import (
+    NocAlert,
+    PartnerDelivery,
+    PartnerSubscription,
+    RejectedSyncRecord,
+    SyncBatch,
+)
 from apps.peoples.admin import ScopedAdmin
 
 
@@ -31,4 +39,38 @@ class RejectedSyncRecordAdmin(ScopedAdmin):
     readonly_fields = [f.name for f in RejectedSyncRecord._meta.fields]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(PartnerSubscription)
+class PartnerSubscriptionAdmin(ScopedAdmin):
+    list_display = ("name", "client", "event", "url", "enabled")
+    list_filter = ("event", "enabled")
+    search_fields = ("name", "url")
+
+
+@admin.register(PartnerDelivery)
+class PartnerDeliveryAdmin(ScopedAdmin):
+    list_display = ("subscription", "subject", "status", "response_status", "created_at")
+    list_filter = ("status", "subscription__event")
+    search_fields = ("subject", "task_id")
+    readonly_fields = [f.name for f in PartnerDelivery._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        deliveries = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return deliveries
+        return deliveries.filter(subscription__client_id=request.user.client_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(SyncBatch)
+class SyncBatchAdmin(ScopedAdmin):
+    list_display = ("table", "sender", "records", "applied", "status", "created_at")
+    list_filter = ("table", "status")
+    readonly_fields = [f.name for f in SyncBatch._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

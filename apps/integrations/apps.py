@@ -8,5 +8,7 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.integrations.cdc import connect_change_publishing
+        from apps.integrations.partner_events import connect_partner_events
 
         connect_change_publishing()
+        connect_partner_events()

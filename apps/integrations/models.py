@@ -75,3 +75,70 @@ class SyncBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table} x{self.records} ({self.status})"
+
+
+class PartnerEvent(models.TextChoices):
+    TICKET_CREATED = "ticket.created", "Ticket created"
+    TICKET_ESCALATED = "ticket.escalated", "Ticket escalated"
+    PERMIT_APPROVED = "permit.approved", "Work permit approved"
+    PERMIT_COMPLETED = "permit.completed", "Work permit completed"
+    JOB_AUTOCLOSED = "job.autoclosed", "Planned work auto-closed"
+
+
+class PartnerSubscription(models.Model):
+    """A partner system of a client told of one kind of event (a POST of JSON to its URL)."""
+
+    client = models.ForeignKey(
+        "onboarding.BusinessUnit", on_delete=models.CASCADE, related_name="partner_subscriptions"
+    )
+    name = models.CharField(max_length=100)
+    event = models.CharField(max_length=32, choices=PartnerEvent.choices)
+    url = models.URLField(help_text="Its host must be on PARTNER_API_ALLOWED_HOSTS")
+    credentials = models.CharField(
+        max_length=64, blank=True, help_text="A name in PARTNER_API_CREDENTIALS (not the secret)"
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["client", "event", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.get_event_display()}"
+
+    def clean(self) -> None:
+        from apps.integrations.partner_events import check_subscription
+
+        check_subscription(self)
+
+
+class PartnerDelivery(models.Model):
+    """One event sent to one subscription, through external_api_call_async, once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RETRYING = "RETRYING", "Retrying"
+        DELIVERED = "DELIVERED", "Delivered"
+        FAILED = "FAILED", "Failed"
+
+    subscription = models.ForeignKey(
+        PartnerSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    subject = models.CharField(max_length=100, help_text="What the event is about, e.g. ticket:12")
+    payload = models.JSONField()
+    task_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "subject"], name="partnerdelivery_once_per_subject"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} {self.subject} ({self.status})"
