@@ -57,7 +57,11 @@ class JobForm(forms.ModelForm):
             "priority",
             "enabled",
         ]
-        widgets = {"valid_from": LOCAL_DATETIME, "valid_to": LOCAL_DATETIME}
+        widgets = {
+            "valid_from": LOCAL_DATETIME,
+            "valid_to": LOCAL_DATETIME,
+            "description": forms.Textarea(attrs={"rows": 3}),
+        }
         help_texts = {
             "cron": "Minute, hour, day of month, month, weekday, in the site's time zone: "
             "0 9 * * 1-5 is 09:00 on weekdays",

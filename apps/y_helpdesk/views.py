@@ -41,6 +41,10 @@ class TicketForm(forms.ModelForm):
             "assigned_group",
             "comments",
         ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "comments": forms.Textarea(attrs={"rows": 3}),
+        }
 
 
 @login_required
