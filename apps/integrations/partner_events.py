@@ -48,11 +48,12 @@ def check_subscription(subscription: PartnerSubscription) -> None:
 def announce(event: str, happenings: Iterable[tuple[int, str, dict[str, Any]]]) -> int:
     """Queue `event` for each (client id, subject, payload) to that client's enabled
     subscriptions, once per subscription and subject; the calls start after commit."""
+    subscribed = PartnerSubscription.objects.filter(event=event, enabled=True)
+    if not subscribed.exists():  # the common case: nobody listens, nothing to read
+        return 0
     happenings = list(happenings)
     clients = {client_id for client_id, _, _ in happenings}
-    subscriptions = list(
-        PartnerSubscription.objects.filter(event=event, enabled=True, client_id__in=clients)
-    )
+    subscriptions = list(subscribed.filter(client_id__in=clients))
     if not subscriptions:
         return 0
     deliveries = [
