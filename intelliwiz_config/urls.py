@@ -7,6 +7,11 @@ from apps.mobile import views as mobile_views
 from apps.peoples import views as people_views
 from apps.reports import views as report_views
 
+# The admin wears the product's name, not Django's.
+admin.site.site_header = "Intelliwiz administration"
+admin.site.site_title = "Intelliwiz admin"
+admin.site.index_title = "Records and settings"
+
 urlpatterns = [
     path("", people_views.home, name="home"),
     path(
