@@ -51,7 +51,6 @@ def test_a_technician_signs_in_sees_who_they_are_and_signs_out(page, site) -> No
     assert page.path.startswith("/accounts/login/")
     assert "Sign in to Intelliwiz" in page.text() and "Django" not in page.text()
     assert page.find("meta[name=viewport]").get_attribute("content").startswith("width=device")
-    page.readme_shot("sign-in")
     page.fill("username", tech.loginid)
     page.fill("password", "wrong")
     page.press("Sign in")
@@ -329,14 +328,30 @@ def test_graphiql_renders_and_answers_offline(page, site) -> None:
     assert loaded and all(url.startswith(page.base_url) for url in loaded), loaded
 
 
-def test_times_on_pages_follow_the_site_not_utc(page, worker) -> None:
+def test_the_dashboard_counts_the_sites_own_day_in_its_time(page, worker) -> None:
     _, auckland = factories.client_and_site("Pacific/Auckland")
+    auckland.name = "Harbour Tower"
+    auckland.save()
     manager = person(auckland, name="Mere Manager", is_client_admin=True)
-    Ticket.objects.create(description="Door sensor", site=auckland, priority="LOW")
+    for description, priority in (("Door sensor", "LOW"), ("Lift stuck", "HIGH")):
+        Ticket.objects.create(description=description, site=auckland, priority=priority)
+    local_now = timezone.localtime(timezone.now(), auckland.tzinfo)
+    midday = local_now.replace(hour=12, minute=0, second=0, microsecond=0)
+    for hour, status in ((8, "COMPLETED"), (10, "COMPLETED"), (14, "ASSIGNED")):
+        plan = midday.replace(hour=hour)
+        Jobneed.objects.create(
+            identifier="PPM",
+            description=f"Round {hour}",
+            plan_at=plan,
+            expiry_at=plan + timedelta(hours=1),
+            site=auckland,
+            client=auckland.client,
+            status=status,
+        )
     page.sign_in(manager)
     page.open("/dashboard/")
-    board = page.find(".site-board").text
-    local_day = timezone.localtime(timezone.now(), auckland.tzinfo)
-    assert local_day.strftime("%A") in board and "Pacific/Auckland" in board
-    assert "Low 1" in board.replace("\n", " ")  # a label, not LOW
+    board = page.find(".site-board").text.replace("\n", " ")
+    assert local_now.strftime("%A") in board and "Pacific/Auckland" in board
+    assert "Today's jobs 3" in board and "Completed 2" in board and "Assigned 1" in board
+    assert "High 1" in board and "Low 1" in board and "HIGH" not in board
     page.readme_shot("dashboard")
