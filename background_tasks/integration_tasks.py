@@ -9,6 +9,7 @@ from celery.utils.time import get_exponential_backoff_interval
 
 from apps.core.idempotency import perform_once
 from apps.core.tasks.base import ExternalServiceTask
+from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
 from apps.integrations.bulk_sync import apply_records_once
 from apps.integrations.mqtt import publish, validate_mqtt_payload, validate_mqtt_topic
@@ -21,6 +22,9 @@ from apps.mobile.execution import run_download, run_mutation
 from background_tasks.ticket_tasks import alert_sendmail
 
 PARTNER_CALL_MARGIN = 10  # seconds of the task's soft limit kept for recording the outcome
+# Upstream's post_save signals published change capture here, before commit and for rolled-back
+# saves too; apps.integrations.cdc now publishes every change after commit itself.
+UPSTREAM_CHANGES_TOPIC = "redmine_to_noc"
 
 __all__ = [
     "external_api_call_async",
@@ -39,6 +43,19 @@ __all__ = [
     bind=True,
     service_name="mqtt-broker",
     **task_retry_policy("external_api"),
+)
+@accepts_upstream(
+    UpstreamForm(
+        "topic, payload",
+        refuse(
+            "change capture is published after commit by the application itself (to "
+            "MQTT_CHANGES_TOPIC); relaying upstream's signal messages would publish changes "
+            "twice, and rolled-back ones",
+            use="no call: apps.integrations.cdc publishes each change; drop upstream's producers",
+        ),
+        matches=lambda arguments: arguments["topic"] == UPSTREAM_CHANGES_TOPIC,
+        label=f"topic={UPSTREAM_CHANGES_TOPIC}",
+    )
 )
 def publish_mqtt(
     self, topic: str, payload: object, qos: int = 1, retain: bool = False
@@ -111,6 +128,16 @@ def _backoff(task) -> float:
 
 
 @shared_task(name="insert_json_records_async", bind=True, **task_retry_policy("database_heavy"))
+@accepts_upstream(
+    UpstreamForm(
+        "records, tablename",
+        refuse(
+            "it names no person, so the records cannot be scoped to a client and site (upstream "
+            "upserted any row by uuid)",
+            use="insert_json_records_async(records, tablename, user_id) or the mobile sync",
+        ),
+    )
+)
 def insert_json_records_async(
     self, records: list[dict], tablename: str, user_id: int
 ) -> dict[str, object]:
@@ -123,7 +150,27 @@ def insert_json_records_async(
     return result.as_dict()
 
 
+def _upstream_graphql_form(kind: str) -> UpstreamForm:
+    """Upstream sent the document itself (a JSON string) with no person: anyone who could
+    publish on the broker ran it. Now the task gets the id of an authenticated device's
+    recorded message."""
+    return UpstreamForm(
+        "payload",
+        refuse(
+            f"an unauthenticated {kind} document is never executed",
+            use='POST /mobile/ingest or the MQTT bridge (the task then gets {"message_id": id})',
+        ),
+        matches=lambda arguments: not _is_recorded_message(arguments["payload"]),
+        label="payload:graphql-document",
+    )
+
+
+def _is_recorded_message(payload: object) -> bool:
+    return isinstance(payload, dict) and "message_id" in payload
+
+
 @shared_task(name="process_graphql_mutation_async", **task_retry_policy("default"))
+@accepts_upstream(_upstream_graphql_form("mutation"))
 def process_graphql_mutation_async(payload: dict) -> dict[str, object]:
     """Execute a device's recorded mutation as its verified person, once per client id.
 
@@ -133,6 +180,7 @@ def process_graphql_mutation_async(payload: dict) -> dict[str, object]:
 
 
 @shared_task(name="process_graphql_download_async", bind=True, **task_retry_policy("default"))
+@accepts_upstream(_upstream_graphql_form("download"))
 def process_graphql_download_async(self, payload: dict) -> dict[str, object]:
     """Run a device's download query, store it as compressed JSON, return an expiring link."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.activity.transcription import transcribe_detail
 from apps.attendance.faces import verify_event
 from apps.core.offload import OffloadBusy, offload_media
+from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
 
 
@@ -25,6 +27,18 @@ def move_media_to_cloud_storage(self) -> dict[str, object]:
 
 
 @shared_task(name="perform_facerecognition_bgt", bind=True, **task_retry_policy("default"))
+@accepts_upstream(
+    UpstreamForm(
+        "pel_uuid, peopleid, db='default'",
+        refuse(
+            "upstream routed tenants to databases of their own; here every tenant shares the "
+            "configured databases, and this alias is not one of them",
+            use="perform_facerecognition_bgt(pel_uuid, peopleid)",
+        ),
+        matches=lambda arguments: arguments["db"] not in settings.DATABASES,
+        label="db:tenant-alias",
+    )
+)
 def perform_facerecognition_bgt(
     self, pel_uuid: str, peopleid: int, db: str = "default"
 ) -> dict[str, object]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.core.tasks.legacy import Arguments, UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
-from apps.reports.cleanup import delete_old_files
+from apps.reports.cleanup import OutsideReportsArea, delete_old_files, resolve_inside_reports
 from apps.reports.pdf_jobs import render_job
 from apps.reports.services import (
     mail_file,
@@ -17,7 +18,48 @@ from apps.reports.services import (
 )
 
 
+def _outside_reports(path: object) -> bool:
+    """Upstream's report folders (TEMP_REPORTS_GENERATED, ...) lay outside the reports area."""
+    try:
+        resolve_inside_reports(str(path))
+    except OutsideReportsArea:
+        return True
+    return False
+
+
+def _names_upstream_design(formdata: object) -> bool:
+    return (
+        isinstance(formdata, dict)
+        and "report_name" in formdata
+        and not {"report_type", "report_uuid"} & formdata.keys()
+    )
+
+
+def _history_from_upstream(arguments: Arguments) -> Arguments:
+    """Upstream's EI was exception info (a flag, ..., a traceback), its formdata named the
+    report `report_name`; the history records the same who, what, where and format."""
+    formdata = dict(arguments["formdata"])
+    formdata.setdefault("report_type", formdata.get("report_name", ""))
+    return {
+        "formdata": formdata,
+        "userid": arguments["userid"],
+        "buid": arguments["buid"],
+        "EI": {"format": formdata.get("format", "")},
+    }
+
+
 @shared_task(name="generate_pdf_async", **task_retry_policy("default"))
+@accepts_upstream(
+    UpstreamForm(
+        "task_id, template_name, context_data, user_id, filename=None, css_files=None, "
+        "output_format='pdf'",
+        refuse(
+            "it renders a template the caller names with the caller's context; documents are "
+            "requested as a PDF job of a signed-in person",
+            use="POST /reports/pdf with {title, document} (it queues generate_pdf_async(job_uuid))",
+        ),
+    )
+)
 def generate_pdf_async(job_uuid: str) -> dict[str, object]:
     """Render a requested PDF job with progress; the web page polls its status."""
     job = render_job(job_uuid)
@@ -25,12 +67,33 @@ def generate_pdf_async(job_uuid: str) -> dict[str, object]:
 
 
 @shared_task(name="cleanup_reports_which_are_12hrs_old", **task_retry_policy("maintenance"))
+@accepts_upstream(
+    UpstreamForm(
+        "dir_path, hours_old=12",
+        refuse("the folder is outside the reports area (MEDIA_ROOT/reports), the one cleaned"),
+        matches=lambda arguments: _outside_reports(arguments["dir_path"]),
+        label="dir_path:outside-reports-area",
+    )
+)
 def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) -> dict[str, int]:
     """Delete report files older than `hours_old` under `dir_path`, inside the reports area."""
     return delete_old_files(dir_path, hours_old)
 
 
 @shared_task(name="create_save_report_async", bind=True, **task_retry_policy("database_heavy"))
+@accepts_upstream(
+    UpstreamForm(
+        "formdata, client_id, user_email, user_id",
+        refuse(
+            "it names an upstream report design (report_name); those are not built here, and "
+            "building another report in its place would mislead",
+            use="create_save_report_async({report_type, site_id, date_from, date_to, format}, "
+            "client_id, user_email, user_id)",
+        ),
+        matches=lambda arguments: _names_upstream_design(arguments["formdata"]),
+        label="formdata:report_name",
+    )
+)
 def create_save_report_async(
     self, formdata: dict, client_id: int, user_email: str, user_id: int
 ) -> dict[str, object]:
@@ -50,12 +113,32 @@ def create_save_report_async(
 
 
 @shared_task(name="create_report_history", **task_retry_policy("default"))
+@accepts_upstream(
+    UpstreamForm(
+        "formdata, userid, buid, EI",
+        _history_from_upstream,
+        matches=lambda arguments: not isinstance(arguments["EI"], dict),
+        label="EI:exception-info",
+    )
+)
 def create_report_history(formdata: dict, userid: int, buid: int, EI: dict) -> dict[str, int]:
     """Record who generated which report, with which parameters, when, how and how long."""
     return {"history": record_history(formdata, userid, buid, EI)}
 
 
 @shared_task(name="send_report_on_email", bind=True, **task_retry_policy("email"))
+@accepts_upstream(
+    UpstreamForm(
+        "formdata, json_report",
+        refuse(
+            "it carries a file rendered by the caller (base64 in a JSON string); the worker "
+            "renders the report from its data itself",
+            use="send_report_on_email({emails, format}, {title, columns, rows, summary})",
+        ),
+        matches=lambda arguments: not isinstance(arguments["json_report"], dict),
+        label="json_report:rendered-file",
+    )
+)
 def send_report_on_email(self, formdata: dict, json_report: dict) -> dict[str, object]:
     """Render the report the user is looking at and mail it to the addresses they entered."""
     return mail_report_data(formdata, json_report, self.request.id or "")
@@ -74,6 +157,14 @@ def send_generated_report_on_mail(self) -> dict[str, int]:
 
 
 @shared_task(name="send_generated_report_onfly_email", bind=True, **task_retry_policy("email"))
+@accepts_upstream(
+    UpstreamForm(
+        "filepath, fromemail, to, cc, ctzoffset",
+        refuse("the file is outside the reports area (MEDIA_ROOT/reports), the one mailed from"),
+        matches=lambda arguments: _outside_reports(arguments["filepath"]),
+        label="filepath:outside-reports-area",
+    )
+)
 def send_generated_report_onfly_email(
     self, filepath: str, fromemail: str, to: list[str], cc: list[str], ctzoffset: int = 0
 ) -> dict[str, object]:

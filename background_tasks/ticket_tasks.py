@@ -5,11 +5,13 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.activity.alerts import NothingToAlert, send_alert
+from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, rename
 from apps.core.tasks.utils import task_retry_policy
 from apps.y_helpdesk.services import escalate_due_tickets, send_ticket_mail
 
 
 @shared_task(name="send_ticket_email", bind=True, **task_retry_policy("email"))
+@accepts_upstream(UpstreamForm("ticket=None, id=None", rename(ticket_id="id")))
 def send_ticket_email(self, ticket_id: int, version: int | None = None) -> dict[str, object]:
     """'Ticket #N is created/updated at site S' to its assignee, group, creator and modifier."""
     return send_ticket_mail(ticket_id, version, task_id=self.request.id or "")
@@ -22,6 +24,11 @@ def ticket_escalation(self) -> dict[str, int]:
 
 
 @shared_task(name="alert_sendmail", bind=True, **task_retry_policy("email"))
+@accepts_upstream(
+    UpstreamForm(
+        "id, event, atts=False", rename(jobneed_id="id", event="event", attach_files="atts")
+    )
+)
 def alert_sendmail(
     self, jobneed_id: int, event: str, attach_files: bool = False
 ) -> dict[str, object]:

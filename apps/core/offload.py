@@ -5,6 +5,9 @@ bytes), verify size and checksum in the bucket, mark it moved in the database, t
 local file. A run that dies after the upload re-verifies and skips it; one that dies after the
 database update finds a moved attachment whose local copy remains and deletes that copy. One run
 at a time (a lock in the shared cache); uploads run in a bounded thread pool.
+
+The cloud bucket is optional: with no MEDIA_CLOUD_BUCKET (or media already in object storage)
+a run is skipped, with the reason in its report and a log line, and nothing fails.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.db import connection
 from django.utils import timezone
@@ -44,16 +46,22 @@ class OffloadReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     bytes: int = 0
     dry_run: bool = False
+    skipped: str = ""  # why nothing was attempted, when the move is not configured
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
-def _bucket():
+def not_configured_reason() -> str:
+    """Why media cannot be moved here ("" when it can)."""
+    if not isinstance(default_storage, FileSystemStorage):
+        return "media is not on local disk (it is in object storage already)"
     if "cloud" not in settings.STORAGES:
-        raise ImproperlyConfigured(
-            "MEDIA_CLOUD_BUCKET is not configured: there is nowhere to move media"
-        )
+        return "MEDIA_CLOUD_BUCKET is not set: there is no bucket to move media to"
+    return ""
+
+
+def _bucket():
     storage = storages["cloud"]
     return storage.connection.meta.client, storage.bucket_name
 
@@ -82,8 +90,10 @@ def offload_media(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> OffloadReport:
-    if not isinstance(default_storage, FileSystemStorage):
-        raise ImproperlyConfigured("media is not on local disk: nothing to move")
+    reason = not_configured_reason()
+    if reason:
+        logger.warning('media_offload_skipped reason="%s"', reason)
+        return OffloadReport(dry_run=dry_run, skipped=reason)
     client, bucket = _bucket()
     token = uuid.uuid4().hex
     if not cache.add(LOCK_KEY, token, timeout=LOCK_SECONDS):
