@@ -4,6 +4,8 @@ recomputes them at once instead of showing them stale until the next warm-up."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -18,11 +20,20 @@ def forget_site_dashboard(site: BusinessUnit) -> None:
     cache.delete(dashboard_key(site.pk, today))
 
 
+def _forget_site_days(site_id: int) -> None:
+    """The site's dashboards of yesterday, today and tomorrow in UTC: its own "today" is one of
+    them whatever its time zone, and the site row need not be read."""
+    today = timezone.now().date()
+    cache.delete_many(
+        [dashboard_key(site_id, (today + timedelta(days=d)).isoformat()) for d in (-1, 0, 1)]
+    )
+
+
 def _site_changed(sender, instance, **kwargs) -> None:
-    site = getattr(instance, "site", None)
-    if site is not None:
+    site_id = getattr(instance, "site_id", None)
+    if site_id is not None:
         # After commit: a page reading in between would otherwise cache the old figures again.
-        transaction.on_commit(lambda: forget_site_dashboard(site))
+        transaction.on_commit(lambda: _forget_site_days(site_id))
 
 
 def _lookup_changed(sender, instance, **kwargs) -> None:
