@@ -8,6 +8,7 @@ from django.db import transaction
 
 from apps.activity.models import Job
 from apps.activity.ppm import replace_future_instances
+from apps.peoples.models import People
 from background_tasks.job_tasks import create_ppm_job
 
 # Editing one of these changes what the future instances would be.
@@ -33,7 +34,13 @@ SCHEDULE_FIELDS = frozenset(
 )
 
 
-def save_job(job: Job, *, created: bool, changed: Iterable[str]) -> None:
+def save_job(job: Job, *, created: bool, changed: Iterable[str], by: People | None = None) -> None:
+    """Save `job` as `by` changed it (recorded as its creator or modifier: the job's reminders
+    go to them), replace its stale schedule and plan it after commit."""
+    if by is not None:
+        if created:
+            job.created_by = by
+        job.modified_by = by
     with transaction.atomic():
         job.save()
         if not created and SCHEDULE_FIELDS & set(changed):

@@ -47,14 +47,21 @@ class JobAdmin(ScopedAdmin):
     list_filter = ("identifier", "enabled")
     search_fields = ("name",)
     list_select_related = ("site",)
-    readonly_fields = ("client", "last_generated_at", "created_at", "modified_at")
+    readonly_fields = (
+        "client",
+        "last_generated_at",
+        "created_by",
+        "modified_by",
+        "created_at",
+        "modified_at",
+    )
     inlines = [CheckpointInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(parent__isnull=True)
 
     def save_model(self, request, obj, form, change):
-        save_job(obj, created=not change, changed=form.changed_data)
+        save_job(obj, created=not change, changed=form.changed_data, by=request.user)
 
 
 class DetailsInline(admin.TabularInline):

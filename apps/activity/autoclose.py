@@ -1,6 +1,7 @@
 """Close expired, unfinished work and tell the site, in three set-based steps.
 
-1. close: one UPDATE per outcome (PARTIALLYCOMPLETED tours, AUTOCLOSED rest, open checkpoints);
+1. close: one UPDATE per outcome (PARTIALLYCOMPLETED tours in progress with some but not all
+   checkpoints done, AUTOCLOSED rest, open checkpoints);
    a row already closed no longer matches, so each Jobneed is closed exactly once however
    often or concurrently this runs.
 2. tickets: one system ticket per RAISETICKETNOTIFY Jobneed (unique per Jobneed).
@@ -16,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
-from apps.activity.state_machine import autoclosable
+from apps.activity.state_machine import autoclosable, partially_completable
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.peoples.services import site_alert_recipients
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
@@ -78,12 +78,9 @@ def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> No
             expiry_at__lte=now,
         )
     candidates = autoclosable(expired)
-    done_checkpoint = Jobneed.objects.filter(parent=OuterRef("pk"), status=JobneedStatus.COMPLETED)
     closing = {"autoclosed_at": now, "modified_at": now}
-    report.partially_completed = (
-        candidates.filter(identifier__in=TOURS)
-        .filter(Exists(done_checkpoint))
-        .update(status=JobneedStatus.PARTIALLYCOMPLETED, ended_at=now, **closing)
+    report.partially_completed = partially_completable(candidates).update(
+        status=JobneedStatus.PARTIALLYCOMPLETED, ended_at=now, **closing
     )
     report.closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
     closed_now = Jobneed.objects.filter(parent__isnull=True, autoclosed_at=now).values("pk")

@@ -200,6 +200,13 @@ class Job(models.Model):
     seqno = models.PositiveIntegerField(default=0)
     enabled = models.BooleanField(default=True)
     last_generated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Who planned the job and who last changed it: its reminders go to them too.
+    created_by = models.ForeignKey(
+        People, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    modified_by = models.ForeignKey(
+        People, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
 

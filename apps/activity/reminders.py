@@ -1,4 +1,8 @@
-"""Due reminders: mailed once each; a failed send is tried again a bounded number of times."""
+"""Due reminders: mailed once each; a failed send is tried again a bounded number of times.
+
+A reminder goes to its person, the members of its group, its extra addresses and, as upstream
+did, the person who created its job and the one who last changed it.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,11 @@ def due_reminders(now: datetime):
 
 def send_due_reminders(now: datetime | None = None, task_id: str = "") -> ReminderReport:
     now = now or timezone.now()
-    reminders = list(due_reminders(now).select_related("job", "site", "people", "group"))
+    reminders = list(
+        due_reminders(now).select_related(
+            "job__created_by", "job__modified_by", "site", "people", "group"
+        )
+    )
     report = ReminderReport()
     if not reminders:
         return report
@@ -43,7 +51,12 @@ def send_due_reminders(now: datetime | None = None, task_id: str = "") -> Remind
             key=f"reminder:{r.pk}",
             subject=f"Reminder for {r.job.name if r.job else r.description}",
             to=clean_recipients(
-                [r.people.email if r.people else None, *groups.get(r.group_id, []), r.extra_emails]
+                [
+                    r.people.email if r.people else None,
+                    *groups.get(r.group_id, []),
+                    r.extra_emails,
+                    *_job_authors(r),
+                ]
             ),
             template="activity/mail/reminder",
             context={"reminder": r, "time_zone": r.site.time_zone},
@@ -76,3 +89,10 @@ def send_due_reminders(now: datetime | None = None, task_id: str = "") -> Remind
         ).update(status=Reminder.Status.FAILED)
         delivery.raise_error()
     return report
+
+
+def _job_authors(reminder: Reminder) -> list[str]:
+    """The e-mails of whoever created the reminder's job and whoever last changed it."""
+    job = reminder.job
+    authors = (job.created_by, job.modified_by) if job else ()
+    return [person.email for person in authors if person is not None and person.is_active]

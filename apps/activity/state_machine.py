@@ -1,7 +1,9 @@
 """The one place that says which Jobneed status changes are allowed.
 
 People move work along USER_TRANSITIONS. The system may also close unfinished work that has
-expired: AUTOCLOSED, or PARTIALLYCOMPLETED for a tour with some checkpoints done.
+expired: AUTOCLOSED, or PARTIALLYCOMPLETED for a tour in progress with some but not all of its
+checkpoints done (upstream's rule). Work started on demand (job type ADHOC, upstream's dynamic
+tours) has no planned window to miss and is never closed by the system.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from apps.activity.models import Jobneed, JobneedStatus
+from apps.activity.models import TOURS, Jobneed, JobneedStatus
 
 S = JobneedStatus
 
@@ -31,7 +33,8 @@ AUTOCLOSABLE: frozenset[str] = frozenset(
     {S.ASSIGNED, S.INPROGRESS, S.WORKING, S.STANDBY, S.MAINTENANCE}
 )
 SYSTEM_TRANSITIONS: dict[str, frozenset[str]] = {
-    status: frozenset({S.AUTOCLOSED, S.PARTIALLYCOMPLETED}) for status in AUTOCLOSABLE
+    **{status: frozenset({S.AUTOCLOSED}) for status in AUTOCLOSABLE},
+    S.INPROGRESS: frozenset({S.AUTOCLOSED, S.PARTIALLYCOMPLETED}),
 }
 
 
@@ -72,4 +75,16 @@ def transition(jobneed: Jobneed, target: str, *, by_system: bool = False, **fiel
 
 def autoclosable(queryset: models.QuerySet[Jobneed]) -> models.QuerySet[Jobneed]:
     """The rows of `queryset` that the system may close (set-based form of SYSTEM_TRANSITIONS)."""
-    return queryset.filter(status__in=AUTOCLOSABLE, autoclosed_at__isnull=True)
+    return queryset.filter(status__in=AUTOCLOSABLE, autoclosed_at__isnull=True).exclude(
+        job_type=Jobneed.JobType.ADHOC
+    )
+
+
+def partially_completable(queryset: models.QuerySet[Jobneed]) -> models.QuerySet[Jobneed]:
+    """The tours of `queryset` the system closes as PARTIALLYCOMPLETED rather than AUTOCLOSED:
+    in progress, with at least one checkpoint completed and at least one not."""
+    checkpoints = Jobneed.objects.filter(parent=models.OuterRef("pk"))
+    done = checkpoints.filter(status=S.COMPLETED)
+    return queryset.filter(identifier__in=TOURS, status=S.INPROGRESS).filter(
+        models.Exists(done), models.Exists(checkpoints.exclude(status=S.COMPLETED))
+    )

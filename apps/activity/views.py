@@ -121,7 +121,7 @@ def job_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     form = JobForm(request.POST or None, instance=job, person=request.user)
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
-        save_job(saved, created=job is None, changed=form.changed_data)
+        save_job(saved, created=job is None, changed=form.changed_data, by=request.user)
         messages.success(request, f"Job “{saved.name}” saved; its instances are being planned.")
         return redirect("activity:job-detail", saved.pk)
     title = f"Edit {job.name}" if job else "New job"

@@ -15,20 +15,34 @@ SITE_IN_CHARGE = "SITEINCHARGE"
 def site_alert_recipients(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
     """For each (site id, client id): the e-mails of the site's in-charges and client's admins.
 
-    Two queries whatever the number of pairs. Only verified, enabled people count; admins are
-    client admins and people who asked for alert mails.
+    A site's in-charges are those of the site and those of its client who supervise a site
+    group of that client holding the site (as upstream routed through site groups, and as
+    apps.peoples.access gives them the site). Two queries whatever the number of pairs. Only
+    verified, enabled people count; admins are client admins and people who asked for alert
+    mails.
     """
     pairs = set(pairs)
     sites = {site for site, _ in pairs}
     clients = {client for _, client in pairs}
     active = People.objects.filter(is_active=True, is_verified=True).exclude(email="")
+    client_of = dict(pairs)
     in_charges: dict[int, list[str]] = defaultdict(list)
-    for site_id, email in (
-        active.filter(site_id__in=sites)
+    for email, client_id, own_site, group_client, group_site in (
+        active.filter(client_id__in=clients)
         .filter(Q(designation__code=SITE_IN_CHARGE) | Q(work_type__code=SITE_IN_CHARGE))
-        .values_list("site_id", "email")
+        .filter(Q(site_id__in=sites) | Q(supervised_site_groups__sites__in=sites))
+        .values_list(
+            "email",
+            "client_id",
+            "site_id",
+            "supervised_site_groups__client_id",
+            "supervised_site_groups__sites",
+        )
     ):
-        in_charges[site_id].append(email)
+        reached = {own_site, group_site if group_client == client_id else None}
+        for site_id in reached & sites:
+            if client_of[site_id] == client_id and email not in in_charges[site_id]:
+                in_charges[site_id].append(email)
     admins: dict[int, list[str]] = defaultdict(list)
     for client_id, email in (
         active.filter(client_id__in=clients)
