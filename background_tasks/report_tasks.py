@@ -18,13 +18,23 @@ from apps.reports.services import (
 )
 
 
-def _outside_reports(path: object) -> bool:
-    """Upstream's report folders (TEMP_REPORTS_GENERATED, ...) lay outside the reports area."""
-    try:
-        resolve_inside_reports(str(path))
-    except OutsideReportsArea:
-        return True
-    return False
+def _outside_reports_form(params: str, path: str, what: str) -> UpstreamForm:
+    """Upstream's report folders (TEMP_REPORTS_GENERATED, ...) lay outside the reports area,
+    the one place report tasks read, mail or delete files."""
+
+    def outside(arguments: Arguments) -> bool:
+        try:
+            resolve_inside_reports(str(arguments[path]))
+        except OutsideReportsArea:
+            return True
+        return False
+
+    return UpstreamForm(
+        params,
+        refuse(f"the {what} is outside the reports area (MEDIA_ROOT/reports)"),
+        matches=outside,
+        label=f"{path}:outside-reports-area",
+    )
 
 
 def _names_upstream_design(formdata: object) -> bool:
@@ -67,14 +77,7 @@ def generate_pdf_async(job_uuid: str) -> dict[str, object]:
 
 
 @shared_task(name="cleanup_reports_which_are_12hrs_old", **task_retry_policy("maintenance"))
-@accepts_upstream(
-    UpstreamForm(
-        "dir_path, hours_old=12",
-        refuse("the folder is outside the reports area (MEDIA_ROOT/reports), the one cleaned"),
-        matches=lambda arguments: _outside_reports(arguments["dir_path"]),
-        label="dir_path:outside-reports-area",
-    )
-)
+@accepts_upstream(_outside_reports_form("dir_path, hours_old=12", "dir_path", "folder"))
 def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) -> dict[str, int]:
     """Delete report files older than `hours_old` under `dir_path`, inside the reports area."""
     return delete_old_files(dir_path, hours_old)
@@ -158,12 +161,7 @@ def send_generated_report_on_mail(self) -> dict[str, int]:
 
 @shared_task(name="send_generated_report_onfly_email", bind=True, **task_retry_policy("email"))
 @accepts_upstream(
-    UpstreamForm(
-        "filepath, fromemail, to, cc, ctzoffset",
-        refuse("the file is outside the reports area (MEDIA_ROOT/reports), the one mailed from"),
-        matches=lambda arguments: _outside_reports(arguments["filepath"]),
-        label="filepath:outside-reports-area",
-    )
+    _outside_reports_form("filepath, fromemail, to, cc, ctzoffset", "filepath", "file")
 )
 def send_generated_report_onfly_email(
     self, filepath: str, fromemail: str, to: list[str], cc: list[str], ctzoffset: int = 0

@@ -7,7 +7,7 @@ from itertools import count
 
 from django.utils import timezone
 
-from apps.activity.models import Identifier, Job, Question, QuestionSet
+from apps.activity.models import Identifier, Job, Jobneed, Question, QuestionSet
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.models import GroupMembership, People, PeopleGroup
 
@@ -86,6 +86,20 @@ def job(site: BusinessUnit, assignee: People, *, now: datetime | None = None, **
         "site": site,
     }
     return Job.objects.create(**(defaults | fields))
+
+
+def jobneed(site: BusinessUnit, **fields) -> Jobneed:
+    """An unfinished task of `site` planned three hours ago that expired half an hour ago."""
+    now = timezone.now()
+    defaults = {
+        "identifier": Identifier.TASK,
+        "description": "Boiler check",
+        "plan_at": now - timedelta(hours=3),
+        "expiry_at": now - timedelta(minutes=30),
+        "site": site,
+        "client": site.client,
+    }
+    return Jobneed.objects.create(**(defaults | fields))
 
 
 def permit_types(client: BusinessUnit):

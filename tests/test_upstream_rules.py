@@ -32,18 +32,8 @@ def world():
 
 
 def jobneed(world, **fields) -> Jobneed:
-    now = timezone.now()
-    return Jobneed.objects.create(
-        **{
-            "identifier": "INTERNALTOUR",
-            "description": "Night patrol",
-            "plan_at": now - timedelta(hours=3),
-            "expiry_at": now - timedelta(minutes=30),
-            "site": world["site"],
-            "client": world["client"],
-            "people": world["worker"],
-        }
-        | fields
+    return factories.jobneed(
+        world["site"], identifier="INTERNALTOUR", people=world["worker"], **fields
     )
 
 
@@ -162,7 +152,7 @@ def test_the_media_move_without_a_bucket_is_skipped_visibly(default_settings, ca
 
 
 def test_every_beat_entry_runs_on_the_default_settings(default_settings, world) -> None:
-    jobneed(world, identifier="TASK", ticket_category=factories.lookup("TICKETCATEGORY", "X"))
+    factories.jobneed(world["site"], ticket_category=factories.lookup("TICKETCATEGORY", "X"))
     outcomes = {}
     for entry in BEAT_SCHEDULE.values():
         result = app.tasks[entry["task"]].apply(kwargs=entry["kwargs"])
