@@ -267,7 +267,6 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "inflight_folder": str(BROKER_DIR / "inflight"),
         "control_folder": str(BROKER_DIR / "control"),
-        "polling_interval": 0.05,
         **_BROKER_LEASES,
     }
     for folder in ("queue", "inflight", "control"):
@@ -397,8 +396,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Request lines carry the path, and signed links carry their token in it.
     "loggers": {
-        name: {"filters": ["url_tokens"], "level": LOG_LEVEL}
-        for name in ("django.request", "django.server")
+        **{
+            name: {"filters": ["url_tokens"], "level": LOG_LEVEL}
+            for name in ("django.request", "django.server")
+        },
+        # fpdf2 subsets the PDFs' fonts through fontTools, which narrates every table at INFO.
+        "fontTools": {"level": "WARNING"},
     },
 }
 

@@ -82,7 +82,7 @@ def _jobneeds(site, start, end, identifiers) -> ReportData:
             for d, k, p, s, e, _ in rows
         ],
         summary=dict(Counter(_label(JobneedStatus, status) for _, _, _, status, _, _ in rows)),
-        widths=(40, 18, 16, 14, 16),
+        widths=(34, 16, 20, 10, 20),
     )
 
 
@@ -123,7 +123,7 @@ def ppm_compliance(site, start, end, now: datetime | None = None) -> ReportData:
         }
         if rows
         else {},
-        widths=(40, 16, 14, 16, 14),
+        widths=(34, 20, 13, 20, 13),
     )
 
 
@@ -143,7 +143,7 @@ def ticket_report(site, start, end) -> ReportData:
             for pk, d, p, s, lv, c in rows
         ],
         summary=dict(Counter(statuses.get(s, s) for _, _, _, s, _, _ in rows)),
-        widths=(7, 45, 11, 12, 8, 17),
+        widths=(6, 42, 10, 12, 9, 21),
     )
 
 
@@ -171,7 +171,7 @@ def attendance_report(site, start, end) -> ReportData:
             for n, k, a, f, g in rows
         ],
         summary=dict(Counter(kinds.get(kind, kind) for _, kind, _, _, _ in rows)),
-        widths=(30, 15, 18, 20, 14),
+        widths=(28, 14, 21, 22, 15),
     )
 
 
