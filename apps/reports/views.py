@@ -143,7 +143,11 @@ class ReportForm(forms.Form):
 
     def __init__(self, *args, person, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = visible_sites(person)
+        sites = visible_sites(person)
+        self.fields["site"].queryset = sites
+        only = sites[:2]
+        if len(only) == 1:  # one site in reach: nothing to choose
+            self.fields["site"].initial = only[0].pk
 
     def clean(self) -> dict:
         data = super().clean()

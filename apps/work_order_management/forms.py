@@ -43,9 +43,15 @@ class PermitForm(forms.Form):
     site = forms.ModelChoiceField(queryset=None)
     vendor = forms.ModelChoiceField(queryset=Vendor.objects.filter(enabled=True))
     verifiers = forms.ModelMultipleChoiceField(
-        queryset=People.objects.filter(is_active=True), required=False
+        queryset=People.objects.filter(is_active=True),
+        required=False,
+        help_text="They verify first, each by a link in their mail. Ctrl-click (⌘ on a Mac) "
+        "to choose several.",
     )
-    approvers = forms.ModelMultipleChoiceField(queryset=People.objects.filter(is_active=True))
+    approvers = forms.ModelMultipleChoiceField(
+        queryset=People.objects.filter(is_active=True),
+        help_text="They approve after the verifiers. Ctrl-click (⌘ on a Mac) to choose several.",
+    )
     service_month = forms.DateField(
         required=False,
         widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
@@ -61,6 +67,10 @@ class PermitForm(forms.Form):
         self.fields["vendor"].queryset = Vendor.objects.filter(
             client=permit_type.client, enabled=True
         )
+        for name in ("site", "vendor"):  # one choice in reach: nothing to choose
+            only = list(self.fields[name].queryset[:2])
+            if len(only) == 1:
+                self.fields[name].initial = only[0].pk
         colleagues = People.objects.filter(client=permit_type.client, is_active=True)
         self.fields["verifiers"].queryset = colleagues
         self.fields["approvers"].queryset = colleagues

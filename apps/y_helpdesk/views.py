@@ -20,6 +20,9 @@ class TicketForm(forms.ModelForm):
         # Choices and validation both come from what the person may reach.
         sites = visible_sites(person)
         self.fields["site"].queryset = sites
+        only = list(sites[:2])
+        if len(only) == 1 and self.instance.pk is None:  # one site in reach: nothing to choose
+            self.fields["site"].initial = only[0].pk
         self.fields["asset"].queryset = Asset.objects.filter(site__in=sites)
         self.fields["assigned_people"].queryset = visible_people(person)
         self.fields["assigned_group"].queryset = visible_groups(person)
