@@ -305,3 +305,18 @@ def test_the_report_pdf_shows_outcomes_by_their_labels(
     content = render(data, "pdf")
     text = text_of(content)
     assert "Chiller -2" in text and "Not due yet" in text
+
+
+def test_steps_of_a_cancelled_permit_no_longer_wait_and_approvals_wait_behind_verification(
+    world,
+) -> None:
+    permit = new_permit(world, contacts="")
+    approver = signed_in(world["approver"])
+    listing = approver.get("/permits/").content.decode()
+    assert "After verification" in listing and "Decide</a>" not in listing
+    verifier = signed_in(world["verifier"])
+    assert "Decide</a>" in verifier.get("/permits/").content.decode()
+    actions.cancel(permit.pk, world["requester"], "Weather turned")
+    for browser in (approver, verifier):
+        assert b"Nothing waits for you." in browser.get("/permits/").content
+        assert browser.get("/").url != "/permits/"  # they land on their usual work again

@@ -7,12 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from apps.peoples.access import Role, role_of
+from apps.work_order_management.views import steps_waiting_for
 
 
 def landing_route(person) -> str:
     """A decision waiting for the person first; else managers see the dashboard and
     technicians their tickets."""
-    if person.approval_steps.filter(status="PENDING").exists():
+    if steps_waiting_for(person).exists():
         return "permits:list"
     if role_of(person) == Role.TECHNICIAN:
         return "helpdesk:ticket-list"

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,11 +36,25 @@ from apps.work_order_management.services import PermitError
 from background_tasks import email_tasks
 
 
+def steps_waiting_for(person) -> QuerySet[ApprovalStep]:
+    """The person's pending steps on permits still being decided (an approval waits behind its
+    verification); never those of a cancelled or rejected permit."""
+    return ApprovalStep.objects.filter(
+        person=person,
+        status=ApprovalStep.Status.PENDING,
+        permit__status__in=PHASE_OF_ROLE.values(),
+    )
+
+
 @login_required
 def permit_list(request: HttpRequest) -> HttpResponse:
-    my_steps = ApprovalStep.objects.filter(
-        person=request.user, status=ApprovalStep.Status.PENDING
-    ).select_related("permit__permit_type", "permit__site")
+    my_steps = list(
+        steps_waiting_for(request.user).select_related(
+            "permit__permit_type", "permit__site", "permit__vendor"
+        )
+    )
+    for step in my_steps:
+        step.asked_now = step.permit.status == PHASE_OF_ROLE[step.role]
     permits = WorkPermit.objects.visible_to(request.user).select_related(
         "permit_type", "site", "vendor"
     )[:100]
