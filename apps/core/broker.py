@@ -12,6 +12,11 @@ and ``tests/faults/`` hold them to it.
   its file into ``inflight/`` (atomic: one consumer wins); an ack deletes the file, a requeue,
   a clean shutdown or an expired lease renames it back. Messages and binding tables are written
   to a temporary name and renamed into place, so a reader never sees half a file.
+  Consumers do not poll on a timer: each listens on a doorbell (a UNIX datagram socket in
+  ``doorbell/``) that every producer rings after writing a message, so a message is taken at
+  once and an idle worker sleeps (a ring lost is made good within IDLE_WAIT). One listing of
+  the folder serves every queue until it runs dry, so a backlog costs one listing, not one per
+  message.
 - ``redis://``: kombu keeps delivered messages in a sorted set scored by delivery time and
   restores those older than the visibility timeout; renewal re-scores the ones still held.
 """
@@ -21,8 +26,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
+import socket
 import time
 import uuid
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +54,93 @@ def _queue_of(name: str) -> str:
     return name.partition(".")[2].removesuffix(".msg")
 
 
+IDLE_WAIT = 1.0  # seconds an idle consumer sleeps between looks if no doorbell rings
+LISTING_REUSE = 0.005  # seconds one listing serves the other queues of a consumer's cycle
+
+
+class Doorbell:
+    """Wake-ups between the processes of one folder broker: each consumer binds a datagram
+    socket in `folder`; a producer rings every socket there after writing a message."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._socket: socket.socket | None = None
+
+    def listen(self) -> socket.socket | None:
+        if self._socket is None:
+            Path(self.folder).mkdir(parents=True, exist_ok=True)
+            path = os.path.join(self.folder, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
+            if len(path.encode()) >= 100:  # AF_UNIX path limit: poll instead
+                return None
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            listener.bind(path)
+            listener.setblocking(False)
+            self._socket = listener
+        return self._socket
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep until a ring or `seconds`; True when rung (without a socket: after a short
+        nap, as if rung)."""
+        listener = self.listen()
+        if listener is None:
+            time.sleep(min(seconds, 0.05))
+            return True
+        readable, _, _ = select.select([listener], [], [], seconds)
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while listener.recv(64):
+                    pass
+        return bool(readable)
+
+    def nudge(self) -> None:
+        """Wake this process's own consumer: it may take another message now (an ack freed a
+        prefetch slot, on another thread than the one waiting)."""
+        if self._socket is not None:
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
+            ):
+                sender.setblocking(False)
+                sender.sendto(b"!", self._socket.getsockname())
+
+    def ring(self) -> None:
+        try:
+            sockets = [e.path for e in os.scandir(self.folder) if e.name.endswith(".sock")]
+        except FileNotFoundError:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            for path in sockets:
+                try:
+                    sender.sendto(b"!", path)
+                except (ConnectionRefusedError, FileNotFoundError):
+                    with contextlib.suppress(FileNotFoundError):  # its consumer is gone
+                        os.unlink(path)
+                except OSError:
+                    pass  # a full buffer: that consumer is awake anyway
+
+    def close(self) -> None:
+        if self._socket is not None:
+            path = self._socket.getsockname()
+            self._socket.close()
+            self._socket = None
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 class FilesystemQoS(virtual.QoS):
-    """Acks delete the held file; rejects delete it or give it back."""
+    """Acks delete the held file; rejects delete it or give it back. Either frees a prefetch
+    slot, so the consumer is woken to take the next message."""
 
     def ack(self, delivery_tag: str) -> None:
         self.channel.settle(delivery_tag, requeue=False)
         super().ack(delivery_tag)
+        self.channel.connection.doorbell.nudge()
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         self.channel.settle(delivery_tag, requeue=requeue)
         super().ack(delivery_tag)
+        self.channel.connection.doorbell.nudge()
 
 
 class FilesystemChannel(filesystem.Channel):
@@ -65,6 +150,8 @@ class FilesystemChannel(filesystem.Channel):
         super().__init__(*args, **kwargs)
         self._inflight: dict[str, str] = {}  # delivery tag -> file name in the inflight folder
         self._noack_queues: set[str] = set()
+        self._waiting: dict[str, deque[str]] = defaultdict(deque)  # queue -> names, oldest first
+        self._listed_at = 0.0
         Path(self.inflight_folder).mkdir(parents=True, exist_ok=True)
 
     @property
@@ -85,6 +172,7 @@ class FilesystemChannel(filesystem.Channel):
             os.replace(partial, final)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+        self.connection.doorbell.ring()
 
     def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs) -> None:
         # kombu records a binding in the process-wide state before writing it to the table on
@@ -119,18 +207,33 @@ class FilesystemChannel(filesystem.Channel):
     def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
         if no_ack:  # broadcast and reply queues: nothing will ack, so nothing is held
             self._noack_queues.add(queue)
+        self.connection.doorbell.listen()  # from now on no ring is lost
         return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+
+    def forget_listing(self) -> None:
+        """A producer rang: what the last listing said is out of date."""
+        self._listed_at = 0.0
 
     def basic_get(self, queue, no_ack=False, **kwargs):
         if no_ack:
             self._noack_queues.add(queue)
         return super().basic_get(queue, no_ack, **kwargs)
 
-    def _get(self, queue: str) -> dict:
-        suffix = f".{queue}.msg"
+    def _list(self) -> None:
+        """One listing of the folder, shared out by queue, oldest message first."""
+        self._waiting.clear()
         for name in sorted(os.listdir(self.data_folder_in)):
-            if not name.endswith(suffix) or _queue_of(name) != queue:
-                continue
+            if name.endswith(".msg"):
+                self._waiting[_queue_of(name)].append(name)
+        self._listed_at = time.monotonic()
+
+    def _get(self, queue: str) -> dict:
+        names = self._waiting[queue]
+        if not names and time.monotonic() - self._listed_at > LISTING_REUSE:
+            self._list()
+            names = self._waiting[queue]
+        while names:
+            name = names.popleft()
             waiting = os.path.join(self.data_folder_in, name)
             held = os.path.join(self.inflight_folder, name)
             try:
@@ -162,6 +265,7 @@ class FilesystemChannel(filesystem.Channel):
             os.rename(
                 os.path.join(self.inflight_folder, name), os.path.join(self.data_folder_in, name)
             )
+        self.connection.doorbell.ring()
 
     def settle(self, delivery_tag: str, *, requeue: bool) -> None:
         """Ack (delete) or requeue (rename back, keeping its place) a held message."""
@@ -214,6 +318,33 @@ class FilesystemChannel(filesystem.Channel):
 
 class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        folder = client.transport_options.get("doorbell_folder") or os.path.join(
+            os.path.dirname(os.path.abspath(client.transport_options.get("data_folder_in", "."))),
+            "doorbell",
+        )
+        self.doorbell = Doorbell(folder)
+
+    def drain_events(self, connection: Any, timeout: float | None = None) -> None:
+        """Deliver one message; between looks, sleep until a producer rings (or IDLE_WAIT)."""
+        started = time.monotonic()
+        while True:
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                left = None if timeout is None else timeout - (time.monotonic() - started)
+                if left is not None and left <= 0:
+                    raise TimeoutError() from None
+                if self.doorbell.wait(IDLE_WAIT if left is None else min(left, IDLE_WAIT)):
+                    for channel in self.channels:
+                        channel.forget_listing()
+
+    def close_connection(self, connection: Any) -> None:
+        self.doorbell.close()
+        super().close_connection(connection)
 
 
 class RedisChannel(redis.Channel):
