@@ -110,13 +110,16 @@ def test_autoclose_through_the_worker_mails_once_and_survives_a_failed_send(
             client=world["client"],
             ticket_category=factories.lookup("TICKETCATEGORY", "AUTOCLOSENOTIFY"),
         )
-    mail_sink.reject_next = 1  # the mail server fails the first message once: a transient error
+    # The mail server fails every message (a transient error) until the first run has asked
+    # for its retry; a single failure would let a quick retry succeed before anyone looks.
+    mail_sink.reject_next = 10_000
     first = autoclose_job.delay()
     deadline = time.monotonic() + 30
     while AsyncResult(first.id).state != "RETRY" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert AsyncResult(first.id).state == "RETRY"
     first.revoke()  # stand in for the retry: the next beat run must finish the job alone
+    mail_sink.reject_next = 0
     assert Jobneed.objects.filter(status="AUTOCLOSED").count() == 3  # the state change stayed
 
     outcome = autoclose_job.delay().get(timeout=30)

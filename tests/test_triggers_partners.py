@@ -14,11 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils import timezone
 
+from apps.activity.models import Jobneed
 from apps.integrations.models import PartnerDelivery, PartnerEvent, PartnerSubscription
 from apps.work_order_management import actions
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
-from background_tasks import ticket_escalation
+from background_tasks import autoclose_job, ticket_escalation
 from tests import factories
 from tests.test_permits import new_permit, permit_world
 
@@ -124,6 +126,33 @@ def test_permit_approval_and_completion_reach_the_partner(worker, partner, setti
         "permit.approved",
         "permit.completed",
     ]
+
+
+def test_an_autoclosed_job_reaches_the_partner_once(worker, partner, settings) -> None:
+    settings.PARTNER_API_ALLOWED_HOSTS = ["localhost"]
+    client, site = factories.client_and_site()
+    _, other_site = factories.client_and_site()
+    subscribe(client, partner, PartnerEvent.JOB_AUTOCLOSED)
+    now = timezone.now()
+    for where, description in ((site, "Night round"), (other_site, "Someone else's round")):
+        Jobneed.objects.create(
+            identifier="TASK",
+            description=description,
+            plan_at=now - timedelta(hours=2),
+            expiry_at=now - timedelta(minutes=5),
+            site=where,
+            client=where.client,
+        )
+    assert autoclose_job.delay().get(timeout=60)["closed"] == 2
+    autoclose_job.delay().get(timeout=60)  # nothing more closes: nothing more is told
+
+    [delivery] = wait_for_deliveries(1)
+    jobneed = Jobneed.objects.get(site=site)
+    assert (delivery.subject, delivery.status) == (f"jobneed:{jobneed.pk}", "DELIVERED")
+    [(auth, body)] = Partner.received
+    assert auth == "Bearer partner-token"
+    assert body["event"] == "job.autoclosed" and body["jobneed"] == str(jobneed.uuid)
+    assert (body["site"], body["status"]) == (site.code, "AUTOCLOSED")
 
 
 def test_a_subscription_to_a_host_off_the_allow_list_is_refused(settings) -> None:

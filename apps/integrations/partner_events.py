@@ -10,7 +10,7 @@ tells nobody; the calls start after commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery.signals import task_failure, task_retry, task_success
@@ -45,13 +45,17 @@ def check_subscription(subscription: PartnerSubscription) -> None:
         )
 
 
-def announce(event: str, happenings: Iterable[tuple[int, str, dict[str, Any]]]) -> int:
-    """Queue `event` for each (client id, subject, payload) to that client's enabled
-    subscriptions, once per subscription and subject; the calls start after commit."""
+Happening = tuple[int, str, dict[str, Any]]  # (client id, subject, payload)
+
+
+def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
+    """Queue `event` for each happening to that client's enabled subscriptions, once per
+    subscription and subject; the calls start after commit. `happenings` is only called (and
+    what it reads only read) when somebody subscribes to the event."""
     subscribed = PartnerSubscription.objects.filter(event=event, enabled=True)
     if not subscribed.exists():  # the common case: nobody listens, nothing to read
         return 0
-    happenings = list(happenings)
+    happenings = list(happenings())
     clients = {client_id for client_id, _, _ in happenings}
     subscriptions = list(subscribed.filter(client_id__in=clients))
     if not subscriptions:
@@ -111,7 +115,7 @@ def ticket_created(sender, instance, created: bool, **kwargs: Any) -> None:
     if created:
         announce(
             PartnerEvent.TICKET_CREATED,
-            [(instance.client_id, f"ticket:{instance.pk}", _ticket_payload(instance))],
+            lambda: [(instance.client_id, f"ticket:{instance.pk}", _ticket_payload(instance))],
         )
 
 
@@ -119,17 +123,17 @@ def tickets_escalated(tickets: Iterable) -> int:
     """Announce escalations (the escalation runs as set-based updates, without save signals)."""
     return announce(
         PartnerEvent.TICKET_ESCALATED,
-        (
+        lambda: [
             (t.client_id, f"ticket:{t.pk}:level:{t.escalation_level}", _ticket_payload(t))
             for t in tickets
-        ),
+        ],
     )
 
 
 def jobneeds_autoclosed(jobneeds: Iterable) -> int:
     return announce(
         PartnerEvent.JOB_AUTOCLOSED,
-        (
+        lambda: [
             (
                 jobneed.client_id,
                 f"jobneed:{jobneed.pk}",
@@ -142,7 +146,7 @@ def jobneeds_autoclosed(jobneeds: Iterable) -> int:
                 },
             )
             for jobneed in jobneeds
-        ),
+        ],
     )
 
 
@@ -159,7 +163,7 @@ def permit_changed(sender, instance, update_fields=None, **kwargs: Any) -> None:
     if event is not None:
         announce(
             event,
-            [
+            lambda: [
                 (
                     instance.client_id,
                     f"permit:{instance.pk}:{instance.status.lower()}",
