@@ -3,6 +3,7 @@ lease; one whose consumer renews the lease never is; writes are never read half-
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -10,14 +11,20 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
+from types import SimpleNamespace
 
+import kombu
 import pytest
 from kombu import Connection
+from kombu.transport import filesystem, redis, virtual
+from packaging.requirements import Requirement
+from packaging.version import Version
 
-from apps.core.broker import FilesystemTransport, RedisTransport
+from apps.core.broker import KOMBU_SERIES, FilesystemTransport, RedisTransport
 from tests.conftest import BASE_DIR, service_url
 
 LEASE = 1.0  # seconds: short, so a dead consumer's message comes back within the test
@@ -195,3 +202,60 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
         (n, i) for n in range(producers) for i in range(per_producer)
     ]
     assert list((tmp_path / "inflight").iterdir()) == []
+
+
+# The private kombu members apps/core/broker.py overrides or calls, with the signatures it was
+# written against: a kombu release that renames or reshapes one fails here, not in production.
+KOMBU_PRIVATE_API = {
+    (virtual.QoS, "ack"): "(self, delivery_tag)",
+    (virtual.QoS, "reject"): "(self, delivery_tag, requeue=False)",
+    (filesystem.Channel, "__init__"): "(self, connection, **kwargs)",
+    (filesystem.Channel, "_put"): "(self, queue, payload, **kwargs)",
+    (filesystem.Channel, "queue_bind"): (
+        "(self, queue, exchange=None, routing_key='', arguments=None, **kwargs)"
+    ),
+    (filesystem.Channel, "_queue_bind"): "(self, exchange, routing_key, pattern, queue)",
+    (filesystem.Channel, "basic_consume"): (
+        "(self, queue, no_ack, callback, consumer_tag, **kwargs)"
+    ),
+    (filesystem.Channel, "basic_get"): "(self, queue, no_ack=False, **kwargs)",
+    (filesystem.Channel, "_get"): "(self, queue)",
+    (filesystem.Channel, "_restore"): "(self, message)",
+    (filesystem.Channel, "_size"): "(self, queue)",
+    (filesystem.Channel, "_exchange_file"): "(self, exchange)",
+    (filesystem.Channel, "get_table"): "(self, exchange)",
+    (filesystem.Channel, "typeof"): "(self, exchange, default='direct')",
+    (filesystem.Transport, "__init__"): "(self, client, **kwargs)",
+    (filesystem.Transport, "drain_events"): "(self, connection, timeout=None)",
+    (filesystem.Transport, "close_connection"): "(self, connection)",
+    (filesystem.Transport, "_deliver"): "(self, message, queue)",
+    (redis.Channel, "conn_or_acquire"): "(self, client=None)",
+}
+
+
+def test_installed_kombu_is_the_series_the_transports_were_written_for() -> None:
+    assert Version(kombu.__version__).release[:2] == KOMBU_SERIES
+    pyproject = tomllib.loads((Path(BASE_DIR) / "pyproject.toml").read_text())
+    pins = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    (pin,) = [r for r in pins if r.name == "kombu"]
+    major, minor = KOMBU_SERIES
+    assert pin.specifier.contains(f"{major}.{minor}.0")
+    assert not pin.specifier.contains(f"{major}.{minor + 1}.0"), "pin kombu's minor version"
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"), list(KOMBU_PRIVATE_API), ids=lambda v: getattr(v, "__name__", v)
+)
+def test_overridden_kombu_methods_keep_their_signatures(owner: type, name: str) -> None:
+    assert str(inspect.signature(getattr(owner, name))) == KOMBU_PRIVATE_API[owner, name]
+
+
+def test_private_kombu_attributes_the_transports_use_still_exist() -> None:
+    assert filesystem.exchange_queue_t._fields == ("routing_key", "pattern", "queue")
+    assert callable(filesystem.lock) and callable(filesystem.unlock)
+    assert hasattr(filesystem, "LOCK_EX")
+    for attribute in ("data_folder_in", "data_folder_out", "control_folder"):
+        assert hasattr(filesystem.Channel, attribute)
+    assert hasattr(redis.Channel, "unacked_index_key")
+    qos = virtual.QoS(SimpleNamespace(do_restore=False))
+    assert isinstance(qos._delivered, dict)  # RedisChannel.renew_leases reads its tags

@@ -43,6 +43,10 @@ from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
 
+# The kombu minor series whose private transport methods the classes below override;
+# pyproject.toml pins it and tests/test_broker.py checks the signatures against it.
+KOMBU_SERIES = (5, 7)
+
 
 def _message_name(queue: str) -> str:
     # Sorted names are delivery order: milliseconds since the epoch first (comparable across
