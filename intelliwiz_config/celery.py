@@ -12,7 +12,8 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import before_task_publish, worker_ready
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+from django.db import close_old_connections
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
@@ -162,6 +163,16 @@ def stamp_published_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     """Record when a message left the producer: queue wait and heartbeat lateness use it."""
     if headers is not None:
         headers.setdefault("published_at", time.time())
+
+
+@task_prerun.connect
+@task_postrun.connect
+def recycle_database_connections(sender: Any = None, **_: Any) -> None:
+    """What Django does around a request: with CELERY_DB_REUSE_MAX a worker keeps its connection
+    between tasks, so drop one that broke (health-checked on next use) or outlived its age.
+    Not for an eager run: it may be inside the caller's transaction."""
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()
 
 
 @worker_ready.connect

@@ -116,8 +116,15 @@ TEMPLATES = [
 DATABASE_URL = env_url(
     "DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql", "postgis"}
 )
+# Seconds a connection is kept for the next request or task (0: one per request or task); a
+# kept one is health-checked before reuse, so a database restart costs one reconnect.
+DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True
+        )
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -125,6 +132,7 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
             "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+            "CONN_MAX_AGE": DB_CONN_MAX_AGE,
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -316,6 +324,11 @@ RETRY_TIME_SCALE = env_float("RETRY_TIME_SCALE", 1.0)
 if RETRY_TIME_SCALE <= 0:
     raise ImproperlyConfigured(f"RETRY_TIME_SCALE must be positive, got {RETRY_TIME_SCALE}")
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set; with it a worker process keeps its connection for this many tasks, and the
+# task_prerun/postrun hook in intelliwiz_config/celery.py still drops one that is broken or
+# older than DB_CONN_MAX_AGE, as Django does around a request.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000 if DB_CONN_MAX_AGE else 0, minimum=0)
 
 # --- Operations ---------------------------------------------------------------------------------
 # How far ahead create_ppm_job expands schedules.

@@ -110,3 +110,28 @@ def test_policy_copies_are_independent_and_unknown_names_fail() -> None:
     assert task_retry_policy("default")["retry_window"] == 3600
     with pytest.raises(KeyError, match="unknown retry policy 'critical'"):
         task_retry_policy("critical")
+
+
+def test_workers_keep_their_database_connection_between_tasks() -> None:
+    # Without CELERY_DB_REUSE_MAX Celery's Django fixup reconnects around every task.
+    assert app.conf.get("CELERY_DB_REUSE_MAX") >= 100
+    assert settings.DATABASES["default"]["CONN_MAX_AGE"] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broken_kept_connection_is_dropped_before_the_next_task() -> None:
+    from django.db import connection
+
+    from intelliwiz_config.celery import recycle_database_connections
+
+    connection.ensure_connection()
+    kept = connection.connection
+    recycle_database_connections(sender=None)
+    assert connection.connection is kept
+    connection.errors_occurred = True
+    connection.is_usable = lambda: False  # what a health check finds after a database restart
+    try:
+        recycle_database_connections(sender=None)
+        assert connection.connection is None
+    finally:
+        del connection.is_usable
