@@ -300,7 +300,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
-CELERY_TASK_TRACK_STARTED = True
+# No STARTED row per task (a SELECT, an INSERT and a commit): no page or API polls a task's
+# state; report and PDF progress pages read their own Report/PdfJob rows.
+CELERY_TASK_TRACK_STARTED = False
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 # Defaults for a task that names no policy; policies in apps/core/tasks/utils.py override them.
