@@ -303,8 +303,12 @@ CELERY_ENABLE_UTC = True
 # No STARTED row per task (a SELECT, an INSERT and a commit): no page or API polls a task's
 # state; report and PDF progress pages read their own Report/PdfJob rows.
 CELERY_TASK_TRACK_STARTED = False
-CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events cost a message per state change and one per .delay(), and only a monitor reads
+# them. Flower turns them on in the workers it watches (it sends enable_events every few
+# seconds); before `celery events`, run `celery -A intelliwiz_config control enable_events`.
+TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = TASK_EVENTS
+CELERY_WORKER_SEND_TASK_EVENTS = TASK_EVENTS
 # Defaults for a task that names no policy; policies in apps/core/tasks/utils.py override them.
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
