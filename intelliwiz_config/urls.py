@@ -31,9 +31,11 @@ urlpatterns = [
     path("permits/", include("apps.work_order_management.urls")),
     path("graphql", mobile_views.graphql, name="graphql"),
     path("dashboard/", report_views.dashboard, name="dashboard"),
+    path("dashboard/mail", report_views.dashboard_mail, name="dashboard-mail"),
     path("reports/", report_views.report_request, name="report-request"),
     path("reports/<uuid:report_uuid>", report_views.report_page, name="report-page"),
     path("reports/<uuid:report_uuid>/status", report_views.report_status, name="report-status"),
+    path("reports/<uuid:report_uuid>/send", report_views.report_send, name="report-send"),
     path(
         "reports/<uuid:report_uuid>/download", report_views.report_download, name="report-download"
     ),

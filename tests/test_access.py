@@ -124,6 +124,7 @@ OBJECT_ROUTES: dict[str, Any] = {
     "report-page": lambda w: {"report_uuid": w.report.uuid},
     "report-status": lambda w: {"report_uuid": w.report.uuid},
     "report-download": lambda w: {"report_uuid": w.report.uuid},
+    "report-send": lambda w: {"report_uuid": w.report.uuid},
     "pdf-page": lambda w: {"job_uuid": w.pdf_job.uuid},
     "pdf-status": lambda w: {"job_uuid": w.pdf_job.uuid},
     "pdf-download": lambda w: {"job_uuid": w.pdf_job.uuid},

@@ -108,12 +108,9 @@ def test_files_outside_the_reports_area_and_other_senders_are_refused(
     assert mailoutbox[0].attachments == [("ppm.pdf", b"%PDF-1.4 report", "application/pdf")]
 
 
-@pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
-def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
-    person = factories.person(site, email="analyst@facility.test")
-    browser = Client()
-    browser.force_login(person)
+def request_through_the_page(browser: Client, site) -> tuple[str, dict, list[int]]:
+    """Ask for June's PPM compliance as XLSX on the page, follow its progress to the end: the
+    report page's URL, the last status and every progress figure seen."""
     response = browser.post(
         "/reports/",
         {
@@ -134,6 +131,16 @@ def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
         if status["status"] in ("DONE", "FAILED"):
             break
         time.sleep(0.05)
+    return response["Location"], status, seen
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
+    person = factories.person(site, email="analyst@facility.test")
+    browser = Client()
+    browser.force_login(person)
+    _, status, seen = request_through_the_page(browser, site)
     assert status["status"] == "DONE" and seen[-1] == 100
     book = load_workbook(
         io.BytesIO(b"".join(browser.get(status["download_url"]).streaming_content))
@@ -178,3 +185,60 @@ def test_scheduled_reports_arrive_over_smtp_with_their_file(worker, mail_sink, s
     report = GeneratedReport.objects.get()
     with report.file.open("rb") as handle:
         assert attachment.get_content() == handle.read()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_send_the_generated_file_from_its_page(worker, mail_sink, site) -> None:
+    person = factories.person(site, email="analyst@facility.test")
+    browser = Client()
+    browser.force_login(person)
+    page, status, _ = request_through_the_page(browser, site)
+    assert status["status"] == "DONE"
+    mail_sink.wait_for(1)  # the requester's own "ready" mail
+    mail_sink.messages.clear()
+    assert f'href="{page}/send"' in browser.get(page).content.decode()
+
+    refused = browser.post(f"{page}/send", {"to": "boss@facility.test, not-an-address"})
+    assert refused.status_code == 200
+    assert "“not-an-address” is not an e-mail address" in refused.content.decode()
+    sent = browser.post(
+        f"{page}/send", {"to": "boss@facility.test", "cc": "audit@facility.test"}, follow=True
+    )
+    assert sent.redirect_chain == [(page, 302)]
+    assert "on its way to boss@facility.test, audit@facility.test" in sent.content.decode()
+
+    ((recipients, message),) = mail_sink.wait_for(1)
+    report = GeneratedReport.objects.get()
+    assert sorted(recipients) == ["audit@facility.test", "boss@facility.test"]
+    assert message["Subject"] == f"PPM compliance, {site.name}, 01 Jun 2026 to 30 Jun 2026"
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == report.download_name
+    with report.file.open("rb") as handle:
+        assert attachment.get_content() == handle.read()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_mail_the_dashboard_as_a_workbook(worker, mail_sink, site) -> None:
+    person = factories.person(site, email="manager@facility.test", name="Mira Manager")
+    browser = Client()
+    browser.force_login(person)
+    assert 'href="/dashboard/mail"' in browser.get("/dashboard/").content.decode()
+    assert "Enter at least one" in browser.post("/dashboard/mail", {"to": " , "}).content.decode()
+    sent = browser.post(
+        "/dashboard/mail", {"to": "owner@facility.test", "format": "xlsx"}, follow=True
+    )
+    assert sent.redirect_chain == [("/dashboard/", 302)]
+
+    ((recipients, message),) = mail_sink.wait_for(1)
+    assert recipients == ["owner@facility.test"]
+    assert "Mira Manager (manager@facility.test) sent you this report" in (
+        message.get_body(("plain",)).get_content()
+    )
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename().endswith(".xlsx")
+    sheet = load_workbook(io.BytesIO(attachment.get_content()))["Report"]
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[1][:4] == ["Site", "Day", "As of", "Jobs today"]
+    assert rows[2][0] == site.name and rows[2][5] == 1  # the open HIGH ticket

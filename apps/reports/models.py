@@ -126,6 +126,14 @@ class GeneratedReport(models.Model):
     def __str__(self) -> str:
         return f"{self.report_type} {self.date_from}..{self.date_to} ({self.status})"
 
+    @property
+    def download_name(self) -> str:
+        """The file's name as people save it: type, site and days."""
+        return (
+            f"{self.report_type.replace('_', '-')}-{self.site.code}-"
+            f"{self.date_from}-to-{self.date_to}.{self.file_format}"
+        )
+
 
 class ReportHistory(models.Model):
     """Who generated which report, with which parameters, when, in what format, how long."""

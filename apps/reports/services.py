@@ -16,11 +16,13 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.onboarding.models import BusinessUnit
+from apps.peoples.models import People
 from apps.reports.builders import FORMATS, ReportData, ReportError, build, render, report_title
-from apps.reports.cleanup import resolve_inside_reports
+from apps.reports.cleanup import reports_root, resolve_inside_reports
 from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
 
 logger = logging.getLogger(__name__)
@@ -201,6 +203,20 @@ def mail_generated(task_id: str = "") -> dict[str, int]:
     return {"mailed": len(delivery.sent), "reports": len(pending)}
 
 
+def report_headline(report: GeneratedReport) -> str:
+    """What people call a generated report: its type, site and days."""
+    return (
+        f"{report_title(report.report_type)}, {report.site.name}, "
+        f"{report.date_from:%d %b %Y} to {report.date_to:%d %b %Y}"
+    )
+
+
+def reports_area_path(report: GeneratedReport) -> str:
+    """A generated report's file as the reports area names it (what send_generated_report_onfly_
+    email takes)."""
+    return report.file.name.removeprefix("reports/")
+
+
 def mail_report_data(formdata: dict[str, Any], json_report: dict[str, Any], task_id: str) -> dict:
     """A report the user is looking at, rendered and mailed to the addresses they entered."""
     data = ReportData(
@@ -224,8 +240,10 @@ def mail_report_data(formdata: dict[str, Any], json_report: dict[str, Any], task
         subject=data.title,
         to=recipients,
         template="reports/mail/report",
-        context={"intro": "The report you asked for is attached.", "time_zone": "UTC"},
-        attachments=[(f"report.{file_format}", content, MIME[file_format])],
+        context={"intro": _sent_by(formdata.get("sent_by")), "time_zone": "UTC"},
+        attachments=[
+            (f"{slugify(data.title) or 'report'}.{file_format}", content, MIME[file_format])
+        ],
     )
     delivery = deliver([mail], task_id=task_id)
     delivery.raise_error()
@@ -236,30 +254,50 @@ def mail_report_data(formdata: dict[str, Any], json_report: dict[str, Any], task
     }
 
 
+def _sent_by(person_id: object) -> str:
+    # The page passes the sender's id, not their name: task arguments carry no personal data.
+    sender = People.objects.filter(pk=person_id).first() if isinstance(person_id, int) else None
+    if sender is None:
+        return "The report you asked for is attached."
+    return f"{sender.name} ({sender.email}) sent you this report; it is attached."
+
+
 def mail_file(
     filepath: str, from_email: str, to: list[str], cc: list[str], task_id: str
 ) -> dict[str, Any]:
     """An already generated report file, mailed on the fly; only files of the reports area and
-    only from an allowed sender."""
+    only from an allowed sender. A file of a generated report goes out under the report's name,
+    read from wherever the storage keeps it."""
     allowed = {settings.DEFAULT_FROM_EMAIL.lower(), *(a.lower() for a in settings.REPORT_SENDERS)}
     if from_email.strip().lower() not in allowed:
         raise ReportError(f"{from_email!r} may not send reports")
     path = resolve_inside_reports(filepath)
-    if not path.is_file() or path.is_symlink():
-        raise ReportError("no such report file")
     recipients = clean_recipients(to)
     if not recipients:
         raise ReportError("no valid recipient")
+    report = (
+        GeneratedReport.objects.filter(
+            file=f"reports/{path.relative_to(reports_root()).as_posix()}", status="DONE"
+        )
+        .select_related("site")
+        .first()
+    )
+    if report is not None:
+        with report.file.open("rb") as handle:
+            content = handle.read()
+        name, title = report.download_name, report_headline(report)
+    elif path.is_file() and not path.is_symlink():
+        content, name, title = path.read_bytes(), path.name, f"Report {path.name}"
+    else:
+        raise ReportError("no such report file")
     mail = Mail(
         key=f"report-file:{task_id}",
-        subject=f"Report {path.name}",
+        subject=title,
         to=recipients,
         cc=clean_recipients(cc),
         template="reports/mail/report",
-        context={"intro": f"{path.name} is attached.", "time_zone": "UTC"},
-        attachments=[
-            (path.name, path.read_bytes(), MIME.get(path.suffix[1:], "application/octet-stream"))
-        ],
+        context={"intro": f"{title} is attached.", "time_zone": "UTC"},
+        attachments=[(name, content, MIME.get(path.suffix[1:], "application/octet-stream"))],
         from_email=from_email.strip(),
     )
     delivery = deliver([mail], task_id=task_id)

@@ -4,7 +4,11 @@ import json
 from datetime import date, datetime
 
 from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,18 +23,71 @@ from apps.reports.dashboard import site_dashboard
 from apps.reports.freshness import forget_site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob
 from apps.reports.pdf_jobs import DocumentError, request_pdf
-from background_tasks.report_tasks import create_save_report_async
+from apps.reports.services import report_headline, reports_area_path
+from background_tasks.report_tasks import (
+    create_save_report_async,
+    send_generated_report_onfly_email,
+    send_report_on_email,
+)
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    sites = list(visible_sites(request.user).order_by("name")[:50])
     if request.method == "POST":  # "Refresh": recompute now rather than wait for the warm-up
-        for site in sites:
+        for site in _dashboard_sites(request.user):
             forget_site_dashboard(site)
         return redirect("dashboard")
-    boards = [readable_dashboard(site, site_dashboard(site)) for site in sites]
-    return render(request, "reports/dashboard.html", {"title": "Dashboard", "boards": boards})
+    return render(
+        request, "reports/dashboard.html", {"title": "Dashboard", "boards": _boards(request.user)}
+    )
+
+
+def _dashboard_sites(person) -> list:
+    return list(visible_sites(person).order_by("name")[:50])
+
+
+def _boards(person) -> list[dict]:
+    return [readable_dashboard(site, site_dashboard(site)) for site in _dashboard_sites(person)]
+
+
+def dashboard_report(boards: list[dict], now: datetime) -> dict:
+    """The dashboard as a report's table (one row per site) and summary, for mailing."""
+    rows = [
+        [
+            board["site"].name,
+            board["day"].isoformat(),
+            timezone.localtime(board["as_of"], board["site"].tzinfo).strftime("%H:%M")
+            if board["as_of"]
+            else "",
+            board["jobs_total"],
+            ", ".join(f"{label} {n}" for _, label, n in board["jobs"]),
+            board["tickets_total"],
+            ", ".join(f"{label} {n}" for _, label, n in board["tickets"]),
+            board["attendance"]["punches"],
+            board["attendance"]["people"],
+        ]
+        for board in boards
+    ]
+    return {
+        "title": f"Dashboard of {now:%d %b %Y}",
+        "columns": [
+            "Site",
+            "Day",
+            "As of",
+            "Jobs today",
+            "Jobs by status",
+            "Open tickets",
+            "Tickets by priority",
+            "Punches",
+            "People",
+        ],
+        "rows": rows,
+        "summary": {
+            "Jobs today": sum(b["jobs_total"] for b in boards),
+            "Open tickets": sum(b["tickets_total"] for b in boards),
+            "Punches": sum(b["attendance"]["punches"] for b in boards),
+        },
+    }
 
 
 def readable_dashboard(site, board: dict) -> dict:
@@ -216,6 +273,7 @@ def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
             f"{report.date_to:%d %b %Y}, {report.file_format.upper()}",
             "item": report,
             "status_url": reverse("report-status", args=[report.uuid]),
+            "send_url": reverse("report-send", args=[report.uuid]),
         },
     )
 
@@ -231,9 +289,106 @@ def report_download(request: HttpRequest, report_uuid) -> FileResponse:
     report = get_object_or_404(GeneratedReport.objects.visible_to(request.user), uuid=report_uuid)
     if report.status != "DONE":
         raise Http404("this report is not ready")
-    return FileResponse(
-        report.file.open("rb"),
-        as_attachment=True,
-        filename=f"{report.report_type.replace('_', '-')}-{report.site.code}-"
-        f"{report.date_from}-to-{report.date_to}.{report.file_format}",
+    return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.download_name)
+
+
+MAX_RECIPIENTS = 10
+
+
+def recipient_list(text: str) -> list[str]:
+    """The addresses someone typed, comma-separated, each valid, at most MAX_RECIPIENTS; an
+    error names the first address that is not one."""
+    addresses = list(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"“{address}” is not an e-mail address") from None
+    if len(addresses) > MAX_RECIPIENTS:
+        raise ValidationError(f"At most {MAX_RECIPIENTS} addresses, not {len(addresses)}")
+    return addresses
+
+
+class RecipientsForm(forms.Form):
+    to = forms.CharField(
+        label="To",
+        help_text=f"One or more e-mail addresses, separated by commas (at most {MAX_RECIPIENTS})",
+    )
+
+    def clean_to(self) -> list[str]:
+        addresses = recipient_list(self.cleaned_data["to"])
+        if not addresses:
+            raise ValidationError("Enter at least one e-mail address")
+        return addresses
+
+
+class SendFileForm(RecipientsForm):
+    cc = forms.CharField(label="Cc", required=False, help_text="Optional; separated by commas")
+
+    def clean_cc(self) -> list[str]:
+        return recipient_list(self.cleaned_data["cc"])
+
+
+class MailDashboardForm(RecipientsForm):
+    format = forms.ChoiceField(choices=[("pdf", "PDF"), ("xlsx", "Excel (XLSX)")])
+
+
+@login_required
+def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
+    """Send the generated file by mail, from the product's address, to whom the person names."""
+    report = get_object_or_404(
+        GeneratedReport.objects.visible_to(request.user).select_related("site"),
+        uuid=report_uuid,
+    )
+    if report.status != "DONE":
+        raise Http404("this report is not ready")
+    form = SendFileForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        to, cc = form.cleaned_data["to"], form.cleaned_data["cc"]
+        send_generated_report_onfly_email.delay_on_commit(
+            reports_area_path(report), settings.DEFAULT_FROM_EMAIL, to, cc
+        )
+        messages.success(request, f"The report is on its way to {', '.join(to + cc)}.")
+        return redirect("report-page", report.uuid)
+    return render(
+        request,
+        "core/form.html",
+        {
+            "title": "Send the report by mail",
+            "intro": f"{report_headline(report)}, {report.file_format.upper()}, attached to a "
+            "mail from this system.",
+            "form": form,
+            "submit_label": "Send",
+            "cancel_url": reverse("report-page", args=[report.uuid]),
+        },
+    )
+
+
+@login_required
+def dashboard_mail(request: HttpRequest) -> HttpResponse:
+    """Mail the dashboard as the person sees it now, rendered as a PDF or a workbook."""
+    form = MailDashboardForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        to = form.cleaned_data["to"]
+        send_report_on_email.delay_on_commit(
+            {
+                "emails": ", ".join(to),
+                "format": form.cleaned_data["format"],
+                "sent_by": request.user.pk,
+            },
+            dashboard_report(_boards(request.user), timezone.now()),
+        )
+        messages.success(request, f"The dashboard is on its way to {', '.join(to)}.")
+        return redirect("dashboard")
+    return render(
+        request,
+        "core/form.html",
+        {
+            "title": "Mail the dashboard",
+            "intro": "Today's figures of your sites, as the dashboard shows them now, attached "
+            "to a mail from this system.",
+            "form": form,
+            "submit_label": "Send",
+            "cancel_url": reverse("dashboard"),
+        },
     )
