@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 from intelliwiz_config.env import (
@@ -184,6 +185,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+# Every S3 storage (default and cloud): one operation waits at most 2 x (5 + 10) s, inside the
+# soft time limit of the mail tasks that read attachments (tests/test_time_budgets.py); botocore's
+# defaults (60 s + 60 s, five attempts: ten minutes) would outlast most tasks' soft limits.
+AWS_S3_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2}
+)
 STORAGES = {
     "default": (
         {

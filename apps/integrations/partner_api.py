@@ -31,6 +31,7 @@ from apps.core.redaction import is_secret_name
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
 MAX_REDIRECTS = 3
+MAX_TIMEOUT = 120  # seconds: the longest deadline a caller may give one partner call
 
 
 class PartnerCallRefused(ValueError):
@@ -163,8 +164,8 @@ def call_partner(
     method = method.upper()
     if method not in METHODS:
         raise PartnerCallRefused(f"method {method} is not allowed")
-    if not 0 < timeout <= 120:
-        raise PartnerCallRefused("timeout must be between 0 and 120 seconds")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise PartnerCallRefused(f"timeout must be between 0 and {MAX_TIMEOUT} seconds")
     body = data if data is None or isinstance(data, bytes | str) else json.dumps(data)
     request_headers = {**(headers or {}), **credential_headers(credentials)}
     if data is not None and not isinstance(data, bytes | str):

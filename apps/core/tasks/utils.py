@@ -86,8 +86,10 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
         "retry_backoff": 5,
         "retry_backoff_max": 120,
         "retry_jitter": True,
-        "soft_time_limit": 60,
-        "time_limit": 90,
+        # Above the longest wait of one call: a partner call's deadline (up to 120 s), the
+        # transcription engine's timeout, or an MQTT publish and a mail.
+        "soft_time_limit": 130,
+        "time_limit": 160,
         **_LATE_ACK,
     },
     "database_heavy": {
