@@ -420,8 +420,11 @@ LOGGING = {
     "filters": {"url_tokens": {"()": "apps.core.logging.RedactUrlTokens"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # Request lines carry the path, and signed links carry their token in it.
     "loggers": {
+        # The project's own lines (task_run among them) at LOG_LEVEL in every process: a worker
+        # started without -l sets the root logger to Celery's default, WARNING.
+        **{name: {"level": LOG_LEVEL} for name in ("intelliwiz", "apps", "background_tasks")},
+        # Request lines carry the path, and signed links carry their token in it.
         **{
             name: {"filters": ["url_tokens"], "level": LOG_LEVEL}
             for name in ("django.request", "django.server")
