@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 from apps.core.dead_letters import requeue, seal
 from apps.core.models import DeadLetter
-from apps.core.redaction import REDACTED, redact
+from apps.core.redaction import REDACTED, is_secret_name, redact
 from apps.peoples.models import People
 from tests.support import worker_tasks
 
@@ -35,6 +35,39 @@ def test_redact_hides_secret_named_values_at_any_depth() -> None:
         "tuple": [1, "two"],
         "object": repr(object),
     }
+
+
+# One name per alternative of the secret-name pattern (and its spellings): dropping any of them
+# from apps/core/redaction.py fails a case here.
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pass",
+        "password",
+        "DB_PASSWD",
+        "client_secret",
+        "refresh_token",
+        "api_key",
+        "api-key",
+        "ApiKey",
+        "private_key",
+        "private-key",
+        "privatekey",
+        "Authorization",
+        "credentials",
+        "Cookie",
+        "sessionid",
+        "signature",
+    ],
+)
+def test_every_kind_of_secret_name_is_recognised(name: str) -> None:
+    assert is_secret_name(name)
+    assert redact({name: "s3cr3t"}) == {name: REDACTED}
+
+
+@pytest.mark.parametrize("name", ["site", "description", "email_subject", "status", "count"])
+def test_ordinary_names_are_not_secret(name: str) -> None:
+    assert not is_secret_name(name)
 
 
 @pytest.fixture

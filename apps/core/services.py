@@ -99,7 +99,8 @@ def _check_beat() -> dict[str, Any]:
     }
 
 
-def _queues() -> dict[str, Any]:
+def queue_backlogs() -> dict[str, Any]:
+    """Each queue's waiting messages and its oldest one's age (/healthz and /metrics)."""
     from intelliwiz_config.celery import QUEUE_NAMES, app
 
     backlogs: dict[str, Any] = {}
@@ -151,6 +152,6 @@ def health_report() -> dict[str, Any]:
     return {
         "status": "healthy" if healthy else "unhealthy",
         "checks": checks,
-        "queues": _queues(),
+        "queues": queue_backlogs(),
         "tasks": _task_trouble(),
     }
