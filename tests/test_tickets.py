@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.mail import TransientMailError, deliver
+from apps.core.models import IdempotencyKey
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from apps.y_helpdesk.services import escalate_due_tickets, record_ticket_saved, ticket_mail
+from background_tasks.ticket_tasks import send_ticket_email
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +87,25 @@ def test_ticket_mail_goes_once_to_cleaned_recipients(world, mailoutbox) -> None:
     assert " is updated at site " in updated.subject
     deliver([updated])
     assert len(mailoutbox) == 2
+
+
+def test_the_ticket_task_mails_a_version_once_however_often_it_runs(world, mailoutbox) -> None:
+    ticket = make_ticket(world)
+    # Two messages for one version (a redelivery, a duplicate enqueue): two task ids.
+    first = send_ticket_email.apply(args=(ticket.pk,), kwargs={"version": 1}).get()
+    again = send_ticket_email.apply(args=(ticket.pk,), kwargs={"version": 1}).get()
+    assert (first["sent"], again["sent"], len(mailoutbox)) == (True, False, 1)
+    key = IdempotencyKey.objects.get(key=f"ticket:{ticket.pk}:v1")
+    assert key.status == IdempotencyKey.Status.DONE
+
+
+def test_no_mail_leaves_inside_a_transaction(world, mailoutbox) -> None:
+    """A mail sent before its transaction commits may tell of a change that is rolled back."""
+    ticket = make_ticket(world)
+    with pytest.raises(RuntimeError, match="after the transaction commits"), transaction.atomic():
+        deliver([ticket_mail(ticket.pk, version=1)])
+    assert mailoutbox == []
+    assert not IdempotencyKey.objects.filter(key=f"ticket:{ticket.pk}:v1").exists()
 
 
 def test_a_ticket_without_valid_recipients_has_an_empty_list(world) -> None:
