@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 from celery import shared_task
@@ -12,6 +14,7 @@ from django.core.management.commands.createcachetable import Command as CreateCa
 from django.db import connection
 
 from apps.core.cache import DatabaseCache
+from apps.core.tasks import circuit_breaker
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError, CircuitState
 from apps.core.tasks.utils import task_retry_policy
@@ -24,7 +27,19 @@ def breaker(db, clean_cache) -> CircuitBreaker:
     return CircuitBreaker("partner-api", failure_threshold=3, recovery_timeout=0.5)
 
 
-def test_opens_after_the_threshold_then_probes_once_then_closes(breaker) -> None:
+@pytest.fixture
+def advance(monkeypatch) -> Callable[[float], None]:
+    """Move the breaker's clock on by `seconds` (instead of sleeping through its timeout)."""
+    now = [time.time()]
+    monkeypatch.setattr(circuit_breaker, "time", SimpleNamespace(time=lambda: now[0]))
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    return advance
+
+
+def test_opens_after_the_threshold_then_probes_once_then_closes(breaker, advance) -> None:
     for _ in range(2):
         breaker.before_call()
         breaker.record_failure()
@@ -34,7 +49,7 @@ def test_opens_after_the_threshold_then_probes_once_then_closes(breaker) -> None
     with pytest.raises(CircuitOpenError, match="'partner-api' is open"):
         breaker.before_call()
 
-    time.sleep(0.6)
+    advance(0.6)
     assert breaker.state() is CircuitState.HALF_OPEN
     breaker.before_call()  # this caller is the probe
     with pytest.raises(CircuitOpenError):
@@ -44,10 +59,10 @@ def test_opens_after_the_threshold_then_probes_once_then_closes(breaker) -> None
     breaker.before_call()
 
 
-def test_a_failed_probe_opens_the_circuit_again(breaker) -> None:
+def test_a_failed_probe_opens_the_circuit_again(breaker, advance) -> None:
     for _ in range(3):
         breaker.record_failure()
-    time.sleep(0.6)
+    advance(0.6)
     breaker.before_call()
     breaker.record_failure()
     assert breaker.state() is CircuitState.OPEN

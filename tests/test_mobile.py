@@ -231,7 +231,6 @@ def test_the_mqtt_bridge_end_to_end(worker, worker_mqtt_broker, world, tmp_path)
     sender = Subscriber(worker_mqtt_broker.url, "intelliwiz/mobile/none")
     try:
         bridge.wait_for_log("mqtt_bridge: listening")
-        time.sleep(0.5)
         request = {
             "secret": "s3cret-token",
             "kind": "mutation",

@@ -23,12 +23,14 @@ class Peer:
     def __init__(self, port: int, user: str | None, password: str | None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.refused: int | None = None
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"p-{free_port()}")
         if user:
             self.client.username_pw_set(user, password)
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.connect("127.0.0.1", port, 30)
         self.client.loop_start()
 
@@ -45,8 +47,15 @@ class Peer:
         return self.connected.is_set()
 
     def subscribe(self, topic: str) -> None:
+        self.subscribed.clear()
         self.client.subscribe(topic, qos=1)
-        time.sleep(0.3)
+        assert self.subscribed.wait(5), f"no SUBACK for {topic}"
+
+    def wait_for(self, payload: bytes) -> None:
+        deadline = time.monotonic() + 5
+        while payload not in [p for _, p in self.messages]:
+            assert time.monotonic() < deadline, f"{payload!r} never arrived: {self.messages}"
+            time.sleep(0.02)
 
     def publish(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
@@ -100,10 +109,22 @@ def test_a_device_reaches_only_its_own_topics(broker) -> None:
     phone_a.publish("intelliwiz/mobile/phone-b/request", b"posing as b")
     bridge.publish("intelliwiz/mobile/phone-a/response", b"for a")
     bridge.publish("intelliwiz/mobile/phone-b/response", b"for b, with a download link")
-    time.sleep(1)
+    # Markers sent after the forbidden messages: the broker delivers a publisher's messages in
+    # order, so once a marker is in, a forbidden message that got through would be in too.
+    phone_a.publish("intelliwiz/mobile/phone-a/request", b"end")
+    bridge.publish("intelliwiz/mobile/phone-a/response", b"end")
+    bridge.wait_for(b"end")
+    phone_a.wait_for(b"end")
+    phone_b.wait_for(b"for b, with a download link")
 
-    assert bridge.messages == [("intelliwiz/mobile/phone-a/request", b"mine")]
-    assert phone_a.messages == [("intelliwiz/mobile/phone-a/response", b"for a")]
+    assert bridge.messages == [
+        ("intelliwiz/mobile/phone-a/request", b"mine"),
+        ("intelliwiz/mobile/phone-a/request", b"end"),
+    ]
+    assert phone_a.messages == [
+        ("intelliwiz/mobile/phone-a/response", b"for a"),
+        ("intelliwiz/mobile/phone-a/response", b"end"),
+    ]
     assert phone_b.messages == [
         ("intelliwiz/mobile/phone-b/response", b"for b, with a download link")
     ]
@@ -123,6 +144,7 @@ def test_a_disabled_device_is_shut_out_once_the_files_are_synced(broker) -> None
     MobileDevice.objects.filter(pk=devices["phone-b"].pk).update(enabled=False)
     call_command("sync_mqtt_auth", password_file=passwords, acl_file=acl)
     mosquitto.reload()
-    time.sleep(0.5)
-    assert not peer("phone-b", "phone-b-secret").wait_connected()
+    deadline = time.monotonic() + 5
+    while peer("phone-b", "phone-b-secret").wait_connected():  # until the reload takes effect
+        assert time.monotonic() < deadline, "phone-b still signs in after the reload"
     assert peer("phone-a", "phone-a-secret").wait_connected()

@@ -90,7 +90,6 @@ def test_a_batch_sent_over_the_mqtt_bridge_is_applied(
     sender = Subscriber(worker_mqtt_broker.url, "intelliwiz/mobile/none")
     try:
         bridge.wait_for_log("mqtt_bridge: listening")
-        time.sleep(0.5)
         request = {
             "secret": "s3cret-token",
             "kind": "mutation",

@@ -28,6 +28,10 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         client = mqtt.new_client("bridge", settings.MQTT_BRIDGE_URL)
         client.on_connect = lambda c, *_: c.subscribe(REQUEST_TOPICS, qos=1)
+        # Said once the broker grants the subscription: from then on no request is missed.
+        client.on_subscribe = lambda *_: self.stdout.write(
+            f"mqtt_bridge: listening on {REQUEST_TOPICS}"
+        )
 
         def on_message(_client, _userdata, message: paho.MQTTMessage) -> None:
             try:
@@ -39,7 +43,6 @@ class Command(BaseCommand):
 
         client.on_message = on_message
         client.loop_start()
-        self.stdout.write(f"mqtt_bridge: listening on {REQUEST_TOPICS}")
         stop.wait()
         client.loop_stop()
         client.disconnect()
