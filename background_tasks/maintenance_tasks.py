@@ -15,7 +15,10 @@ def cache_warming_scheduled() -> dict[str, int]:
     return warm_all()
 
 
-@shared_task(name="cleanup_expired_pdf_tasks", **task_retry_policy("maintenance"))
+# Hourly housekeeping whose outcome nobody reads: no result row.
+@shared_task(
+    name="cleanup_expired_pdf_tasks", ignore_result=True, **task_retry_policy("maintenance")
+)
 def cleanup_expired_pdf_tasks() -> dict[str, int]:
     """Delete expired PDF jobs and their files."""
     return cleanup_expired()
