@@ -11,17 +11,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.utils import timezone
-from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus, Priority
 from apps.attendance.models import AttendanceEvent
 from apps.onboarding.models import BusinessUnit
-from apps.reports.pdf_fonts import FAMILY, unicode_pdf
+from apps.reports.pdf_fonts import FAMILY, heading_style, unicode_pdf
 from apps.y_helpdesk.models import Ticket
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 
 @dataclass
@@ -223,8 +225,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-# The table's header: white bold text on the brand's dark blue, never the chart's colour.
-HEADINGS = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=(13, 47, 87))
+# Alternate rows are shaded; the header (heading_style) is the brand's dark blue.
 ZEBRA = (240, 244, 248)
 
 
@@ -246,7 +247,7 @@ def render_pdf(data: ReportData) -> bytes:
     pdf.set_text_color(0, 0, 0)
     with pdf.table(
         col_widths=data.widths if data.widths and len(data.widths) == len(data.columns) else None,
-        headings_style=HEADINGS,
+        headings_style=heading_style(),
         cell_fill_color=ZEBRA,
         cell_fill_mode="ROWS",
         line_height=5,

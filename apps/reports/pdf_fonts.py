@@ -6,16 +6,25 @@ fpdf2's core fonts cover Latin-1 only; everything else used to become '?'.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fpdf import FPDF
+if TYPE_CHECKING:
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FAMILY = "DejaVu"
 FALLBACK = "DroidFallback"
 
 
+# fpdf (with numpy and fontTools) takes over a second to import: it is imported where a PDF is
+# drawn, not by every worker process that loads the task modules.
+
+
 def unicode_pdf(**options: object) -> FPDF:
     """An A4 FPDF whose font family `FAMILY` (regular and bold) covers any Unicode text."""
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4", **options)
     pdf.add_font(FAMILY, "", FONT_DIR / "DejaVuSans.ttf")
     pdf.add_font(FAMILY, "B", FONT_DIR / "DejaVuSans-Bold.ttf")
@@ -24,3 +33,10 @@ def unicode_pdf(**options: object) -> FPDF:
     pdf.set_fallback_fonts([FALLBACK], exact_match=False)
     pdf.set_font(FAMILY, size=10)
     return pdf
+
+
+def heading_style() -> FontFace:
+    """Table headings: bold white on dark blue."""
+    from fpdf.fonts import FontFace
+
+    return FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=(13, 47, 87))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
-from fpdf import FPDF
-from fpdf.fonts import FontFace
 
-from apps.reports.pdf_fonts import FAMILY, unicode_pdf
+from apps.reports.pdf_fonts import FAMILY, heading_style, unicode_pdf
 from apps.work_order_management.models import (
     ApprovalStep,
     PermitKind,
@@ -17,12 +16,14 @@ from apps.work_order_management.models import (
     WorkPermit,
 )
 
+if TYPE_CHECKING:
+    from fpdf import FPDF
+
 # The permit status in which each role's decisions are asked for.
 PHASE_OF_ROLE = {
     ApprovalStep.Role.VERIFIER: PermitStatus.PENDING_VERIFICATION,
     ApprovalStep.Role.APPROVER: PermitStatus.PENDING_APPROVAL,
 }
-HEADINGS = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=(13, 47, 87))
 
 
 def pdf_filename(permit: WorkPermit) -> str:
@@ -104,7 +105,7 @@ def render_permit_pdf(permit: WorkPermit) -> bytes:
     steps = ordered_steps(permit)
     if steps:
         _heading(pdf, "Verification and approval")
-        with pdf.table(col_widths=(25, 45, 35, 32, 53), headings_style=HEADINGS) as table:
+        with pdf.table(col_widths=(25, 45, 35, 32, 53), headings_style=heading_style()) as table:
             table.row(["Role", "Name", "Status", "When", "Remark"])
             for step in steps:
                 when = (
