@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_task
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -114,7 +115,9 @@ def claim_side_effect(
     for _ in range(3):  # a concurrent release can remove the row between our two steps
         now = timezone.now()
         try:
-            with transaction.atomic():
+            # In autocommit the INSERT alone is atomic: one round trip. Inside a transaction a
+            # savepoint keeps a conflict from breaking it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 _new_claim(key, owner, task_id, now, lease).save(force_insert=True)
             return Claim(key, owner)
         except IntegrityError:
