@@ -434,11 +434,16 @@ LOGGING = {
     },
 }
 
+# --- Observability (README.md, Observability) ---------------------------------------------------
+# The bearer token Prometheus sends to /metrics (unset: only signed-in operators may read it).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- HTTPS (production: behind a proxy that terminates TLS and sets X-Forwarded-Proto) ----------
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes inside the deployment speak plain HTTP
+    # Probes and Prometheus inside the deployment speak plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from apps.core.views import healthz
+from apps.core.views import healthz, metrics
 from apps.mobile import views as mobile_views
 from apps.peoples import views as people_views
 from apps.reports import views as report_views
@@ -26,6 +26,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("jobs/", include("apps.activity.urls")),
     path("tickets/", include("apps.y_helpdesk.urls")),
     path("permits/", include("apps.work_order_management.urls")),

@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 import shlex
 import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
+from apps.core.models import IdempotencyKey, WorkerHeartbeat
+from apps.peoples.models import People
+from background_tasks import publish_mqtt, task_every_min
 from intelliwiz_config.celery import app
 from tests.conftest import BASE_DIR, ManagedProcess, process_env
-
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+from tests.support import worker_tasks
 
 
 def procfile_command(process: str) -> list[str]:
@@ -25,6 +32,8 @@ def procfile_command(process: str) -> list[str]:
     raise AssertionError(f"no {process} in the Procfile")
 
 
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_a_procfile_worker_writes_the_task_run_line(tmp_path) -> None:
     # The Procfile's own command (Celery's default WARNING level), on a broker of its own, so
     # the session's test worker cannot take the message.
@@ -52,3 +61,190 @@ def test_a_procfile_worker_writes_the_task_run_line(tmp_path) -> None:
         worker.wait_for_log(f"task_run task=task_every_min id={sent.id} outcome=success")
     finally:
         worker.stop()
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+TOKEN = "metrics-token-for-tests-0123456789abcdef"
+
+
+def scrape(client) -> Samples:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200, response.content
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def wait_for_scrape(client, done: Callable[[Samples], bool], timeout: float = 30) -> Samples:
+    """Scrape until `done` holds: workers flush their counts every FLUSH_SECONDS."""
+    deadline = time.monotonic() + timeout
+    while not done(samples := scrape(client)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return samples
+
+
+@pytest.fixture
+def metrics_token(settings) -> str:
+    settings.METRICS_TOKEN = TOKEN
+    return TOKEN
+
+
+@pytest.mark.django_db
+def test_metrics_are_for_prometheus_and_operators_only(client, settings) -> None:
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+    settings.METRICS_TOKEN = TOKEN
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and b"intelliwiz_queue_messages" in response.content
+    client_admin = People.objects.create_user("staff", "pw", email="s@x.test", is_staff=True)
+    client.force_login(client_admin)
+    assert client.get("/metrics").status_code == 403
+    client.force_login(People.objects.create_superuser("operator", "pw", email="o@x.test"))
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_task_counts_and_histograms_after_real_worker_runs(
+    worker: ManagedProcess, client, metrics_token, clean_cache
+) -> None:
+    def counts(samples: Samples, task: str) -> dict[str, float]:
+        labels = {"task": task, "queue": "default"}
+        return {
+            name: sample(samples, f"intelliwiz_task_{name}", **labels)
+            for name in (
+                "started_total",
+                "succeeded_total",
+                "retried_total",
+                "failed_total",
+                "dead_lettered_total",
+                "runtime_seconds_count",
+                "queue_wait_seconds_count",
+            )
+        } | {
+            "runtime_inf": sample(
+                samples, "intelliwiz_task_runtime_seconds_bucket", le="+Inf", **labels
+            )
+        }
+
+    before = scrape(client)
+    flaky = worker_tasks.flaky.delay("metrics-flaky", failures=1)
+    failing = worker_tasks.permanent_failure.delay(key="metrics-bad")
+    assert flaky.get(timeout=30) == 2
+    with pytest.raises(ValueError):
+        failing.get(timeout=30)
+    expected = {
+        "tests.flaky": {
+            "started_total": 2,
+            "succeeded_total": 1,
+            "retried_total": 1,
+            "failed_total": 0,
+            "dead_lettered_total": 0,
+            "runtime_seconds_count": 2,
+            "queue_wait_seconds_count": 2,
+            "runtime_inf": 2,
+        },
+        "tests.permanent_failure": {
+            "started_total": 1,
+            "succeeded_total": 0,
+            "retried_total": 0,
+            "failed_total": 1,
+            "dead_lettered_total": 1,
+            "runtime_seconds_count": 1,
+            "queue_wait_seconds_count": 1,
+            "runtime_inf": 1,
+        },
+    }
+
+    def deltas(samples: Samples) -> dict[str, dict[str, float]]:
+        return {
+            task: {k: v - counts(before, task)[k] for k, v in counts(samples, task).items()}
+            for task in expected
+        }
+
+    after = wait_for_scrape(client, lambda samples: deltas(samples) == expected)
+    assert deltas(after) == expected
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_queue_depth_and_oldest_message_age_come_from_the_broker(
+    worker: ManagedProcess, client, metrics_token
+) -> None:
+    # The worker stops consuming "reports", so what is sent there waits.
+    control = {"destination": [worker.nodename], "reply": True, "timeout": 10}
+    assert app.control.cancel_consumer("reports", **control)
+    try:
+        for _ in range(3):
+            task_every_min.apply_async(queue="reports")
+        samples = wait_for_scrape(
+            client,
+            lambda s: (
+                sample(s, "intelliwiz_queue_oldest_message_age_seconds", queue="reports") >= 1
+            ),
+        )
+        assert sample(samples, "intelliwiz_queue_messages", queue="reports") == 3
+        assert sample(samples, "intelliwiz_broker_up") == 1
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge("reports")
+        assert app.control.add_consumer("reports", **control)
+    assert sample(scrape(client), "intelliwiz_queue_messages", queue="reports") == 0
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_heartbeats_per_worker_and_beat_lag(worker: ManagedProcess, client, metrics_token) -> None:
+    # As beat sends it: named by its schedule entry, so its lateness is measured.
+    sent = task_every_min.apply_async(headers={"periodic_task_name": "worker-heartbeat"})
+    samples = wait_for_scrape(
+        client,
+        lambda s: (
+            sample(s, "intelliwiz_worker_heartbeat_lateness_seconds", worker=worker.nodename) > 0
+        ),
+    )
+    beat = WorkerHeartbeat.objects.get(worker=worker.nodename)
+    assert beat.task_id == sent.id
+    assert sample(
+        samples, "intelliwiz_worker_last_heartbeat_timestamp_seconds", worker=worker.nodename
+    ) == pytest.approx(beat.ran_at.timestamp())
+    assert sample(samples, "intelliwiz_beat_lag_seconds") == pytest.approx(beat.lateness_seconds)
+
+
+@pytest.mark.django_db
+def test_ledger_claims_breakers_and_dead_letters_are_read_when_scraped(
+    client, metrics_token, clean_cache
+) -> None:
+    now = timezone.now()
+    for key, lease_left in (("live", 60), ("dead-1", -60), ("dead-2", -1)):
+        IdempotencyKey.objects.create(
+            key=key,
+            owner="o",
+            claimed_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_left),
+        )
+    IdempotencyKey.objects.create(
+        key="done", owner="o", status="DONE", claimed_at=now, lease_expires_at=now
+    )
+    mqtt = publish_mqtt.circuit_breaker()
+    for _ in range(mqtt.failure_threshold):
+        mqtt.record_failure()
+    samples = scrape(client)
+    assert sample(samples, "intelliwiz_ledger_claims_in_progress") == 3
+    assert sample(samples, "intelliwiz_ledger_claims_past_lease") == 2
+    assert (
+        sample(samples, "intelliwiz_circuit_breaker_state", service="mqtt-broker", state="open")
+        == 1
+    )
+    assert (
+        sample(samples, "intelliwiz_circuit_breaker_state", service="mqtt-broker", state="closed")
+        == 0
+    )

@@ -143,3 +143,23 @@ class BeatLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder}"
+
+
+class TaskMetric(models.Model):
+    """One counter of the task metrics (apps.core.metrics): a name, its labels, its total.
+
+    Worker processes add to these rows; /metrics reads them, so counts reach the web process
+    wherever the workers run.
+    """
+
+    name = models.CharField(max_length=64)
+    labels = models.CharField(max_length=512, help_text="JSON object, keys sorted")
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "labels"], name="core_taskmetric_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.labels} = {self.value}"

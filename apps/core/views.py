@@ -1,7 +1,12 @@
-from django.http import HttpRequest, JsonResponse
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from apps.core.scrape import render
 from apps.core.services import health_report
 
 
@@ -10,3 +15,24 @@ from apps.core.services import health_report
 def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
     return JsonResponse(report, status=200 if report["status"] == "healthy" else 503)
+
+
+def _bearer_token_matches(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given, token)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics: for Prometheus (the METRICS_TOKEN bearer token) and operators
+    (superusers), as the task platform's records are in the admin: worker and partner host
+    names are no one else's business."""
+    if not (_bearer_token_matches(request) or request.user.is_superuser):
+        status = 403 if request.user.is_authenticated else 401
+        response = HttpResponse(status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

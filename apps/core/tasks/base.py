@@ -20,6 +20,7 @@ from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.idempotency import SideEffectInProgress
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
 
@@ -33,6 +34,7 @@ class BaseTask(DjangoTask):
     retry_window: float | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        metrics.record_started(self.name, self._queue())
         started = time.monotonic()
         outcome, error = "success", ""
         try:
@@ -49,10 +51,15 @@ class BaseTask(DjangoTask):
         finally:
             self._log_run(outcome, error, time.monotonic() - started)
 
+    def _queue(self) -> str:
+        return (self.request.delivery_info or {}).get("routing_key", "")
+
     def _log_run(self, outcome: str, error: str, duration: float) -> None:
         request = self.request
         published_at = request.get("published_at")
-        queue = (request.delivery_info or {}).get("routing_key", "")
+        queue = self._queue()
+        queue_wait = time.time() - duration - published_at if published_at else None
+        metrics.record_run(self.name, queue, outcome, duration, queue_wait)
         fields = {
             "task": self.name,
             "id": request.id,
@@ -61,8 +68,8 @@ class BaseTask(DjangoTask):
             "retries": request.retries,
             "queue": queue,
         }
-        if published_at:
-            fields["queue_wait_ms"] = round((time.time() - duration - published_at) * 1000, 1)
+        if queue_wait is not None:
+            fields["queue_wait_ms"] = round(queue_wait * 1000, 1)
         if error:
             fields["error"] = error
         level = logging.ERROR if outcome == "failure" else logging.INFO
@@ -126,11 +133,12 @@ class BaseTask(DjangoTask):
 
         # Without its dead letter a failure would be invisible to operators: if the database
         # stays down, the message goes back to the broker and the task runs again later.
-        with_database_patience(
+        queue = self._queue()
+        recorded = with_database_patience(
             lambda: record_dead_letter(
                 task_name=self.name,
                 task_id=task_id,
-                queue=(self.request.delivery_info or {}).get("routing_key", ""),
+                queue=queue,
                 args=args,
                 kwargs=kwargs,
                 exc=exc,
@@ -139,6 +147,8 @@ class BaseTask(DjangoTask):
             f"dead letter of task {task_id}",
             task_id,
         )
+        if recorded is not None:
+            metrics.record_dead_letter(self.name, queue)
 
 
 class ExternalServiceTask(BaseTask):

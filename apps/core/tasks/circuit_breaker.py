@@ -14,6 +14,8 @@ from enum import StrEnum
 from django.core.cache import cache as default_cache
 from django.core.cache.backends.base import BaseCache
 
+from apps.core import metrics
+
 
 class CircuitState(StrEnum):
     CLOSED = "closed"
@@ -85,10 +87,13 @@ class CircuitBreaker:
             # A failed half-open probe (or a late failure): open for a full period again.
             self.cache.set(self._opened_key, time.time(), timeout=None)
             self.cache.delete(self._probe_key)
+            metrics.record_circuit_opened(self.service)
             return
-        if self._count_failure() >= self.failure_threshold:
-            # add(): of all the processes crossing the threshold together, one opens.
-            self.cache.add(self._opened_key, time.time(), timeout=None)
+        # add(): of all the processes crossing the threshold together, one opens.
+        if self._count_failure() >= self.failure_threshold and self.cache.add(
+            self._opened_key, time.time(), timeout=None
+        ):
+            metrics.record_circuit_opened(self.service)
 
     def _count_failure(self) -> int:
         for _ in range(3):
