@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.reports",
     "apps.integrations",
     "apps.mobile",
+    "apps.demo",
     "graphene_django",
     "background_tasks",
 ]

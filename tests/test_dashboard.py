@@ -10,7 +10,8 @@ from django.test import Client
 
 from apps.activity.models import Jobneed
 from apps.attendance.models import AttendanceEvent
-from apps.reports.dashboard import compute_site_dashboard, lookup_choices, site_dashboard
+from apps.onboarding.lookups import lookup_choices
+from apps.reports.dashboard import compute_site_dashboard, site_dashboard
 from apps.y_helpdesk.models import Ticket
 from background_tasks import cache_warming_scheduled
 from tests import factories

@@ -64,7 +64,8 @@ def new_permit(world, contacts: str = "guard@facility.test, Guard@facility.test,
 
 
 def enqueued(callbacks) -> list[tuple[str, tuple]]:
-    return [(cb.func.__self__.name, cb.args) for cb in callbacks]
+    """(task name, positional arguments) of each task sent on commit (apply_async partials)."""
+    return [(cb.func.__self__.name, cb.args[0]) for cb in callbacks]
 
 
 def test_numbers_run_per_site_and_bad_contacts_are_refused(world) -> None:

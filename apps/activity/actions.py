@@ -8,8 +8,8 @@ from django.db import transaction
 
 from apps.activity.models import Job
 from apps.activity.ppm import replace_future_instances
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
-from background_tasks.job_tasks import create_ppm_job
 
 # Editing one of these changes what the future instances would be.
 SCHEDULE_FIELDS = frozenset(
@@ -46,4 +46,4 @@ def save_job(job: Job, *, created: bool, changed: Iterable[str], by: People | No
         if not created and SCHEDULE_FIELDS & set(changed):
             replace_future_instances(job)
         if job.enabled:
-            create_ppm_job.delay_on_commit(job.pk)
+            enqueue_on_commit("create_ppm_job", job.pk)

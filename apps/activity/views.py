@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from apps.activity.actions import save_job
 from apps.activity.models import Asset, Job, Jobneed, QuestionSet
+from apps.onboarding.lookups import lookup_choices
 from apps.peoples.access import can, visible_groups, visible_people, visible_sites
-from apps.reports.dashboard import lookup_choices
 
 # The browser's own date and time picker; values are read in the person's time zone.
 LOCAL_DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
-
 from apps.attendance.geofence import distance_m, inside_geofence
 from apps.attendance.models import AttendanceEvent
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
 
 OUTSIDE_GEOFENCE = "ATTENDANCE_OUTSIDE_GEOFENCE"
@@ -24,8 +23,6 @@ def record_punch(
 ) -> AttendanceEvent:
     """Record a punch at the person's site; one made outside the geofence is reported to the
     NOC (after commit) as a mismatch."""
-    from background_tasks.email_tasks import send_mismatch_notification
-
     site = person.site
     inside = inside_geofence(site, latitude, longitude)
     event = AttendanceEvent.objects.create(
@@ -49,14 +46,10 @@ def record_punch(
                 "radius_m": site.geofence_radius_m,
             },
         }
-        transaction.on_commit(lambda: send_mismatch_notification.delay(mismatch))
+        enqueue_on_commit("send_mismatch_notification", mismatch)
     return event
 
 
 def selfie_received(event: AttendanceEvent) -> None:
     """Verify the punch's new selfie in the background, once the upload commits."""
-    from background_tasks.media_tasks import perform_facerecognition_bgt
-
-    transaction.on_commit(
-        lambda: perform_facerecognition_bgt.delay(str(event.uuid), event.person_id)
-    )
+    enqueue_on_commit("perform_facerecognition_bgt", str(event.uuid), event.person_id)

@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus
+from apps.core.enqueue import enqueue_on_commit
 from apps.core.idempotency import claim_side_effect
 from apps.integrations.models import RejectedSyncRecord, SyncBatch
 from apps.peoples.models import People
@@ -205,8 +206,6 @@ def apply_records_once(
 def queue_batch(records: object, table: str, sender: People) -> SyncBatch:
     """A device's offline batch: checked as a whole now (table, size), recorded, and applied by
     insert_json_records_async once the caller's transaction commits."""
-    from background_tasks.integration_tasks import insert_json_records_async
-
     if table not in SYNC_TABLES:
         raise SyncError(f"table {table!r} cannot be synced; allowed: {', '.join(SYNC_TABLES)}")
     if not isinstance(records, list) or not 0 < len(records) <= MAX_RECORDS:
@@ -214,9 +213,5 @@ def queue_batch(records: object, table: str, sender: People) -> SyncBatch:
     batch = SyncBatch.objects.create(
         sender=sender, table=table, records=len(records), task_id=str(uuid.uuid4())
     )
-    transaction.on_commit(
-        lambda: insert_json_records_async.apply_async(
-            (records, table, sender.pk), task_id=batch.task_id
-        )
-    )
+    enqueue_on_commit("insert_json_records_async", records, table, sender.pk, task_id=batch.task_id)
     return batch

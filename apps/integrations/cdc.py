@@ -9,8 +9,10 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import serializers
-from django.db import models, transaction
+from django.db import models
 from django.db.models.signals import post_delete, post_save
+
+from apps.core.enqueue import enqueue_on_commit
 
 
 def change_envelope(instance: models.Model, operation: str) -> dict[str, Any]:
@@ -30,10 +32,8 @@ def change_envelope(instance: models.Model, operation: str) -> dict[str, Any]:
 def _publish_after_commit(instance: models.Model, operation: str) -> None:
     if not settings.MQTT_URL:
         return
-    from background_tasks.integration_tasks import publish_mqtt
-
     envelope = change_envelope(instance, operation)
-    transaction.on_commit(lambda: publish_mqtt.delay(settings.MQTT_CHANGES_TOPIC, envelope))
+    enqueue_on_commit("publish_mqtt", settings.MQTT_CHANGES_TOPIC, envelope)
 
 
 def _saved(

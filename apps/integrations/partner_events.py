@@ -16,10 +16,10 @@ from typing import Any
 from celery.signals import task_failure, task_retry, task_success
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.core.redaction import redact_text
 from apps.integrations.models import PartnerDelivery, PartnerEvent, PartnerSubscription
 from apps.integrations.partner_api import PartnerCallRefused, PartnerUnavailable, resolve
@@ -77,23 +77,17 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
             "subscription"
         )
     )
-    transaction.on_commit(lambda: [_send(delivery) for delivery in new])
+    for delivery in new:
+        enqueue_on_commit(
+            PARTNER_TASK,
+            url=delivery.subscription.url,
+            method="POST",
+            data=delivery.payload,
+            timeout=CALL_TIMEOUT,
+            credentials=delivery.subscription.credentials or None,
+            task_id=delivery.task_id,
+        )
     return len(new)
-
-
-def _send(delivery: PartnerDelivery) -> None:
-    from background_tasks.integration_tasks import external_api_call_async
-
-    external_api_call_async.apply_async(
-        kwargs={
-            "url": delivery.subscription.url,
-            "method": "POST",
-            "data": delivery.payload,
-            "timeout": CALL_TIMEOUT,
-            "credentials": delivery.subscription.credentials or None,
-        },
-        task_id=delivery.task_id,
-    )
 
 
 # --- What happened, told where it happens ----------------------------------------------------

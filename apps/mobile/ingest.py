@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from graphql import OperationType
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.mobile.limits import QueryRefused, checked_document
 from apps.mobile.models import MobileDevice, MobileMessage, secret_digest
 from apps.mobile.schema import schema
@@ -158,15 +159,10 @@ def accept(device: MobileDevice, body: Any) -> dict[str, Any]:
 
 
 def _enqueue(message: MobileMessage) -> None:
-    from background_tasks.integration_tasks import (
-        process_graphql_download_async,
-        process_graphql_mutation_async,
-    )
-
     task = (
-        process_graphql_mutation_async
+        "process_graphql_mutation_async"
         if message.kind == MobileMessage.Kind.MUTATION
-        else process_graphql_download_async
+        else "process_graphql_download_async"
     )
     # The task gets the message id only: the person comes from the authenticated record.
-    task.apply_async_on_commit(({"message_id": message.pk},), task_id=message.task_id)
+    enqueue_on_commit(task, {"message_id": message.pk}, task_id=message.task_id)

@@ -24,6 +24,7 @@ from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priorit
 from apps.activity.state_machine import InvalidTransition, transition
 from apps.attendance.models import AttendanceEvent
 from apps.attendance.punches import record_punch, selfie_received
+from apps.core.enqueue import enqueue_on_commit
 from apps.core.models import Attachment
 from apps.core.uploads import UploadRefused, sniff
 from apps.integrations.bulk_sync import SyncError, queue_batch
@@ -32,7 +33,6 @@ from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, scope_of
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
-from background_tasks.ticket_tasks import alert_sendmail
 
 
 def _person(info):
@@ -160,7 +160,7 @@ class SubmitJobneedAnswers(graphene.Mutation):
             alerts = sum(d.is_alert for d in details.values())
             if alerts and not jobneed.has_alerts:
                 Jobneed.objects.filter(pk=jobneed.pk).update(has_alerts=True)
-                alert_sendmail.delay_on_commit(jobneed.pk, "observation")
+                enqueue_on_commit("alert_sendmail", jobneed.pk, "observation")
             if complete:
                 try:
                     if jobneed.status == JobneedStatus.ASSIGNED:
@@ -317,7 +317,6 @@ def _process_in_background(attachment: Attachment) -> None:
     """A punch's selfie is verified against the person's face; an answer's audio is
     transcribed. Both run once the upload commits; their outcomes show in myAttendance and
     myJobneeds."""
-    from background_tasks.media_tasks import process_audio_transcript
 
     if (
         attachment.owner_type == "attendance.attendanceevent"
@@ -332,7 +331,7 @@ def _process_in_background(attachment: Attachment) -> None:
         JobneedDetails.objects.filter(pk=detail.pk).update(
             transcript_status=JobneedDetails.TranscriptStatus.PENDING
         )
-        transaction.on_commit(lambda: process_audio_transcript.delay(detail.pk))
+        enqueue_on_commit("process_audio_transcript", detail.pk)
 
 
 def _owner_type(person, owner_uuid) -> str:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.activity.models import Jobneed
 from apps.attendance.models import AttendanceEvent
+from apps.onboarding.lookups import lookup_choices, lookup_key
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, Ticket
 
@@ -57,15 +58,6 @@ def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str,
     )
 
 
-def lookup_choices(category: str) -> list[tuple[int, str]]:
-    codes = TypeAssist.objects.filter(category=category, enabled=True).order_by("code")
-    return cache.get_or_set(
-        f"choices:v1:lookup:{category}",
-        lambda: list(codes.values_list("pk", "name")),
-        settings.DASHBOARD_CACHE_SECONDS * 2,
-    )
-
-
 def warm_all(now: datetime | None = None) -> dict[str, int]:
     """Recompute every enabled site's dashboard and every lookup list the forms show (people
     lists are not cached: each person's form offers the people they reach)."""
@@ -79,6 +71,6 @@ def warm_all(now: datetime | None = None) -> dict[str, int]:
             settings.DASHBOARD_CACHE_SECONDS,
         )
     for category in TypeAssist.Category.values:
-        cache.delete(f"choices:v1:lookup:{category}")
+        cache.delete(lookup_key(category))
         lookup_choices(category)
     return {"sites": len(sites), "lookup_lists": len(TypeAssist.Category.values)}

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from apps.onboarding.lookups import lookup_key
 from apps.onboarding.models import BusinessUnit
 from apps.reports.dashboard import dashboard_key
 
@@ -37,7 +38,7 @@ def _site_changed(sender, instance, **kwargs) -> None:
 
 
 def _lookup_changed(sender, instance, **kwargs) -> None:
-    key = f"choices:v1:lookup:{instance.category}"
+    key = lookup_key(instance.category)
     transaction.on_commit(lambda: cache.delete(key))
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
 from django.utils import timezone
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
 from apps.reports.models import PdfJob
 from apps.reports.pdf_fonts import FAMILY, unicode_pdf
@@ -40,15 +40,13 @@ def validate_document(document: Any) -> list[dict[str, Any]]:
 
 
 def request_pdf(title: str, document: Any, person: People) -> PdfJob:
-    from background_tasks.report_tasks import generate_pdf_async
-
     job = PdfJob.objects.create(
         title=title.strip()[:200] or "Document",
         document=validate_document(document),
         requested_by=person,
         expires_at=timezone.now() + timedelta(hours=settings.PDF_JOB_RETENTION_HOURS),
     )
-    transaction.on_commit(lambda: generate_pdf_async.delay(str(job.uuid)))
+    enqueue_on_commit("generate_pdf_async", str(job.uuid))
     return job
 
 

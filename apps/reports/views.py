@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.activity.models import JobneedStatus, Priority
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.access import visible_sites
 from apps.reports.builders import REPORT_TYPES, ReportError, check_range, report_title
 from apps.reports.dashboard import site_dashboard
@@ -24,11 +25,6 @@ from apps.reports.freshness import forget_site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob
 from apps.reports.pdf_jobs import DocumentError, request_pdf
 from apps.reports.services import report_headline, reports_area_path
-from background_tasks.report_tasks import (
-    create_save_report_async,
-    send_generated_report_onfly_email,
-    send_report_on_email,
-)
 
 
 @login_required
@@ -232,7 +228,8 @@ def report_request(request: HttpRequest) -> HttpResponse:
                 file_format=data["format"],
                 requested_by=request.user,
             )
-            create_save_report_async.delay_on_commit(
+            enqueue_on_commit(
+                "create_save_report_async",
                 {
                     "report_uuid": str(report.uuid),
                     "report_type": data["report_type"],
@@ -345,8 +342,12 @@ def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
     form = SendFileForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         to, cc = form.cleaned_data["to"], form.cleaned_data["cc"]
-        send_generated_report_onfly_email.delay_on_commit(
-            reports_area_path(report), settings.DEFAULT_FROM_EMAIL, to, cc
+        enqueue_on_commit(
+            "send_generated_report_onfly_email",
+            reports_area_path(report),
+            settings.DEFAULT_FROM_EMAIL,
+            to,
+            cc,
         )
         messages.success(request, f"The report is on its way to {', '.join(to + cc)}.")
         return redirect("report-page", report.uuid)
@@ -370,7 +371,8 @@ def dashboard_mail(request: HttpRequest) -> HttpResponse:
     form = MailDashboardForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         to = form.cleaned_data["to"]
-        send_report_on_email.delay_on_commit(
+        enqueue_on_commit(
+            "send_report_on_email",
             {
                 "emails": ", ".join(to),
                 "format": form.cleaned_data["format"],

@@ -10,6 +10,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.onboarding.models import BusinessUnit
 from apps.peoples.models import People
 from apps.work_order_management import services
@@ -25,7 +26,6 @@ from apps.work_order_management.models import (
     WorkPermit,
 )
 from apps.work_order_management.services import Answers, PermitError
-from background_tasks import email_tasks
 
 Role = ApprovalStep.Role
 
@@ -79,15 +79,13 @@ def create_permit(
         if permit_type.kind == PermitKind.SLA:
             permit.score = services.sla_score(permit)
             permit.save(update_fields=["score"])
-            email_tasks.send_email_notification_for_sla_report.delay_on_commit(permit.pk)
+            enqueue_on_commit("send_email_notification_for_sla_report", permit.pk)
         elif verifiers and source == WorkPermit.Source.MOBILE:
-            email_tasks.send_email_notification_for_wp_from_mobile_for_verifier.delay_on_commit(
-                permit.pk
-            )
+            enqueue_on_commit("send_email_notification_for_wp_from_mobile_for_verifier", permit.pk)
         elif verifiers:
-            email_tasks.send_email_notification_for_wp_verifier.delay_on_commit(permit.pk)
+            enqueue_on_commit("send_email_notification_for_wp_verifier", permit.pk)
         else:
-            email_tasks.send_email_notification_for_workpermit_approval.delay_on_commit(permit.pk)
+            enqueue_on_commit("send_email_notification_for_workpermit_approval", permit.pk)
     return permit
 
 
@@ -115,7 +113,7 @@ def decide(step_id: int, actor: People, *, approve: bool, remark: str = "") -> A
         step.remark = remark.strip()
         step.save(update_fields=["status", "decided_at", "remark"])
         if not approve:
-            _move(permit, PermitStatus.REJECTED, email_tasks.notify_permit_rejected)
+            _move(permit, PermitStatus.REJECTED, "work_order_management.notify_permit_rejected")
         elif (
             not permit.steps.filter(role=step.role)
             .exclude(status=ApprovalStep.Status.APPROVED)
@@ -125,19 +123,19 @@ def decide(step_id: int, actor: People, *, approve: bool, remark: str = "") -> A
                 _move(
                     permit,
                     PermitStatus.PENDING_APPROVAL,
-                    email_tasks.send_email_notification_for_workpermit_approval,
+                    "send_email_notification_for_workpermit_approval",
                 )
             elif permit.kind == PermitKind.SLA:
                 _move(
                     permit,
                     PermitStatus.APPROVED,
-                    email_tasks.send_email_notification_for_sla_vendor,
+                    "send_email_notification_for_sla_vendor",
                 )
             else:
                 _move(
                     permit,
                     PermitStatus.INPROGRESS,
-                    email_tasks.send_email_notification_for_vendor_and_security_after_approval,
+                    "send_email_notification_for_vendor_and_security_after_approval",
                 )
     return step
 
@@ -159,7 +157,7 @@ def cancel(permit_id: int, actor: People, remark: str) -> WorkPermit:
         _move(
             permit,
             PermitStatus.CANCELLED,
-            email_tasks.send_email_notification_for_vendor_and_security_of_wp_cancellation,
+            "send_email_notification_for_vendor_and_security_of_wp_cancellation",
         )
     return permit
 
@@ -180,12 +178,12 @@ def submit_return(permit_id: int, answers: Answers) -> WorkPermit:
         _move(
             permit,
             PermitStatus.COMPLETED,
-            email_tasks.send_email_notification_for_vendor_and_security_for_rwp,
+            "send_email_notification_for_vendor_and_security_for_rwp",
         )
     return permit
 
 
-def _move(permit: WorkPermit, status: str, notify) -> None:
+def _move(permit: WorkPermit, status: str, notify: str) -> None:
     permit.status = status
     permit.save(update_fields=["status", "modified_at"])
-    notify.delay_on_commit(permit.pk)
+    enqueue_on_commit(notify, permit.pk)

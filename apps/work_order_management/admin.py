@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.admin import ScopedAdmin
 from apps.work_order_management.models import (
     ApprovalStep,
@@ -11,7 +12,6 @@ from apps.work_order_management.models import (
     Vendor,
     WorkPermit,
 )
-from background_tasks.email_tasks import send_email_notification_for_wp
 
 
 @admin.register(Vendor)
@@ -77,5 +77,5 @@ class WorkPermitAdmin(ScopedAdmin):
     def remind_pending(self, request, queryset) -> None:
         with transaction.atomic():
             for pk in queryset.values_list("pk", flat=True):
-                send_email_notification_for_wp.delay_on_commit(pk)
+                enqueue_on_commit("send_email_notification_for_wp", pk)
         self.message_user(request, "Reminders queued.", level=messages.SUCCESS)

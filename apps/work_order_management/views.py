@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.access import can, of_their_client, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management import actions
@@ -33,7 +34,6 @@ from apps.work_order_management.pdf import (
     step_outcome,
 )
 from apps.work_order_management.services import PermitError
-from background_tasks import email_tasks
 
 
 def steps_waiting_for(person) -> QuerySet[ApprovalStep]:
@@ -137,7 +137,7 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Return permit submitted: the permit is completed.")
             elif action == "remind":
                 with transaction.atomic():
-                    email_tasks.send_email_notification_for_wp.delay_on_commit(permit.pk)
+                    enqueue_on_commit("send_email_notification_for_wp", permit.pk)
                 messages.success(request, "The people still to decide are reminded by mail.")
             return redirect("permits:detail", permit.pk)
         except PermitError as exc:

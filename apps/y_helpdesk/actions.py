@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
 from apps.y_helpdesk.models import Ticket
 from apps.y_helpdesk.services import record_ticket_saved
-from background_tasks.ticket_tasks import send_ticket_email
 
 
 def save_ticket(ticket: Ticket, actor: People, *, created: bool) -> None:
@@ -17,4 +17,4 @@ def save_ticket(ticket: Ticket, actor: People, *, created: bool) -> None:
         ticket.modified_by = actor
         ticket.save()
         record_ticket_saved(ticket, actor, created=created)
-        send_ticket_email.delay_on_commit(ticket.pk, ticket.version)
+        enqueue_on_commit("send_ticket_email", ticket.pk, ticket.version)

@@ -6,8 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from apps.activity.models import Asset
+from apps.onboarding.lookups import lookup_choices
 from apps.peoples.access import can, visible_groups, visible_people, visible_sites
-from apps.reports.dashboard import lookup_choices
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
 
