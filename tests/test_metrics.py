@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import socket
 import time
@@ -10,10 +12,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import yaml
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.core.models import IdempotencyKey, WorkerHeartbeat
+from apps.core.scrape import TaskLayerCollector
 from apps.peoples.models import People
 from background_tasks import publish_mqtt, task_every_min
 from intelliwiz_config.celery import app
@@ -192,6 +196,8 @@ def test_queue_depth_and_oldest_message_age_come_from_the_broker(
             ),
         )
         assert sample(samples, "intelliwiz_queue_messages", queue="reports") == 3
+        age = sample(samples, "intelliwiz_queue_oldest_message_age_seconds", queue="reports")
+        assert 1 <= age < 60
         assert sample(samples, "intelliwiz_broker_up") == 1
     finally:
         with app.connection_for_write() as connection:
@@ -248,3 +254,50 @@ def test_ledger_claims_breakers_and_dead_letters_are_read_when_scraped(
         sample(samples, "intelliwiz_circuit_breaker_state", service="mqtt-broker", state="closed")
         == 0
     )
+
+
+DEPLOY = BASE_DIR / "deploy"
+METRIC_NAME = re.compile(r"\bintelliwiz_[a-z_]+")
+
+
+def exposed_names() -> set[str]:
+    """Every sample name /metrics can show."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {f.name + s for f in TaskLayerCollector().collect() for s in suffixes[f.type]}
+
+
+def alert_rules() -> dict[str, str]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    return {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"]}
+
+
+@pytest.mark.django_db
+def test_alerts_and_the_dashboard_read_metrics_that_exist() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "intelliwiz.json").read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {
+        name for expr in [*alert_rules().values(), *queries] for name in METRIC_NAME.findall(expr)
+    }
+    assert used and used <= exposed_names()
+    # The four situations an operator must hear of.
+    assert {
+        "IntelliwizQueueBackingUp",
+        "IntelliwizDeadLettersRising",
+        "IntelliwizHeartbeatStale",
+        "IntelliwizCircuitBreakerOpen",
+    } <= set(alert_rules())
+
+
+def test_compose_runs_prometheus_with_the_metrics_token_and_grafana_on_loopback() -> None:
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    services = compose["services"]
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["web:8000"]
+    assert job["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
+    assert services["prometheus"]["secrets"] == ["metrics_token"]
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+    assert "METRICS_TOKEN" in services["web"]["environment"]
+    assert services["web"]["environment"]["DJANGO_ALLOWED_HOSTS"].endswith(",web")
+    for name in ("prometheus", "grafana", "flower"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
