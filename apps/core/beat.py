@@ -163,11 +163,11 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
             # The schedule read while standing by is stale: read it again before sending.
             self._initial_read = True
             self._heap = None
-        return min(super().tick(*args, **kwargs), settings.BEAT_STANDBY_POLL_SECONDS)
+        return min(float(super().tick(*args, **kwargs)), settings.BEAT_STANDBY_POLL_SECONDS)
 
     def reserve(self, entry: LeasedEntry) -> LeasedEntry:
         previous = entry.stored_last_run_at
-        new_entry = super().reserve(entry)
+        new_entry: LeasedEntry = super().reserve(entry)
         if previous is None:
             unchanged = Q(last_run_at__isnull=True)
         else:

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from celery import bootsteps
 from kombu.exceptions import ChannelError
@@ -136,6 +136,8 @@ class FilesystemQoS(virtual.QoS):
     """Acks delete the held file; rejects delete it or give it back. Either frees a prefetch
     slot, so the consumer is woken to take the next message."""
 
+    channel: FilesystemChannel
+
     def ack(self, delivery_tag: str) -> None:
         self.channel.settle(delivery_tag, requeue=False)
         super().ack(delivery_tag)
@@ -149,6 +151,7 @@ class FilesystemQoS(virtual.QoS):
 
 class FilesystemChannel(filesystem.Channel):
     QoS = FilesystemQoS
+    connection: FilesystemTransport
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,14 +163,14 @@ class FilesystemChannel(filesystem.Channel):
 
     @property
     def inflight_folder(self) -> str:
-        return self.transport_options.get("inflight_folder", "inflight")
+        return str(self.transport_options.get("inflight_folder", "inflight"))
 
     @property
     def visibility_timeout(self) -> float:
         return float(self.transport_options.get("visibility_timeout", 3600))
 
     # --- publishing ---------------------------------------------------------------------------
-    def _put(self, queue: str, payload: dict, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: dict, **kwargs: Any) -> None:  # type: ignore[override]
         final = os.path.join(self.data_folder_out, _message_name(queue))
         partial = final + ".part"
         try:
@@ -178,22 +181,34 @@ class FilesystemChannel(filesystem.Channel):
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
         self.connection.doorbell.ring()
 
-    def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs) -> None:
+    def queue_bind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         # kombu records a binding in the process-wide state before writing it to the table on
         # disk; another thread that sees the state's binding skips its own write and routes by
         # a table that may not exist yet, dropping its message. Write the table first.
         exchange = exchange or "amq.direct"
-        meta = self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments)
+        # kombu returns three items (kombu-stubs say four).
+        meta: tuple[str, str | None, str] = self.typeof(exchange).prepare_bind(  # type: ignore[assignment]
+            queue, exchange, routing_key, arguments
+        )
         self._queue_bind(exchange, *meta)
         super().queue_bind(queue, exchange, routing_key, arguments, **kwargs)
 
-    def _queue_bind(self, exchange, routing_key, pattern, queue) -> None:
-        table_file = self._exchange_file(exchange)
+    def _queue_bind(
+        self, exchange: str, routing_key: str | None, pattern: str | None, queue: str | None
+    ) -> None:
+        table_file = self._exchange_file(exchange)  # type: ignore[attr-defined]
         self.control_folder.mkdir(exist_ok=True)
         binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         try:
-            with open(f"{table_file}.lock", "wb") as guard:
-                filesystem.lock(guard, filesystem.LOCK_EX)
+            with open(f"{table_file}.lock", "wb", buffering=0) as guard:
+                filesystem.lock(guard, filesystem.LOCK_EX)  # type: ignore[attr-defined]
                 try:
                     table = self.get_table(exchange)
                     if binding in table:
@@ -208,7 +223,9 @@ class FilesystemChannel(filesystem.Channel):
             raise ChannelError(f"Cannot bind {queue!r} to {exchange!r}") from exc
 
     # --- consuming ----------------------------------------------------------------------------
-    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str | None, **kwargs: Any
+    ) -> Any:
         if no_ack:  # broadcast and reply queues: nothing will ack, so nothing is held
             self._noack_queues.add(queue)
         self.connection.doorbell.listen()  # from now on no ring is lost
@@ -218,7 +235,7 @@ class FilesystemChannel(filesystem.Channel):
         """A producer rang: what the last listing said is out of date."""
         self._listed_at = 0.0
 
-    def basic_get(self, queue, no_ack=False, **kwargs):
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         if no_ack:
             self._noack_queues.add(queue)
         return super().basic_get(queue, no_ack, **kwargs)
@@ -231,7 +248,7 @@ class FilesystemChannel(filesystem.Channel):
                 self._waiting[_queue_of(name)].append(name)
         self._listed_at = time.monotonic()
 
-    def _get(self, queue: str) -> dict:
+    def _get(self, queue: str) -> dict:  # type: ignore[override]
         names = self._waiting[queue]
         if not names and time.monotonic() - self._listed_at > LISTING_REUSE:
             self._list()
@@ -249,7 +266,7 @@ class FilesystemChannel(filesystem.Channel):
                 continue  # another consumer took it
             try:
                 with open(held, "rb") as handle:
-                    payload = loads(bytes_to_str(handle.read()))
+                    payload: dict[str, Any] = loads(bytes_to_str(handle.read()))
             except (OSError, ValueError) as exc:
                 raise ChannelError(f"Cannot read message file {held!r}") from exc
             if queue in self._noack_queues:
@@ -277,7 +294,7 @@ class FilesystemChannel(filesystem.Channel):
         if name is not None:
             (self._give_back if requeue else self._forget)(name)
 
-    def _restore(self, message) -> None:
+    def _restore(self, message: Any) -> None:
         if message.delivery_tag in self._inflight:
             self.settle(message.delivery_tag, requeue=True)
         else:
@@ -331,19 +348,23 @@ class FilesystemTransport(filesystem.Transport):
         )
         self.doorbell = Doorbell(folder)
 
-    def drain_events(self, connection: Any, timeout: float | None = None) -> None:
+    def drain_events(  # type: ignore[override]
+        self, connection: Any, timeout: float | None = None
+    ) -> None:
         """Deliver one message; between looks, sleep until a producer rings (or IDLE_WAIT)."""
         started = time.monotonic()
+        cycle, channels = self.cycle, cast("list[FilesystemChannel]", self.channels)
+        assert cycle is not None  # both are set up with the transport
         while True:
             try:
-                self.cycle.get(self._deliver, timeout=timeout)
+                cycle.get(self._deliver, timeout=timeout)
                 return
             except Empty:
                 left = None if timeout is None else timeout - (time.monotonic() - started)
                 if left is not None and left <= 0:
                     raise TimeoutError() from None
                 if self.doorbell.wait(IDLE_WAIT if left is None else min(left, IDLE_WAIT)):
-                    for channel in self.channels:
+                    for channel in channels:
                         channel.forget_listing()
 
     def close_connection(self, connection: Any) -> None:
@@ -353,7 +374,7 @@ class FilesystemTransport(filesystem.Transport):
 
 class RedisChannel(redis.Channel):
     def renew_leases(self) -> None:
-        tags = list(self.qos._delivered)
+        tags = list(self.qos._delivered or ())
         if not tags:
             return
         now = time.time()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -61,8 +62,8 @@ def not_configured_reason() -> str:
     return ""
 
 
-def _bucket():
-    storage = storages["cloud"]
+def _bucket() -> tuple[Any, str]:
+    storage: Any = storages["cloud"]  # an S3Storage (settings.STORAGES)
     return storage.connection.meta.client, storage.bucket_name
 
 
@@ -74,14 +75,16 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _in_bucket(client, bucket: str, key: str, size: int, checksum: str) -> bool:
+def _in_bucket(client: Any, bucket: str, key: str, size: int, checksum: str) -> bool:
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
-    return head["ContentLength"] == size and head.get("Metadata", {}).get("sha256") == checksum
+    return bool(
+        head["ContentLength"] == size and head.get("Metadata", {}).get("sha256") == checksum
+    )
 
 
 def offload_media(
@@ -105,13 +108,20 @@ def offload_media(
             cache.delete(LOCK_KEY)
 
 
-def _run(client, bucket, older_than, dry_run, progress) -> OffloadReport:
+def _run(
+    client: Any,
+    bucket: str,
+    older_than: timedelta | None,
+    dry_run: bool,
+    progress: Callable[[int, int], None] | None,
+) -> OffloadReport:
     report = OffloadReport(dry_run=dry_run)
     # Moves interrupted after the database update: the bucket copy is the record; drop ours.
     for attachment in Attachment.objects.filter(location=Attachment.Location.CLOUD).only("file"):
-        if default_storage.exists(attachment.file.name):
+        name = attachment.file.name
+        if name and default_storage.exists(name):
             if not dry_run:
-                default_storage.delete(attachment.file.name)
+                default_storage.delete(name)
             report.local_copies_removed += 1
     age = (
         older_than if older_than is not None else timedelta(days=settings.MEDIA_OFFLOAD_AFTER_DAYS)
@@ -150,9 +160,9 @@ def _run(client, bucket, older_than, dry_run, progress) -> OffloadReport:
     return report
 
 
-def _move_one(client, bucket: str, attachment: Attachment) -> tuple[str, int, str]:
+def _move_one(client: Any, bucket: str, attachment: Attachment) -> tuple[str, int, str]:
     key = attachment.file.name
-    if not default_storage.exists(key):
+    if not key or not default_storage.exists(key):
         raise FileNotFoundError(f"local file {key} is missing")
     path = default_storage.path(key)
     size = default_storage.size(key)

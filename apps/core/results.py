@@ -73,7 +73,7 @@ class DatabaseBackend(DjangoDatabaseBackend):
     tracebacks are stored redacted (apps.core.redaction)."""
 
     def _get_extended_properties(self, request: Any, traceback: Any) -> dict[str, Any]:
-        properties = super()._get_extended_properties(request, traceback)
+        properties: dict[str, Any] = super()._get_extended_properties(request, traceback)
         properties.update(task_args=None, task_kwargs=None)
         if properties.get("traceback"):
             properties["traceback"] = redact_text(properties["traceback"])
@@ -87,7 +87,7 @@ class DatabaseBackend(DjangoDatabaseBackend):
         traceback: str | None = None,
         *args: Any,
         **kwargs: Any,
-    ):
+    ) -> Any:
         result = redact(result)
         traceback = redact_text(traceback) if traceback else traceback
 

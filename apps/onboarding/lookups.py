@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
 from django.core.cache import cache
 
@@ -16,8 +18,11 @@ def lookup_key(category: str) -> str:
 def lookup_choices(category: str) -> list[tuple[int, str]]:
     """(pk, name) of the enabled codes of `category`, by code."""
     codes = TypeAssist.objects.filter(category=category, enabled=True).order_by("code")
-    return cache.get_or_set(
-        lookup_key(category),
-        lambda: list(codes.values_list("pk", "name")),
-        settings.DASHBOARD_CACHE_SECONDS * 2,
+    return cast(
+        "list[tuple[int, str]]",
+        cache.get_or_set(
+            lookup_key(category),
+            lambda: list(codes.values_list("pk", "name")),
+            settings.DASHBOARD_CACHE_SECONDS * 2,
+        ),
     )

@@ -5,7 +5,7 @@ Pages read the cache and compute on a miss; cache_warming_scheduled fills it ahe
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -51,10 +51,13 @@ def compute_site_dashboard(site: BusinessUnit, now: datetime | None = None) -> d
 def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str, Any]:
     """The dashboard from the cache, computed and stored on a miss."""
     _, _, day = _local_day(site, now or timezone.now())
-    return cache.get_or_set(
-        dashboard_key(site.pk, day),
-        lambda: compute_site_dashboard(site, now),
-        settings.DASHBOARD_CACHE_SECONDS,
+    return cast(
+        "dict[str, Any]",
+        cache.get_or_set(
+            dashboard_key(site.pk, day),
+            lambda: compute_site_dashboard(site, now),
+            settings.DASHBOARD_CACHE_SECONDS,
+        ),
     )
 
 

@@ -102,8 +102,9 @@ def cleanup_expired(now=None) -> dict[str, int]:
     expired = list(PdfJob.objects.filter(expires_at__lt=now))
     files = 0
     for job in expired:
-        if job.file and job.file.storage.exists(job.file.name):
-            job.file.storage.delete(job.file.name)
+        name = job.file.name
+        if name and job.file.storage.exists(name):
+            job.file.storage.delete(name)
             files += 1
     PdfJob.objects.filter(pk__in=[job.pk for job in expired]).delete()
     return {"jobs": len(expired), "files": files}

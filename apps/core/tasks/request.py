@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from billiard.einfo import ExceptionWithTraceback
+from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]  # not in stubs
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request as CeleryRequest
 from celery.worker.state import task_ready
@@ -32,7 +32,9 @@ def _losses(task_id: str) -> int:
 
 
 class Request(CeleryRequest):
-    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False):
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
         exc = exc_info.exception
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
@@ -52,10 +54,11 @@ class Request(CeleryRequest):
         logger.error("task_poison task=%s id=%s: %s", self.task.name, self.id, error)
         task_ready(self)
         self.acknowledge()
+        context = self._context  # type: ignore[attr-defined]  # celery-types lacks it
         self.task.backend.mark_as_failure(
-            self.id, error, request=self._context, store_result=self.store_errors
+            self.id, error, request=context, store_result=self.store_errors
         )
-        self.task.request_stack.push(self._context)
+        self.task.request_stack.push(context)
         try:
             self.task.on_failure(error, self.id, self.args, self.kwargs, exc_info)
         finally:

@@ -1,4 +1,6 @@
+from argparse import ArgumentParser
 from datetime import timedelta
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,11 +10,17 @@ from apps.core.offload import OffloadBusy, offload_media
 class Command(BaseCommand):
     help = "Move local media older than the given age to the cloud bucket (as the weekly task)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Count, move nothing.")
         parser.add_argument("--older-than-days", type=int, default=None)
 
-    def handle(self, *args, dry_run=False, older_than_days=None, **options):
+    def handle(
+        self,
+        *args: Any,
+        dry_run: bool = False,
+        older_than_days: int | None = None,
+        **options: Any,
+    ) -> None:
         def bar(done: int, total: int) -> None:
             filled = int(30 * done / total) if total else 30
             self.stdout.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", ending="")

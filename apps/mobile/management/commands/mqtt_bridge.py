@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         def on_message(_client, _userdata, message: paho.MQTTMessage) -> None:
             try:
-                answer = handle(message.topic, message.payload)
+                answer = handle(message.topic, bytes(message.payload))
                 if answer is not None:
                     mqtt.publish(*answer)
             except Exception:  # one bad message must not stop the bridge; it is logged
