@@ -4,7 +4,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_PYTHON_DOWNLOADS=never \
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+# --build-arg EXTRAS="--extra tracing" adds the OpenTelemetry SDK (README.md, Observability).
+ARG EXTRAS=""
+RUN uv sync --frozen --no-dev --no-install-project $EXTRAS
 COPY . .
 RUN DJANGO_DEBUG=false python manage.py collectstatic --noinput
 RUN useradd --system --uid 1000 app && chown -R app /app
