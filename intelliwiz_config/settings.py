@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A span per request when OTEL_EXPORTER_OTLP_ENDPOINT is set; left out otherwise.
+    "apps.core.observability.TracingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -438,6 +440,12 @@ LOGGING = {
 # --- Observability (README.md, Observability) ---------------------------------------------------
 # The bearer token Prometheus sends to /metrics (unset: only signed-in operators may read it).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Errors (and a share of transactions) to Sentry; unset: the SDK is not even imported.
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+# OpenTelemetry traces of requests and the tasks they enqueue, sent over OTLP/HTTP; the SDK
+# also reads OTEL_SERVICE_NAME and the other OTEL_EXPORTER_OTLP_* variables. Unset: off.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
 
 # --- HTTPS (production: behind a proxy that terminates TLS and sets X-Forwarded-Proto) ----------
 if PRODUCTION:

@@ -7,8 +7,17 @@ class CoreConfig(AppConfig):
     verbose_name = "Task platform"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.db.models.signals import post_migrate
 
+        from apps.core import observability
         from apps.core.beat import install_beat_schedule_after_migrate
 
         post_migrate.connect(install_beat_schedule_after_migrate, sender=self)
+        # Here, so that web, worker and beat processes all report (Django sets up each).
+        if settings.SENTRY_DSN:
+            observability.configure_error_reporting(
+                settings.SENTRY_DSN, settings.SENTRY_TRACES_SAMPLE_RATE, settings.INTELLIWIZ_ENV
+            )
+        if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+            observability.configure_tracing()

@@ -72,6 +72,10 @@ class BaseTask(DjangoTask):
             fields["queue_wait_ms"] = round(queue_wait * 1000, 1)
         if error:
             fields["error"] = error
+        # Sent from inside a trace (apps.core.observability): W3C version-traceid-spanid-flags.
+        traceparent = str(request.get("traceparent") or "").split("-")
+        if len(traceparent) == 4:
+            fields["trace_id"] = traceparent[1]
         level = logging.ERROR if outcome == "failure" else logging.INFO
         logger.log(level, "task_run %s", " ".join(f"{k}={v}" for k, v in fields.items()))
 
