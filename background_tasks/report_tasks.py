@@ -101,7 +101,7 @@ def create_save_report_async(
     self, formdata: dict, client_id: int, user_email: str, user_id: int
 ) -> dict[str, object]:
     """Build a requested report into storage (with progress), then mail the requester a link."""
-    report = produce_requested_report(
+    report, duration_ms = produce_requested_report(
         formdata, client_id, user_email, user_id, task_id=self.request.id or ""
     )
     if report.status != "DONE":
@@ -110,7 +110,7 @@ def create_save_report_async(
         formdata,
         user_id,
         report.site_id,
-        {"format": report.file_format, "duration_ms": getattr(report, "duration_ms", None)},
+        {"format": report.file_format, "duration_ms": duration_ms},
     )
     return {"report": str(report.uuid), "status": report.status}
 

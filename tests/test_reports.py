@@ -160,6 +160,7 @@ def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
         "xlsx",
         "ppm_compliance",
     )
+    assert history.duration_ms is not None  # how long building it took, from generate()
 
 
 @pytest.mark.worker

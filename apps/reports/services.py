@@ -8,7 +8,7 @@ import json
 import logging
 import time as clock
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from croniter import croniter
 from django.conf import settings
@@ -56,10 +56,15 @@ def parse_form(formdata: dict[str, Any], client_id: int) -> dict[str, Any]:
     }
 
 
-def generate(report: GeneratedReport) -> GeneratedReport:
+class Generated(NamedTuple):
+    report: GeneratedReport
+    duration_ms: int | None  # building it in this call; None when it was built before or failed
+
+
+def generate(report: GeneratedReport) -> Generated:
     """Build and store the report file, reporting progress; harmless to repeat."""
     if report.status == "DONE":
-        return report
+        return Generated(report, None)
     started = clock.monotonic()
 
     def progress(percent: int) -> None:
@@ -75,15 +80,14 @@ def generate(report: GeneratedReport) -> GeneratedReport:
             status="FAILED", error=str(exc)[:300], finished_at=timezone.now()
         )
         report.refresh_from_db()
-        return report
+        return Generated(report, None)
     progress(90)
     report.file.save(f"{report.uuid}.{report.file_format}", ContentFile(content), save=False)
     GeneratedReport.objects.filter(pk=report.pk).update(
         file=report.file.name, status="DONE", progress=100, finished_at=timezone.now()
     )
     report.refresh_from_db()
-    report.duration_ms = int((clock.monotonic() - started) * 1000)
-    return report
+    return Generated(report, int((clock.monotonic() - started) * 1000))
 
 
 def download_link(report: GeneratedReport) -> str:
@@ -154,7 +158,7 @@ def run_schedules(now: datetime | None = None) -> dict[str, Any]:
                 if report.status == "DONE":
                     outcome["already"] += 1
                     continue
-            report = generate(report)
+            report = generate(report).report
             if report.status != "DONE":
                 raise ReportError(report.error)
             ScheduledReport.objects.filter(pk=schedule.pk).update(last_generated_at=now)
@@ -330,10 +334,10 @@ def record_history(formdata: dict[str, Any], userid: int, buid: int, elapsed: di
 
 def produce_requested_report(
     formdata: dict[str, Any], client_id: int, user_email: str, user_id: int, task_id: str = ""
-) -> GeneratedReport:
+) -> Generated:
     """Build the requested report and mail the requester its link (once)."""
-    report = generate(requested_report(formdata, client_id, user_id))
-    if report.status == "DONE":
-        delivery = deliver([ready_mail(report, user_email)], task_id=task_id)
+    generated = generate(requested_report(formdata, client_id, user_id))
+    if generated.report.status == "DONE":
+        delivery = deliver([ready_mail(generated.report, user_email)], task_id=task_id)
         delivery.raise_error()
-    return report
+    return generated
