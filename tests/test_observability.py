@@ -81,7 +81,8 @@ def test_task_arguments_never_reach_sentry() -> None:
     }
 
 
-@pytest.fixture(scope="module")
+# OpenTelemetry takes one tracer provider per process: one exporter for the session.
+@pytest.fixture(scope="session")
 def spans() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     observability.configure_tracing(exporter)

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,7 +68,7 @@ _UPSERT = (
 
 _enabled = False
 _lock = threading.Lock()
-_pending: Counter[tuple[str, str]] = Counter()
+_pending: defaultdict[tuple[str, str], float] = defaultdict(float)
 _flusher: threading.Thread | None = None
 
 
@@ -132,7 +132,8 @@ def flush() -> None:
     except DatabaseError:
         logger.warning("metrics_flush_failed counters=%d", len(batch), exc_info=True)
         with _lock:
-            _pending.update(batch)
+            for key, value in batch.items():
+                _pending[key] += value
 
 
 def _flush_forever() -> None:
@@ -171,8 +172,8 @@ def flush_at_exit(**_: Any) -> None:
 
 def stored_families() -> Iterator[Metric]:
     rows: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for name, labels, value in TaskMetric.objects.values_list("name", "labels", "value"):
-        rows.setdefault(name, []).append((json.loads(labels), value))
+    for name, stored_labels, value in TaskMetric.objects.values_list("name", "labels", "value"):
+        rows.setdefault(name, []).append((json.loads(stored_labels), value))
     for name, documentation in COUNTERS.items():
         family = CounterMetricFamily(f"intelliwiz_{name}", documentation, labels=["task", "queue"])
         for labels, value in rows.get(name, []):
@@ -198,9 +199,10 @@ def _histogram(
     """Stored per-bucket counts made cumulative, as Prometheus reads them."""
     bounds, documentation = HISTOGRAMS[name]
     family = HistogramMetricFamily(f"intelliwiz_{name}", documentation, labels=["task", "queue"])
-    per_series: dict[tuple[str, str], Counter[str]] = {}
+    per_series: dict[tuple[str, str], defaultdict[str, float]] = {}
     for labels, count in buckets:
-        per_series.setdefault((labels["task"], labels["queue"]), Counter())[labels["le"]] += count
+        per_bucket = per_series.setdefault((labels["task"], labels["queue"]), defaultdict(float))
+        per_bucket[labels["le"]] += count
     sum_of = {(labels["task"], labels["queue"]): value for labels, value in sums}
     for series, counts in sorted(per_series.items()):
         cumulative, total = [], 0.0

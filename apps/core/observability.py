@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event, Hint
+
 _tracing = False
 # Task id -> (its span, the token that made it current), between prerun and postrun.
-_task_spans: dict[str, tuple[Any, object]] = {}
+_task_spans: dict[str, tuple[Any, Any]] = {}
 
 
 def configure_error_reporting(dsn: str, traces_sample_rate: float, environment: str) -> None:
@@ -36,7 +39,7 @@ def configure_error_reporting(dsn: str, traces_sample_rate: float, environment: 
     )
 
 
-def drop_task_arguments(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def drop_task_arguments(event: Event, hint: Hint) -> Event:
     """Task arguments may hold personal data; the task_run line never shows them either."""
     job = event.get("extra", {}).get("celery-job")
     if isinstance(job, dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -107,15 +108,15 @@ def _beat_families() -> Iterator[Metric]:
         "beat_lag_seconds",
         "How long after its minute slot the latest scheduled heartbeat ran, on any worker.",
     )
-    latest_scheduled = None
+    latest: tuple[datetime, float] | None = None  # the latest scheduled run: slot, lateness
     for beat in WorkerHeartbeat.objects.order_by("worker"):
         last.add_metric([beat.worker], beat.ran_at.timestamp())
-        if beat.lateness_seconds is not None:
+        if beat.scheduled_for is not None and beat.lateness_seconds is not None:
             lateness.add_metric([beat.worker], beat.lateness_seconds)
-            if latest_scheduled is None or beat.scheduled_for > latest_scheduled.scheduled_for:
-                latest_scheduled = beat
-    if latest_scheduled is not None:
-        lag.add_metric([], latest_scheduled.lateness_seconds)
+            if latest is None or beat.scheduled_for > latest[0]:
+                latest = (beat.scheduled_for, beat.lateness_seconds)
+    if latest is not None:
+        lag.add_metric([], latest[1])
     yield from (last, lateness, lag)
 
 

@@ -52,7 +52,7 @@ class BaseTask(DjangoTask):
             self._log_run(outcome, error, time.monotonic() - started)
 
     def _queue(self) -> str:
-        return (self.request.delivery_info or {}).get("routing_key", "")
+        return str((self.request.delivery_info or {}).get("routing_key") or "")
 
     def _log_run(self, outcome: str, error: str, duration: float) -> None:
         request = self.request
