@@ -302,6 +302,9 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")
 # How long a worker keeps trying to record a task's final state or dead letter while the
 # database is away, before it puts the message back on the broker to run again later.
 RESULT_STORE_PATIENCE_SECONDS = env_int("RESULT_STORE_PATIENCE_SECONDS", 20, minimum=1)
+# How long a worker keeps trying to record a side effect it has done (a mail sent) while the
+# database is away; left unrecorded, the effect would be repeated once its claim's lease ends.
+LEDGER_RECORD_PATIENCE_SECONDS = env_int("LEDGER_RECORD_PATIENCE_SECONDS", 60, minimum=1)
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 3 * 24 * 60 * 60
 CELERY_CACHE_BACKEND = "django-cache"

@@ -166,3 +166,40 @@ def worker_task_request():
     yield task
     _task_stack.pop()
     task.pop_request()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_done_side_effect_is_recorded_through_a_database_outage(monkeypatch, settings) -> None:
+    """The mail went out, then the database went away: the record waits for it to come back
+    rather than leave the claim to run out (and the mail to go out again)."""
+    from django.db.models import QuerySet
+    from django.db.utils import OperationalError
+
+    settings.LEDGER_RECORD_PATIENCE_SECONDS = 10
+    claim = claim_side_effect("outage:recorded")
+    batch = claim_many(["outage:batch-1", "outage:batch-2"])
+    outage = {"failures_left": 4}
+    real_update = QuerySet.update
+
+    def update_while_the_database_is_away(queryset, **fields):
+        if outage["failures_left"]:
+            outage["failures_left"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_update(queryset, **fields)
+
+    monkeypatch.setattr(QuerySet, "update", update_while_the_database_is_away)
+    claim.complete()
+    batch.complete({"outage:batch-1"})
+    monkeypatch.undo()
+    assert dict(IdempotencyKey.objects.values_list("key", "status")) == {
+        "outage:recorded": "DONE",
+        "outage:batch-1": "DONE",
+        "outage:batch-2": "IN_PROGRESS",
+    }
+
+    settings.LEDGER_RECORD_PATIENCE_SECONDS = 1
+    lost = claim_side_effect("outage:too-long")
+    outage["failures_left"] = 100
+    monkeypatch.setattr(QuerySet, "update", update_while_the_database_is_away)
+    with pytest.raises(OperationalError):  # past its patience the error is the task's to handle
+        lost.complete()

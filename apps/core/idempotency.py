@@ -16,6 +16,7 @@ transaction commits.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_task
-from django.db import IntegrityError, connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -63,15 +65,35 @@ def _seconds_until(moment: datetime | None) -> float:
     return max(0.0, (moment - timezone.now()).total_seconds()) if moment else 0.0
 
 
+def _record_patiently(write: Callable[[], object]) -> None:
+    """Record a side effect that has happened, retrying while the database is away (up to
+    LEDGER_RECORD_PATIENCE_SECONDS): left unrecorded, its claim would run out and the effect
+    be done again. Inside a transaction the caller's own rollback decides, so no retry."""
+    deadline = time.monotonic() + settings.LEDGER_RECORD_PATIENCE_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            write()
+            return
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+                raise
+            connection.close()  # the next attempt opens a fresh connection
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+
 @dataclass(frozen=True)
 class Claim:
     key: str
     owner: str
 
     def complete(self) -> None:
-        """Mark the side effect done. Idempotent."""
-        IdempotencyKey.objects.filter(key=self.key, owner=self.owner).update(
-            status=IdempotencyKey.Status.DONE, completed_at=timezone.now()
+        """Mark the side effect done, waiting out a database outage. Idempotent."""
+        _record_patiently(
+            lambda: IdempotencyKey.objects.filter(key=self.key, owner=self.owner).update(
+                status=IdempotencyKey.Status.DONE, completed_at=timezone.now()
+            )
         )
 
     def release(self) -> None:
@@ -164,9 +186,15 @@ class BatchClaim:
         return SideEffectInProgress("batch", _seconds_until(self.others_hold_until))
 
     def complete(self, keys: set[str] | frozenset[str] | None = None) -> None:
-        IdempotencyKey.objects.filter(
-            key__in=self.keys if keys is None else keys, owner=self.owner
-        ).update(status=IdempotencyKey.Status.DONE, completed_at=timezone.now())
+        """Mark the side effects of `keys` (all won keys: None) done, waiting out a database
+        outage."""
+        if keys is not None and not keys:
+            return
+        _record_patiently(
+            lambda: IdempotencyKey.objects.filter(
+                key__in=self.keys if keys is None else keys, owner=self.owner
+            ).update(status=IdempotencyKey.Status.DONE, completed_at=timezone.now())
+        )
 
     def release_unfinished(self) -> None:
         """Give back every key this batch still holds (those not completed)."""
