@@ -66,9 +66,10 @@ def _seconds_until(moment: datetime | None) -> float:
 
 
 def _record_patiently(write: Callable[[], object]) -> None:
-    """Record a side effect that has happened, retrying while the database is away (up to
-    LEDGER_RECORD_PATIENCE_SECONDS): left unrecorded, its claim would run out and the effect
-    be done again. Inside a transaction the caller's own rollback decides, so no retry."""
+    """Record how a claimed side effect ended, retrying while the database is away (up to
+    LEDGER_RECORD_PATIENCE_SECONDS): a done effect left unrecorded would be done again once
+    its claim runs out, a released one would wait for that. Inside a transaction the caller's
+    own rollback decides, so no retry."""
     deadline = time.monotonic() + settings.LEDGER_RECORD_PATIENCE_SECONDS
     pause = 0.25
     while True:
@@ -97,10 +98,13 @@ class Claim:
         )
 
     def release(self) -> None:
-        """Give the key back after a failed attempt, so a retry may claim it at once."""
-        IdempotencyKey.objects.filter(
-            key=self.key, owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
-        ).delete()
+        """Give the key back after a failed attempt, so a retry may claim it at once (not
+        after the lease), also when the database was away a moment."""
+        _record_patiently(
+            lambda: IdempotencyKey.objects.filter(
+                key=self.key, owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
+            ).delete()
+        )
 
 
 def _new_claim(
@@ -198,9 +202,11 @@ class BatchClaim:
 
     def release_unfinished(self) -> None:
         """Give back every key this batch still holds (those not completed)."""
-        IdempotencyKey.objects.filter(
-            owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
-        ).delete()
+        _record_patiently(
+            lambda: IdempotencyKey.objects.filter(
+                owner=self.owner, status=IdempotencyKey.Status.IN_PROGRESS
+            ).delete()
+        )
 
 
 def claim_many(
