@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
 from apps.activity.state_machine import autoclosable, partially_completable
-from apps.core.mail import Mail, clean_recipients, deliver
+from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.integrations.partner_events import jobneeds_autoclosed
 from apps.peoples.services import site_alert_recipients
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
@@ -156,7 +156,9 @@ def _notify(now: datetime, task_id: str) -> int:
             (jobneed.client_id, jobneed.site_id, jobneed.ticket_category_id)
         ) or (first_rules.get((jobneed.client_id, None, jobneed.ticket_category_id)))
         kind = _kind(jobneed.identifier)
-        local_plan = timezone.localtime(jobneed.plan_at, jobneed.site.tzinfo)
+        zone = jobneed.site.tzinfo
+        local_plan = timezone.localtime(jobneed.plan_at, zone)
+        next_escalation_at = ticket.created_at + rule.delay if ticket and rule else None
         mails.append(
             Mail(
                 key=f"jobneed:{jobneed.pk}:autoclosed",
@@ -172,9 +174,14 @@ def _notify(now: datetime, task_id: str) -> int:
                     "assigned_to": jobneed.people or jobneed.group or "nobody",
                     "ticket": ticket,
                     "next_escalation": rule if ticket else None,
-                    "next_escalation_at": ticket.created_at + rule.delay
-                    if ticket and rule
-                    else None,
+                    "next_escalation_at": next_escalation_at,
+                    "at": local_times(
+                        zone,
+                        plan_at=jobneed.plan_at,
+                        expiry_at=jobneed.expiry_at,
+                        ticket_created_at=ticket.created_at if ticket else None,
+                        next_escalation_at=next_escalation_at,
+                    ),
                 },
             )
         )

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.activity.models import Reminder
-from apps.core.mail import Mail, clean_recipients, deliver
+from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.peoples.services import group_member_emails
 
 
@@ -59,7 +59,11 @@ def send_due_reminders(now: datetime | None = None, task_id: str = "") -> Remind
                 ]
             ),
             template="activity/mail/reminder",
-            context={"reminder": r, "time_zone": r.site.time_zone},
+            context={
+                "reminder": r,
+                "time_zone": r.site.time_zone,
+                "at": local_times(r.site.tzinfo, plan_at=r.plan_at),
+            },
         )
         for r in reminders
     ]

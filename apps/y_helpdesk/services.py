@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.core.mail import Mail, clean_recipients, deliver
+from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.integrations.partner_events import tickets_escalated
 from apps.peoples.services import group_member_emails
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
@@ -35,6 +35,15 @@ def ticket_recipients(ticket: Ticket, group_emails: dict[int, list[str]]) -> lis
     )
 
 
+def _times(ticket: Ticket, next_escalation_at: datetime | None = None) -> dict[str, str]:
+    return local_times(
+        ticket.site.tzinfo,
+        created_at=ticket.created_at,
+        modified_at=ticket.modified_at,
+        next_escalation_at=next_escalation_at,
+    )
+
+
 def ticket_mail(ticket_id: int, version: int) -> Mail:
     """'Ticket #N is created/updated at site S' for version `version` of the ticket."""
     ticket = Ticket.objects.select_related(*_MAIL_RELATED).get(pk=ticket_id)
@@ -45,7 +54,7 @@ def ticket_mail(ticket_id: int, version: int) -> Mail:
         subject=f"Ticket #{ticket.number} is {event} at site {ticket.site.name}",
         to=recipients,
         template="y_helpdesk/mail/ticket",
-        context={"ticket": ticket, "time_zone": ticket.site.time_zone},
+        context={"ticket": ticket, "time_zone": ticket.site.time_zone, "at": _times(ticket)},
     )
 
 
@@ -160,6 +169,7 @@ def notify_escalations(rules: list[EscalationMatrix], task_id: str = "") -> int:
     for ticket in pending:
         rule = rule_for(ticket, ticket.escalation_level)
         following = rule_for(ticket, ticket.escalation_level + 1)
+        next_escalation_at = ticket.created_at + following.delay if following else None
         notify = [rule.notify_email] if rule and rule.notify_email else []
         mails.append(
             Mail(
@@ -173,9 +183,8 @@ def notify_escalations(rules: list[EscalationMatrix], task_id: str = "") -> int:
                     "time_zone": ticket.site.time_zone,
                     "escalation": rule,
                     "next_escalation": following,
-                    "next_escalation_at": ticket.created_at + following.delay
-                    if following
-                    else None,
+                    "next_escalation_at": next_escalation_at,
+                    "at": _times(ticket, next_escalation_at),
                 },
             )
         )
