@@ -55,6 +55,9 @@ class CircuitBreaker:
         self._failures_key = f"{prefix}:failures"
         self._opened_key = f"{prefix}:opened_at"
         self._probe_key = f"{prefix}:probe"
+        # Whether before_call saw any state a success must clear (on a healthy service most
+        # calls see none, and skip the delete).
+        self._state_seen = True
 
     def state(self) -> CircuitState:
         opened_at = self.cache.get(self._opened_key)
@@ -69,7 +72,9 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless this caller may call the service now."""
-        opened_at = self.cache.get(self._opened_key)
+        seen = self.cache.get_many([self._opened_key, self._failures_key])
+        self._state_seen = bool(seen)
+        opened_at = seen.get(self._opened_key)
         if opened_at is None:
             return
         wait = opened_at + self.recovery_timeout - time.time()
@@ -80,7 +85,8 @@ class CircuitBreaker:
             raise CircuitOpenError(self.service, self.recovery_timeout)
 
     def record_success(self) -> None:
-        self.cache.delete_many([self._failures_key, self._opened_key, self._probe_key])
+        if self._state_seen:
+            self.cache.delete_many([self._failures_key, self._opened_key, self._probe_key])
 
     def record_failure(self) -> None:
         if self.cache.get(self._opened_key) is not None:
