@@ -7,6 +7,7 @@ from celery import shared_task
 from apps.core.tasks.legacy import Arguments, UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
 from apps.reports.cleanup import OutsideReportsArea, delete_old_files, resolve_inside_reports
+from apps.reports.models import ProductionStatus
 from apps.reports.pdf_jobs import render_job
 from apps.reports.services import (
     mail_file,
@@ -104,7 +105,7 @@ def create_save_report_async(
     report, duration_ms = produce_requested_report(
         formdata, client_id, user_email, user_id, task_id=self.request.id or ""
     )
-    if report.status != "DONE":
+    if report.status != ProductionStatus.DONE:
         return {"report": str(report.uuid), "status": report.status, "error": report.error}
     create_report_history.delay(
         formdata,

@@ -63,12 +63,14 @@ class Generated(NamedTuple):
 
 def generate(report: GeneratedReport) -> Generated:
     """Build and store the report file, reporting progress; harmless to repeat."""
-    if report.status == "DONE":
+    if report.status == GeneratedReport.Status.DONE:
         return Generated(report, None)
     started = clock.monotonic()
 
     def progress(percent: int) -> None:
-        GeneratedReport.objects.filter(pk=report.pk).update(status="PROGRESS", progress=percent)
+        GeneratedReport.objects.filter(pk=report.pk).update(
+            status=GeneratedReport.Status.PROGRESS, progress=percent
+        )
 
     progress(5)
     try:
@@ -77,14 +79,17 @@ def generate(report: GeneratedReport) -> Generated:
         content = render(data, report.file_format)
     except ReportError as exc:
         GeneratedReport.objects.filter(pk=report.pk).update(
-            status="FAILED", error=str(exc)[:300], finished_at=timezone.now()
+            status=GeneratedReport.Status.FAILED, error=str(exc)[:300], finished_at=timezone.now()
         )
         report.refresh_from_db()
         return Generated(report, None)
     progress(90)
     report.file.save(f"{report.uuid}.{report.file_format}", ContentFile(content), save=False)
     GeneratedReport.objects.filter(pk=report.pk).update(
-        file=report.file.name, status="DONE", progress=100, finished_at=timezone.now()
+        file=report.file.name,
+        status=GeneratedReport.Status.DONE,
+        progress=100,
+        finished_at=timezone.now(),
     )
     report.refresh_from_db()
     return Generated(report, int((clock.monotonic() - started) * 1000))
@@ -155,11 +160,11 @@ def run_schedules(now: datetime | None = None) -> dict[str, Any]:
                 report = GeneratedReport.objects.get(
                     schedule=schedule, period_key=fired.isoformat()
                 )
-                if report.status == "DONE":
+                if report.status == GeneratedReport.Status.DONE:
                     outcome["already"] += 1
                     continue
             report = generate(report).report
-            if report.status != "DONE":
+            if report.status != GeneratedReport.Status.DONE:
                 raise ReportError(report.error)
             ScheduledReport.objects.filter(pk=schedule.pk).update(last_generated_at=now)
             outcome["generated"] += 1
@@ -173,7 +178,7 @@ def mail_generated(task_id: str = "") -> dict[str, int]:
     """Mail each finished scheduled report to its recipients, once, then mark it sent."""
     pending = list(
         GeneratedReport.objects.filter(
-            schedule__isnull=False, status="DONE", mailed_at__isnull=True
+            schedule__isnull=False, status=GeneratedReport.Status.DONE, mailed_at__isnull=True
         ).select_related("schedule", "site")
     )
     mails = []
@@ -281,7 +286,8 @@ def mail_file(
         raise ReportError("no valid recipient")
     report = (
         GeneratedReport.objects.filter(
-            file=f"reports/{path.relative_to(reports_root()).as_posix()}", status="DONE"
+            file=f"reports/{path.relative_to(reports_root()).as_posix()}",
+            status=GeneratedReport.Status.DONE,
         )
         .select_related("site")
         .first()
@@ -337,7 +343,7 @@ def produce_requested_report(
 ) -> Generated:
     """Build the requested report and mail the requester its link (once)."""
     generated = generate(requested_report(formdata, client_id, user_id))
-    if generated.report.status == "DONE":
+    if generated.report.status == GeneratedReport.Status.DONE:
         delivery = deliver([ready_mail(generated.report, user_email)], task_id=task_id)
         delivery.raise_error()
     return generated

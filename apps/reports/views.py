@@ -22,7 +22,7 @@ from apps.peoples.access import visible_sites
 from apps.reports.builders import REPORT_TYPES, ReportError, check_range, report_title
 from apps.reports.dashboard import site_dashboard
 from apps.reports.freshness import forget_site_dashboard
-from apps.reports.models import GeneratedReport, PdfJob
+from apps.reports.models import GeneratedReport, PdfJob, ProductionStatus
 from apps.reports.pdf_jobs import DocumentError, request_pdf
 from apps.reports.services import report_headline, reports_area_path
 
@@ -144,7 +144,7 @@ def _progress(item: PdfJob | GeneratedReport, key: str, download_route: str) -> 
         "label": item.get_status_display(),
         "progress": item.progress,
     }
-    if item.status == "DONE":
+    if item.status == ProductionStatus.DONE:
         status["download_url"] = reverse(download_route, args=[item.uuid])
     if item.error:
         status["error"] = item.error
@@ -284,7 +284,7 @@ def report_status(request: HttpRequest, report_uuid) -> JsonResponse:
 @login_required
 def report_download(request: HttpRequest, report_uuid) -> FileResponse:
     report = get_object_or_404(GeneratedReport.objects.visible_to(request.user), uuid=report_uuid)
-    if report.status != "DONE":
+    if report.status != GeneratedReport.Status.DONE:
         raise Http404("this report is not ready")
     return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.download_name)
 
@@ -337,7 +337,7 @@ def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
         GeneratedReport.objects.visible_to(request.user).select_related("site"),
         uuid=report_uuid,
     )
-    if report.status != "DONE":
+    if report.status != GeneratedReport.Status.DONE:
         raise Http404("this report is not ready")
     form = SendFileForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
