@@ -38,6 +38,8 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
         problems.append("DJANGO_ALLOWED_HOSTS is missing (the public host names)")
     elif any(_is_wildcard(host) for host in settings["ALLOWED_HOSTS"]):
         problems.append("DJANGO_ALLOWED_HOSTS must name hosts, not a wildcard such as '*'")
+    if 0 < len(settings.get("METRICS_TOKEN") or "") < 32:
+        problems.append("METRICS_TOKEN is too short (at least 32 characters)")
     mqtt_url = settings.get("MQTT_URL") or ""
     if mqtt_url and "@" not in mqtt_url.split("://", 1)[-1]:
         problems.append("MQTT_URL must sign in with a user and password (mqtt://user:pass@host)")

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +22,7 @@ from apps.core.scrape import TaskLayerCollector
 from apps.peoples.models import People
 from background_tasks import publish_mqtt, task_every_min
 from intelliwiz_config.celery import app
+from intelliwiz_config.production_checks import production_problems
 from tests.conftest import BASE_DIR, ManagedProcess, process_env
 from tests.support import worker_tasks
 
@@ -113,6 +115,13 @@ def test_metrics_are_for_prometheus_and_operators_only(client, settings) -> None
     assert client.get("/metrics").status_code == 403
     client.force_login(People.objects.create_superuser("operator", "pw", email="o@x.test"))
     assert client.get("/metrics").status_code == 200
+
+
+def test_production_refuses_a_short_metrics_token() -> None:
+    values = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
+    short = production_problems(values | {"METRICS_TOKEN": "guessable"})
+    assert "METRICS_TOKEN is too short (at least 32 characters)" in short
+    assert not [p for p in production_problems(values | {"METRICS_TOKEN": TOKEN}) if "METRICS" in p]
 
 
 @pytest.mark.worker
