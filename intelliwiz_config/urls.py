@@ -4,8 +4,8 @@ from django.urls import include, path
 
 from apps.core.views import healthz, metrics
 from apps.mobile import views as mobile_views
-from apps.peoples import views as people_views
 from apps.reports import views as report_views
+from intelliwiz_config import views
 
 # The admin wears the product's name, not Django's.
 admin.site.site_header = "Intelliwiz administration"
@@ -13,7 +13,7 @@ admin.site.site_title = "Intelliwiz admin"
 admin.site.index_title = "Records and settings"
 
 urlpatterns = [
-    path("", people_views.home, name="home"),
+    path("", views.home, name="home"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from apps.onboarding.models import BusinessUnit, SiteGroup, TypeAssist
 from apps.peoples.access import of_their_client
 from apps.peoples.models import GroupMembership, People, PeopleGroup
 
@@ -97,3 +98,30 @@ class PeopleGroupAdmin(ScopedAdmin):
     search_fields = ("name",)
     list_select_related = ("client", "site")
     inlines = [GroupMembershipInline]
+
+
+# The sites' own admin: scoped like every other list, so it lives beside the scoping (onboarding
+# sits below peoples and cannot use it).
+@admin.register(TypeAssist)
+class TypeAssistAdmin(ScopedAdmin):
+    list_display = ("category", "code", "name", "enabled")
+    list_filter = ("category", "enabled")
+    search_fields = ("code", "name")
+
+
+@admin.register(BusinessUnit)
+class BusinessUnitAdmin(ScopedAdmin):
+    list_display = ("code", "name", "kind", "parent", "client", "time_zone", "enabled")
+    list_filter = ("kind", "enabled")
+    search_fields = ("code", "name")
+    list_select_related = ("parent", "client")
+    autocomplete_fields = ("parent",)
+
+
+@admin.register(SiteGroup)
+class SiteGroupAdmin(ScopedAdmin):
+    list_display = ("name", "client", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+    list_select_related = ("client",)
+    filter_horizontal = ("sites",)
