@@ -20,9 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
+from apps.activity.signals import jobneeds_autoclosed
 from apps.activity.state_machine import autoclosable, partially_completable
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
-from apps.integrations.partner_events import jobneeds_autoclosed
 from apps.peoples.services import site_alert_recipients
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
 
@@ -85,7 +85,7 @@ def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> No
     )
     report.closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
     closed_now = Jobneed.objects.filter(parent__isnull=True, autoclosed_at=now)
-    jobneeds_autoclosed(closed_now.select_related("site"))  # partners hear of it after commit
+    jobneeds_autoclosed.send(Jobneed, jobneeds=closed_now.select_related("site"))
     closed_now = closed_now.values("pk")
     report.checkpoints_closed = autoclosable(Jobneed.objects.filter(parent__in=closed_now)).update(
         status=JobneedStatus.AUTOCLOSED, **closing

@@ -113,8 +113,8 @@ def ticket_created(sender, instance, created: bool, **kwargs: Any) -> None:
         )
 
 
-def tickets_escalated(tickets: Iterable) -> int:
-    """Announce escalations (the escalation runs as set-based updates, without save signals)."""
+def tickets_escalated(sender: type, tickets: Iterable, **kwargs: Any) -> int:
+    """Announce escalations (apps.y_helpdesk.signals.tickets_escalated)."""
     return announce(
         PartnerEvent.TICKET_ESCALATED,
         lambda: [
@@ -124,7 +124,8 @@ def tickets_escalated(tickets: Iterable) -> int:
     )
 
 
-def jobneeds_autoclosed(jobneeds: Iterable) -> int:
+def jobneeds_autoclosed(sender: type, jobneeds: Iterable, **kwargs: Any) -> int:
+    """Announce auto-closed work (apps.activity.signals.jobneeds_autoclosed)."""
     return announce(
         PartnerEvent.JOB_AUTOCLOSED,
         lambda: [
@@ -215,10 +216,18 @@ def _retrying(sender=None, request=None, reason=None, **kwargs: Any) -> None:
 
 
 def connect_partner_events() -> None:
+    from apps.activity import signals as activity_signals
     from apps.work_order_management.models import WorkPermit
+    from apps.y_helpdesk import signals as helpdesk_signals
     from apps.y_helpdesk.models import Ticket
 
     post_save.connect(ticket_created, sender=Ticket, dispatch_uid="partner-ticket-created")
+    helpdesk_signals.tickets_escalated.connect(
+        tickets_escalated, dispatch_uid="partner-tickets-escalated"
+    )
+    activity_signals.jobneeds_autoclosed.connect(
+        jobneeds_autoclosed, dispatch_uid="partner-jobneeds-autoclosed"
+    )
     post_save.connect(permit_changed, sender=WorkPermit, dispatch_uid="partner-permit-changed")
     task_success.connect(_delivered, dispatch_uid="partner-delivered")
     task_failure.connect(_failed, dispatch_uid="partner-failed")

@@ -12,9 +12,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
-from apps.integrations.partner_events import tickets_escalated
 from apps.peoples.services import group_member_emails
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
+from apps.y_helpdesk.signals import tickets_escalated
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,9 @@ def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> Esca
                 escalated_at=now
             ).values_list("pk", "escalation_level", "assigned_people_id", "assigned_group_id")
         )
-        tickets_escalated(Ticket.objects.filter(escalated_at=now).select_related("site"))
+        tickets_escalated.send(
+            Ticket, tickets=Ticket.objects.filter(escalated_at=now).select_related("site")
+        )
     report.mails_sent = notify_escalations(rules, task_id)
     return report
 
