@@ -24,6 +24,7 @@ PROBE = (
     "sentry = sys.modules.get('sentry_sdk'); client = sentry and sentry.get_client(); "
     "print(json.dumps({'sentry': bool(client and client.is_active()), "
     "'integrations': sorted(client.integrations) if client else [], "
+    "'before_send': getattr(client and client.options['before_send'], '__name__', None), "
     "'tracing': observability._tracing, "
     "'provider': type(trace.get_tracer_provider()).__name__}))"
 )
@@ -51,6 +52,7 @@ def test_without_their_variables_neither_is_set_up_nor_sentry_imported(tmp_path)
     assert found(probe(tmp_path)) == {
         "sentry": False,
         "integrations": [],
+        "before_send": None,
         "tracing": False,
         "provider": "ProxyTracerProvider",
     }
@@ -60,6 +62,7 @@ def test_sentry_reports_django_and_celery_errors_when_a_dsn_is_set(tmp_path) -> 
     sentry = found(probe(tmp_path, SENTRY_DSN="https://public@sentry.example/1"))
     assert sentry["sentry"] is True
     assert {"django", "celery"} <= set(sentry["integrations"])
+    assert sentry["before_send"] == "drop_task_arguments"
 
 
 def test_tracing_without_its_extra_stops_at_start_naming_the_extra(tmp_path) -> None:
