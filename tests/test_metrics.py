@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,8 +18,10 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from apps.core import metrics
 from apps.core.models import IdempotencyKey, WorkerHeartbeat
 from apps.core.scrape import TaskLayerCollector
+from apps.core.tasks.circuit_breaker import CircuitBreaker
 from apps.peoples.models import People
 from background_tasks import publish_mqtt, task_every_min
 from intelliwiz_config.celery import app
@@ -310,3 +313,20 @@ def test_compose_runs_prometheus_with_the_metrics_token_and_grafana_on_loopback(
     assert services["web"]["environment"]["DJANGO_ALLOWED_HOSTS"].endswith(",web")
     for name in ("prometheus", "grafana", "flower"):
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
+
+
+@pytest.mark.django_db
+def test_a_partners_circuit_that_opened_is_counted_and_its_state_shown(
+    client, metrics_token, clean_cache, monkeypatch
+) -> None:
+    # As in a worker process, with the flush done here rather than by the flusher thread.
+    monkeypatch.setattr(metrics, "_enabled", True)
+    monkeypatch.setattr(metrics, "_flusher", threading.current_thread())
+    partner = CircuitBreaker("partner:api.example.com", failure_threshold=2)
+    for _ in range(3):  # the third fails while open: opened again, a full period
+        partner.record_failure()
+    metrics.flush()
+    samples = scrape(client)
+    labels = {"service": "partner:api.example.com"}
+    assert sample(samples, "intelliwiz_circuit_breaker_opened_total", **labels) == 2
+    assert sample(samples, "intelliwiz_circuit_breaker_state", state="open", **labels) == 1
