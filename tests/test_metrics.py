@@ -15,11 +15,12 @@ from datetime import timedelta
 import pytest
 import yaml
 from django.conf import settings
+from django.db import OperationalError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.core import metrics
-from apps.core.models import IdempotencyKey, WorkerHeartbeat
+from apps.core.models import IdempotencyKey, TaskMetric, WorkerHeartbeat
 from apps.core.scrape import TaskLayerCollector
 from apps.core.tasks.circuit_breaker import CircuitBreaker
 from apps.peoples.models import People
@@ -330,3 +331,22 @@ def test_a_partners_circuit_that_opened_is_counted_and_its_state_shown(
     labels = {"service": "partner:api.example.com"}
     assert sample(samples, "intelliwiz_circuit_breaker_opened_total", **labels) == 2
     assert sample(samples, "intelliwiz_circuit_breaker_state", state="open", **labels) == 1
+
+
+@pytest.mark.django_db
+def test_counts_wait_in_memory_while_the_database_is_away(monkeypatch) -> None:
+    monkeypatch.setattr(metrics, "_enabled", True)
+    monkeypatch.setattr(metrics, "_flusher", threading.current_thread())
+    metrics.record_started("tests.flaky", "default")
+
+    def database_away(*args: object, **kwargs: object) -> None:
+        raise OperationalError("server closed the connection")
+
+    with monkeypatch.context() as away:
+        away.setattr(metrics.transaction, "atomic", database_away)
+        metrics.flush()
+    metrics.record_started("tests.flaky", "default")
+    metrics.flush()
+    (row,) = TaskMetric.objects.filter(name="task_started")
+    assert json.loads(row.labels) == {"queue": "default", "task": "tests.flaky"}
+    assert row.value == 2
