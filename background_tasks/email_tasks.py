@@ -12,6 +12,7 @@ import uuid
 from celery import shared_task
 
 from apps.activity.reminders import send_due_reminders
+from apps.activity.results import ReminderResult
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.legacy import Arguments, UpstreamForm, accepts_upstream, refuse, rename
 from apps.core.tasks.utils import task_retry_policy
@@ -28,7 +29,7 @@ from apps.work_order_management.notifications import (
 
 
 @shared_task(name="send_reminder_email", bind=True, **task_retry_policy("bulk_email"))
-def send_reminder_email(self) -> dict[str, int]:
+def send_reminder_email(self) -> ReminderResult:
     """Mail each due, unsent reminder to its people, group and extra addresses, once."""
     return send_due_reminders(task_id=self.request.id or "").as_dict()
 

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from apps.activity.autoclose import autoclose
 from apps.activity.ppm import generate_jobneeds
+from apps.activity.results import AutocloseResult, GenerationResult
 from apps.core.services import record_heartbeat
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, rename
 from apps.core.tasks.utils import task_retry_policy
@@ -15,14 +16,14 @@ from apps.core.tasks.utils import task_retry_policy
 
 @shared_task(name="create_ppm_job", **task_retry_policy("database_heavy"))
 @accepts_upstream(UpstreamForm("jobid=None", rename(job_id="jobid")))
-def create_ppm_job(job_id: int | None = None) -> dict[str, object]:
+def create_ppm_job(job_id: int | None = None) -> GenerationResult:
     """Expand enabled PPM jobs (or the one job `job_id`) into planned instances and reminders."""
     return generate_jobneeds(job_id=job_id).as_dict()
 
 
 @shared_task(name="auto_close_jobs", bind=True, **task_retry_policy("bulk_email"))
 @accepts_upstream(UpstreamForm("jobneedid=None", rename(jobneed_id="jobneedid")))
-def autoclose_job(self, jobneed_id: int | None = None) -> dict[str, int]:
+def autoclose_job(self, jobneed_id: int | None = None) -> AutocloseResult:
     """Close expired unfinished work of the last day, raise tickets, tell the sites."""
     return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "").as_dict()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from apps.activity.results import TranscriptionResult
 from apps.activity.transcription import transcribe_detail
 from apps.attendance.faces import verify_event
 from apps.core.offload import OffloadBusy, offload_media
@@ -51,6 +52,6 @@ def perform_facerecognition_bgt(
 
 
 @shared_task(name="process_audio_transcript", **task_retry_policy("external_api"))
-def process_audio_transcript(jobneed_detail_id: int) -> dict[str, object]:
+def process_audio_transcript(jobneed_detail_id: int) -> TranscriptionResult:
     """Transcribe an audio answer; transient engine errors retry, permanent ones fail it."""
     return transcribe_detail(jobneed_detail_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.activity.alerts import NothingToAlert, send_alert
+from apps.activity.results import AlertResult
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, rename
 from apps.core.tasks.utils import task_retry_policy
 from apps.y_helpdesk.services import escalate_due_tickets, send_ticket_mail
@@ -29,9 +30,7 @@ def ticket_escalation(self) -> dict[str, int]:
         "id, event, atts=False", rename(jobneed_id="id", event="event", attach_files="atts")
     )
 )
-def alert_sendmail(
-    self, jobneed_id: int, event: str, attach_files: bool = False
-) -> dict[str, object]:
+def alert_sendmail(self, jobneed_id: int, event: str, attach_files: bool = False) -> AlertResult:
     """'[READINGS ALERT]' (event "observation") or deviation mail for a Jobneed, once."""
     try:
         return send_alert(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedDetails
+from apps.activity.results import AlertResult
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.core.models import Attachment
 from apps.peoples.services import site_alert_recipients
@@ -83,7 +84,7 @@ def _attachments(jobneed: Jobneed, details: list[JobneedDetails]) -> list[tuple[
 
 def send_alert(
     jobneed_id: int, event: str, *, attach_files: bool = False, task_id: str = ""
-) -> dict:
+) -> AlertResult:
     mail = alert_mail(jobneed_id, event, attach_files=attach_files)
     if not mail.to:
         return {"sent": False, "reason": "no valid recipient"}

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
+from apps.activity.results import AutocloseResult
 from apps.activity.signals import jobneeds_autoclosed
 from apps.activity.state_machine import autoclosable, partially_completable
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
@@ -52,8 +53,14 @@ class AutocloseReport:
     tickets_raised: int = 0
     mails_sent: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> AutocloseResult:
+        return AutocloseResult(
+            closed=self.closed,
+            partially_completed=self.partially_completed,
+            checkpoints_closed=self.checkpoints_closed,
+            tickets_raised=self.tickets_raised,
+            mails_sent=self.mails_sent,
+        )
 
 
 def autoclose(

@@ -27,6 +27,7 @@ from apps.activity.models import (
     Question,
     Reminder,
 )
+from apps.activity.results import FailedJob, GenerationResult
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +39,15 @@ class GenerationReport:
     jobs: int = 0
     instances_created: int = 0
     reminders_created: int = 0
-    failed: list[dict[str, object]] = field(default_factory=list)
+    failed: list[FailedJob] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "jobs": self.jobs,
-            "instances_created": self.instances_created,
-            "reminders_created": self.reminders_created,
-            "failed": self.failed,
-        }
+    def as_dict(self) -> GenerationResult:
+        return GenerationResult(
+            jobs=self.jobs,
+            instances_created=self.instances_created,
+            reminders_created=self.reminders_created,
+            failed=self.failed,
+        )
 
 
 def plan_times(job: Job, start: datetime, end: datetime) -> list[datetime]:

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.activity.models import Reminder
+from apps.activity.results import ReminderResult
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.peoples.services import group_member_emails
 
@@ -23,8 +24,8 @@ class ReminderReport:
     sent: int = 0
     failed_for_good: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> ReminderResult:
+        return ReminderResult(sent=self.sent, failed_for_good=self.failed_for_good)
 
 
 def due_reminders(now: datetime):

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.activity.models import JobneedDetails
+from apps.activity.results import TranscriptionResult
 from apps.core.models import Attachment
 
 Status = JobneedDetails.TranscriptStatus
@@ -150,7 +151,7 @@ def claim(detail_id: int, now: datetime) -> bool:
     )
 
 
-def transcribe_detail(detail_id: int) -> dict[str, object]:
+def transcribe_detail(detail_id: int) -> TranscriptionResult:
     now = timezone.now()
     detail = JobneedDetails.objects.get(pk=detail_id)
     if detail.transcript_status == Status.COMPLETED:
