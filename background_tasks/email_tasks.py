@@ -20,6 +20,8 @@ from apps.integrations.mqtt import publish
 from apps.integrations.noc import notify_noc, record_mismatch, validate_mismatch
 from apps.work_order_management.models import ApprovalStep, WorkPermit
 from apps.work_order_management.notifications import (
+    PermitMailResult,
+    PermitReminderResult,
     notify_contacts,
     notify_rejection,
     notify_sla_vendor,
@@ -61,14 +63,14 @@ def _sla_by_uuid(arguments: Arguments) -> Arguments:
 
 @shared_task(name="send_email_notification_for_wp_verifier", **_EMAIL)
 @accepts_upstream(_VERIFIER_FORM)
-def send_email_notification_for_wp_verifier(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_wp_verifier(permit_id: int) -> PermitMailResult:
     """A permit created on the web: each verifier gets their decision link and the PDF."""
     return request_decisions(permit_id, ApprovalStep.Role.VERIFIER)
 
 
 @shared_task(name="send_email_notification_for_wp_from_mobile_for_verifier", **_EMAIL)
 @accepts_upstream(_VERIFIER_FORM)
-def send_email_notification_for_wp_from_mobile_for_verifier(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_wp_from_mobile_for_verifier(permit_id: int) -> PermitMailResult:
     """A permit created through the mobile sync: the same mail as from the web."""
     return request_decisions(permit_id, ApprovalStep.Role.VERIFIER)
 
@@ -81,7 +83,7 @@ def send_email_notification_for_wp_from_mobile_for_verifier(permit_id: int) -> d
         rename(permit_id="womid"),
     )
 )
-def send_email_notification_for_workpermit_approval(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_workpermit_approval(permit_id: int) -> PermitMailResult:
     """Every verifier approved: each approver gets their decision link and the PDF."""
     return request_decisions(permit_id, ApprovalStep.Role.APPROVER)
 
@@ -93,7 +95,7 @@ def send_email_notification_for_workpermit_approval(permit_id: int) -> dict[str,
         rename(permit_id="womid"),
     )
 )
-def send_email_notification_for_wp(permit_id: int | None = None) -> dict[str, object]:
+def send_email_notification_for_wp(permit_id: int | None = None) -> PermitReminderResult:
     """Remind pending verifiers or approvers: of one permit, or (beat) of every permit pending
     longer than WP_REMINDER_INTERVAL_HOURS; at most once per person per interval."""
     return remind_pending(permit_id)
@@ -103,14 +105,14 @@ def send_email_notification_for_wp(permit_id: int | None = None) -> dict[str, ob
 @accepts_upstream(_CONTACTS_FORM)
 def send_email_notification_for_vendor_and_security_after_approval(
     permit_id: int,
-) -> dict[str, object]:
+) -> PermitMailResult:
     """Every approver approved (permit in progress): vendor and security contacts, with PDF."""
     return notify_contacts(permit_id, "approved")
 
 
 @shared_task(name="send_email_notification_for_vendor_and_security_for_rwp", **_EMAIL)
 @accepts_upstream(_CONTACTS_FORM)
-def send_email_notification_for_vendor_and_security_for_rwp(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_vendor_and_security_for_rwp(permit_id: int) -> PermitMailResult:
     """The return work permit was submitted (completed): the same contacts, updated PDF."""
     return notify_contacts(permit_id, "completed")
 
@@ -125,27 +127,27 @@ def send_email_notification_for_vendor_and_security_for_rwp(permit_id: int) -> d
 )
 def send_email_notification_for_vendor_and_security_of_wp_cancellation(
     permit_id: int,
-) -> dict[str, object]:
+) -> PermitMailResult:
     """The permit was cancelled: the same contacts, with who cancelled and the latest remark."""
     return notify_contacts(permit_id, "cancelled")
 
 
 @shared_task(name="send_email_notification_for_sla_report", **_EMAIL)
 @accepts_upstream(UpstreamForm("slaid, sitename", rename(permit_id="slaid")))
-def send_email_notification_for_sla_report(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_sla_report(permit_id: int) -> PermitMailResult:
     """An SLA report was submitted: each approver gets the score, the PDF and their link."""
     return request_decisions(permit_id, ApprovalStep.Role.APPROVER)
 
 
 @shared_task(name="send_email_notification_for_sla_vendor", **_EMAIL)
 @accepts_upstream(UpstreamForm("wom_id, report_attachment, sitename", _sla_by_uuid))
-def send_email_notification_for_sla_vendor(permit_id: int) -> dict[str, object]:
+def send_email_notification_for_sla_vendor(permit_id: int) -> PermitMailResult:
     """Every approver approved the SLA report: the vendor gets it, approvers in CC."""
     return notify_sla_vendor(permit_id)
 
 
 @shared_task(name="work_order_management.notify_permit_rejected", **_EMAIL)
-def notify_permit_rejected(permit_id: int) -> dict[str, object]:
+def notify_permit_rejected(permit_id: int) -> PermitMailResult:
     """A verifier or approver rejected: the requester is told, with the remark."""
     return notify_rejection(permit_id)
 

@@ -4,6 +4,7 @@ idempotency key names permit, event and recipient); results carry counts, never 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Required, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -36,6 +37,21 @@ CONTACT_EVENTS = {
 }
 
 
+class PermitMailResult(TypedDict, total=False):
+    """The counts once mails went to delivery; `reason` when the permit is past this event."""
+
+    permit: Required[int]
+    sent: Required[int]
+    already_sent: int
+    invalid_addresses: int
+    reason: str
+
+
+class PermitReminderResult(TypedDict):
+    permits: int
+    sent: int
+
+
 def load_permit(permit_id: int) -> WorkPermit:
     return WorkPermit.objects.select_related("permit_type", "site", "vendor", "requested_by").get(
         pk=permit_id
@@ -55,7 +71,7 @@ def _pdf(permit: WorkPermit) -> tuple[str, bytes, str]:
     return (pdf_filename(permit), render_permit_pdf(permit), "application/pdf")
 
 
-def _result(permit: WorkPermit, mails: list[Mail], invalid: int = 0) -> dict[str, object]:
+def _result(permit: WorkPermit, mails: list[Mail], invalid: int = 0) -> PermitMailResult:
     delivery = deliver(mails)
     delivery.raise_error()
     return {
@@ -68,7 +84,7 @@ def _result(permit: WorkPermit, mails: list[Mail], invalid: int = 0) -> dict[str
 
 def request_decisions(
     permit_id: int, role: str, *, reminder_slot: int | None = None
-) -> dict[str, object]:
+) -> PermitMailResult:
     """Mail each pending verifier or approver their own decision link (and the PDF)."""
     permit = load_permit(permit_id)
     if permit.status != PHASE[role]:
@@ -118,7 +134,7 @@ def contact_addresses(permit: WorkPermit) -> tuple[list[str], int]:
     return cleaned, len(distinct_given) - len(cleaned)
 
 
-def notify_contacts(permit_id: int, event: str) -> dict[str, object]:
+def notify_contacts(permit_id: int, event: str) -> PermitMailResult:
     """Vendor and security contacts: the permit is approved (with the approvers' conditions),
     completed (RWP) or cancelled. An approval is also told to the requester; a cancellation to
     the verifiers or approvers who were still asked to decide (their links stop working)."""
@@ -203,7 +219,7 @@ def _withdrawn_requests(
     ]
 
 
-def notify_rejection(permit_id: int) -> dict[str, object]:
+def notify_rejection(permit_id: int) -> PermitMailResult:
     permit = load_permit(permit_id)
     step = permit.steps.filter(status=ApprovalStep.Status.REJECTED).select_related("person").first()
     if permit.status != PermitStatus.REJECTED or step is None:
@@ -218,7 +234,7 @@ def notify_rejection(permit_id: int) -> dict[str, object]:
     return _result(permit, [mail], invalid=0 if mail.to else 1)
 
 
-def notify_sla_vendor(permit_id: int) -> dict[str, object]:
+def notify_sla_vendor(permit_id: int) -> PermitMailResult:
     """The approved SLA report to the vendor, with its approvers in CC."""
     permit = load_permit(permit_id)
     if permit.kind != PermitKind.SLA or permit.status != PermitStatus.APPROVED:
@@ -246,7 +262,9 @@ def notify_sla_vendor(permit_id: int) -> dict[str, object]:
     return _result(permit, [mail], invalid=0 if mail.to else 1)
 
 
-def remind_pending(permit_id: int | None = None, now: datetime | None = None) -> dict[str, object]:
+def remind_pending(
+    permit_id: int | None = None, now: datetime | None = None
+) -> PermitReminderResult:
     """Re-send pending requests: for one permit (an operator's action), or for every permit
     pending longer than the reminder interval; at most once per person per interval."""
     now = now or timezone.now()
