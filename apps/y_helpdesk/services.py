@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Required, TypedDict
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -58,7 +59,16 @@ def ticket_mail(ticket_id: int, version: int) -> Mail:
     )
 
 
-def send_ticket_mail(ticket_id: int, version: int | None, task_id: str = "") -> dict[str, object]:
+class TicketMailResult(TypedDict, total=False):
+    """`recipients` when the mail went to delivery; `reason` when it had none."""
+
+    ticket: Required[int]
+    sent: Required[bool]
+    recipients: int
+    reason: str
+
+
+def send_ticket_mail(ticket_id: int, version: int | None, task_id: str = "") -> TicketMailResult:
     """Send the ticket's created/updated mail once; no valid recipient is a result, not a retry."""
     if version is None:
         version = Ticket.objects.values_list("version", flat=True).get(pk=ticket_id)
@@ -84,13 +94,18 @@ def record_ticket_saved(ticket: Ticket, actor, *, created: bool) -> None:
     )
 
 
+class EscalationResult(TypedDict):
+    escalated: int
+    mails_sent: int
+
+
 @dataclass
 class EscalationReport:
     escalated: int = 0
     mails_sent: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def as_dict(self) -> EscalationResult:
+        return EscalationResult(escalated=self.escalated, mails_sent=self.mails_sent)
 
 
 def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> EscalationReport:
