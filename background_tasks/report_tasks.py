@@ -9,6 +9,16 @@ from apps.core.tasks.utils import task_retry_policy
 from apps.reports.cleanup import OutsideReportsArea, delete_old_files, resolve_inside_reports
 from apps.reports.models import ProductionStatus
 from apps.reports.pdf_jobs import render_job
+from apps.reports.results import (
+    FileCleanupResult,
+    FileMailResult,
+    GeneratedMailResult,
+    HistoryResult,
+    PdfJobResult,
+    ReportMailResult,
+    RequestedReportResult,
+    SchedulesResult,
+)
 from apps.reports.services import (
     mail_file,
     mail_generated,
@@ -71,7 +81,7 @@ def _history_from_upstream(arguments: Arguments) -> Arguments:
         ),
     )
 )
-def generate_pdf_async(job_uuid: str) -> dict[str, object]:
+def generate_pdf_async(job_uuid: str) -> PdfJobResult:
     """Render a requested PDF job with progress; the web page polls its status."""
     job = render_job(job_uuid)
     return {"job": str(job.uuid), "status": job.status, "error": job.error}
@@ -79,7 +89,7 @@ def generate_pdf_async(job_uuid: str) -> dict[str, object]:
 
 @shared_task(name="cleanup_reports_which_are_12hrs_old", **task_retry_policy("maintenance"))
 @accepts_upstream(_outside_reports_form("dir_path, hours_old=12", "dir_path", "folder"))
-def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) -> dict[str, int]:
+def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) -> FileCleanupResult:
     """Delete report files older than `hours_old` under `dir_path`, inside the reports area."""
     return delete_old_files(dir_path, hours_old)
 
@@ -100,7 +110,7 @@ def cleanup_reports_which_are_12hrs_old(dir_path: str, hours_old: float = 12) ->
 )
 def create_save_report_async(
     self, formdata: dict, client_id: int, user_email: str, user_id: int
-) -> dict[str, object]:
+) -> RequestedReportResult:
     """Build a requested report into storage (with progress), then mail the requester a link."""
     report, duration_ms = produce_requested_report(
         formdata, client_id, user_email, user_id, task_id=self.request.id or ""
@@ -125,7 +135,7 @@ def create_save_report_async(
         label="EI:exception-info",
     )
 )
-def create_report_history(formdata: dict, userid: int, buid: int, EI: dict) -> dict[str, int]:
+def create_report_history(formdata: dict, userid: int, buid: int, EI: dict) -> HistoryResult:
     """Record who generated which report, with which parameters, when, how and how long."""
     return {"history": record_history(formdata, userid, buid, EI)}
 
@@ -143,19 +153,19 @@ def create_report_history(formdata: dict, userid: int, buid: int, EI: dict) -> d
         label="json_report:rendered-file",
     )
 )
-def send_report_on_email(self, formdata: dict, json_report: dict) -> dict[str, object]:
+def send_report_on_email(self, formdata: dict, json_report: dict) -> ReportMailResult:
     """Render the report the user is looking at and mail it to the addresses they entered."""
     return mail_report_data(formdata, json_report, self.request.id or "")
 
 
 @shared_task(name="create_scheduled_reports", **task_retry_policy("maintenance"))
-def create_scheduled_reports() -> dict[str, object]:
+def create_scheduled_reports() -> SchedulesResult:
     """Generate every due scheduled report once per period; one failure stops no other."""
     return run_schedules()
 
 
 @shared_task(name="send_generated_report_on_mail", bind=True, **task_retry_policy("bulk_email"))
-def send_generated_report_on_mail(self) -> dict[str, int]:
+def send_generated_report_on_mail(self) -> GeneratedMailResult:
     """Mail each generated scheduled report that is ready to its recipients, once."""
     return mail_generated(self.request.id or "")
 
@@ -166,7 +176,7 @@ def send_generated_report_on_mail(self) -> dict[str, int]:
 )
 def send_generated_report_onfly_email(
     self, filepath: str, fromemail: str, to: list[str], cc: list[str], ctzoffset: int = 0
-) -> dict[str, object]:
+) -> FileMailResult:
     """Mail an already generated report file (inside the reports area, from an allowed sender).
 
     `ctzoffset` is accepted for the callers' signature; times come from the sites' zones.

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from apps.reports.results import FileCleanupResult
+
 
 class OutsideReportsArea(ValueError):
     """A path that does not resolve inside the reports storage area."""
@@ -27,7 +29,7 @@ def resolve_inside_reports(dir_path: str) -> Path:
 
 def delete_old_files(
     dir_path: str, hours_old: float = 12, now: float | None = None
-) -> dict[str, int]:
+) -> FileCleanupResult:
     if hours_old < 0:
         raise ValueError("hours_old must not be negative")
     folder = resolve_inside_reports(dir_path)

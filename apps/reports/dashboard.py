@@ -16,6 +16,7 @@ from apps.activity.models import Jobneed
 from apps.attendance.models import AttendanceEvent
 from apps.onboarding.lookups import lookup_choices, lookup_key
 from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.reports.results import DashboardWarmResult
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, Ticket
 
 
@@ -61,7 +62,7 @@ def site_dashboard(site: BusinessUnit, now: datetime | None = None) -> dict[str,
     )
 
 
-def warm_all(now: datetime | None = None) -> dict[str, int]:
+def warm_all(now: datetime | None = None) -> DashboardWarmResult:
     """Recompute every enabled site's dashboard and every lookup list the forms show (people
     lists are not cached: each person's form offers the people they reach)."""
     now = now or timezone.now()

@@ -14,6 +14,7 @@ from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
 from apps.reports.models import PdfJob
 from apps.reports.pdf_fonts import FAMILY, unicode_pdf
+from apps.reports.results import PdfCleanupResult
 
 MAX_SECTIONS = 200
 MAX_ROWS = 5000
@@ -96,7 +97,7 @@ def render_job(job_uuid: str) -> PdfJob:
     return job
 
 
-def cleanup_expired(now=None) -> dict[str, int]:
+def cleanup_expired(now=None) -> PdfCleanupResult:
     """Delete expired jobs and their files."""
     now = now or timezone.now()
     expired = list(PdfJob.objects.filter(expires_at__lt=now))

@@ -24,6 +24,12 @@ from apps.peoples.models import People
 from apps.reports.builders import FORMATS, ReportData, ReportError, build, render, report_title
 from apps.reports.cleanup import reports_root, resolve_inside_reports
 from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
+from apps.reports.results import (
+    FileMailResult,
+    GeneratedMailResult,
+    ReportMailResult,
+    SchedulesResult,
+)
 
 logger = logging.getLogger(__name__)
 MIME = {
@@ -136,9 +142,9 @@ def due_period(schedule: ScheduledReport, now: datetime) -> datetime | None:
     return fired if fired.weekday() in working else None
 
 
-def run_schedules(now: datetime | None = None) -> dict[str, Any]:
+def run_schedules(now: datetime | None = None) -> SchedulesResult:
     now = now or timezone.now()
-    outcome: dict[str, Any] = {"generated": 0, "already": 0, "failed": []}
+    outcome = SchedulesResult(generated=0, already=0, failed=[])
     for schedule in ScheduledReport.objects.filter(enabled=True).select_related("site"):
         try:
             fired = due_period(schedule, now)
@@ -174,7 +180,7 @@ def run_schedules(now: datetime | None = None) -> dict[str, Any]:
     return outcome
 
 
-def mail_generated(task_id: str = "") -> dict[str, int]:
+def mail_generated(task_id: str = "") -> GeneratedMailResult:
     """Mail each finished scheduled report to its recipients, once, then mark it sent."""
     pending = list(
         GeneratedReport.objects.filter(
@@ -226,7 +232,9 @@ def reports_area_path(report: GeneratedReport) -> str:
     return report.file.name.removeprefix("reports/")
 
 
-def mail_report_data(formdata: dict[str, Any], json_report: dict[str, Any], task_id: str) -> dict:
+def mail_report_data(
+    formdata: dict[str, Any], json_report: dict[str, Any], task_id: str
+) -> ReportMailResult:
     """A report the user is looking at, rendered and mailed to the addresses they entered."""
     data = ReportData(
         title=str(json_report.get("title", "Report"))[:200],
@@ -273,7 +281,7 @@ def _sent_by(person_id: object) -> str:
 
 def mail_file(
     filepath: str, from_email: str, to: list[str], cc: list[str], task_id: str
-) -> dict[str, Any]:
+) -> FileMailResult:
     """An already generated report file, mailed on the fly; only files of the reports area and
     only from an allowed sender. A file of a generated report goes out under the report's name,
     read from wherever the storage keeps it."""
