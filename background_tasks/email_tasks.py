@@ -18,6 +18,7 @@ from apps.core.tasks.legacy import Arguments, UpstreamForm, accepts_upstream, re
 from apps.core.tasks.utils import task_retry_policy
 from apps.integrations.mqtt import publish
 from apps.integrations.noc import notify_noc, record_mismatch, validate_mismatch
+from apps.integrations.results import MismatchResult
 from apps.work_order_management.models import ApprovalStep, WorkPermit
 from apps.work_order_management.notifications import (
     PermitMailResult,
@@ -167,7 +168,7 @@ def notify_permit_rejected(permit_id: int) -> PermitMailResult:
         label="mismatch_data:any-json",
     )
 )
-def send_mismatch_notification(self, mismatch_data: dict) -> dict[str, object]:
+def send_mismatch_notification(self, mismatch_data: dict) -> MismatchResult:
     """A data mismatch (sync, devices): one NOC alert per window, published and mailed once."""
     alert, new = record_mismatch(validate_mismatch(mismatch_data))
 

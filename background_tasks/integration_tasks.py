@@ -18,6 +18,7 @@ from apps.integrations.partner_api import (
     PartnerUnavailable,
     call_partner,
 )
+from apps.integrations.results import BulkSyncResult, PartnerCallResult, PublishResult
 from apps.mobile.execution import run_download, run_mutation
 from background_tasks.ticket_tasks import alert_sendmail
 
@@ -59,7 +60,7 @@ __all__ = [
 )
 def publish_mqtt(
     self, topic: str, payload: object, qos: int = 1, retain: bool = False
-) -> dict[str, object]:
+) -> PublishResult:
     """Publish one message and wait for the broker's acknowledgement, once per task id."""
     validate_mqtt_topic(topic)  # bad input fails at once, before the circuit or the ledger
     sent: list[int] = []
@@ -87,7 +88,7 @@ def external_api_call_async(
     timeout: float = 30,
     user_id: int | None = None,
     credentials: str | None = None,
-) -> dict[str, object]:
+) -> PartnerCallResult:
     """Call an allow-listed partner API (SSRF-safe; one circuit per host).
 
     `credentials` names a set of PARTNER_API_CREDENTIALS, added on the worker. `timeout` bounds
@@ -99,14 +100,14 @@ def external_api_call_async(
     method = method.upper()
     timeout = min(timeout, self.soft_time_limit - PARTNER_CALL_MARGIN)
 
-    def call() -> dict[str, object]:
+    def call() -> PartnerCallResult:
         with self.external_call(f"partner:{host}"):
             return call_partner(url, method, headers, data, timeout, credentials)
 
     try:
         if method in IDEMPOTENT_METHODS:
             return call()
-        outcome: list[dict[str, object]] = []
+        outcome: list[PartnerCallResult] = []
         done = perform_once(
             f"partner:{self.request.id}",
             lambda: outcome.append(call()),
@@ -140,7 +141,7 @@ def _backoff(task) -> float:
 )
 def insert_json_records_async(
     self, records: list[dict], tablename: str, user_id: int
-) -> dict[str, object]:
+) -> BulkSyncResult:
     """Apply a device's bulk sync for `tablename`, scoped to the sender, once per task id."""
     result = apply_records_once(records, tablename, user_id, self.request.id or "")
     if result is None:

@@ -18,6 +18,7 @@ from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus
 from apps.core.enqueue import enqueue_on_commit
 from apps.core.idempotency import claim_side_effect
 from apps.integrations.models import RejectedSyncRecord, SyncBatch
+from apps.integrations.results import BulkSyncResult, RejectedRecord
 from apps.peoples.models import People
 
 MAX_RECORDS = 1000
@@ -49,11 +50,11 @@ class SyncError(ValueError):
 class SyncResult:
     table: str
     applied: int
-    rejected: list[dict[str, Any]]
+    rejected: list[RejectedRecord]
     alerting_jobneeds: list[int]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "applied": self.applied, "rejected": self.rejected}
+    def as_dict(self) -> BulkSyncResult:
+        return BulkSyncResult(table=self.table, applied=self.applied, rejected=self.rejected)
 
 
 def apply_records(records: object, table: str, sender: People) -> SyncResult:
@@ -64,7 +65,7 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
         raise SyncError(f"records must be a list of at most {MAX_RECORDS} objects")
     if sender.client_id is None:
         raise SyncError("the sender belongs to no client")
-    rejected: list[dict[str, Any]] = []
+    rejected: list[RejectedRecord] = []
     keyed: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
     for index, record in enumerate(records):
         reason, key = _check_shape(record, spec)

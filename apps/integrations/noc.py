@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.core.idempotency import perform_once
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.integrations.models import NocAlert
+from apps.integrations.results import NocNotification
 
 _KIND = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_DETAILS_BYTES = 16 * 1024
@@ -78,7 +79,7 @@ def record_mismatch(data: dict[str, Any], now: datetime | None = None) -> tuple[
 
 def notify_noc(
     alert: NocAlert, publish: Callable[[str, object], object], task_id: str = ""
-) -> dict[str, bool]:
+) -> NocNotification:
     """Publish and mail the alert unless done before; safe to repeat after a failure."""
     published = mailed = False
     if alert.published_at is None and settings.MQTT_URL:

@@ -27,6 +27,7 @@ import urllib3
 from django.conf import settings
 
 from apps.core.redaction import is_secret_name
+from apps.integrations.results import PartnerCallResult
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
@@ -159,7 +160,7 @@ def call_partner(
     data: Any = None,
     timeout: float = 30,
     credentials: str | None = None,
-) -> dict[str, Any]:
+) -> PartnerCallResult:
     """Call `url`; `timeout` is the deadline of the whole call, redirects and reads included."""
     method = method.upper()
     if method not in METHODS:
