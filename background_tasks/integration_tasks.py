@@ -19,7 +19,7 @@ from apps.integrations.partner_api import (
     call_partner,
 )
 from apps.integrations.results import BulkSyncResult, PartnerCallResult, PublishResult
-from apps.mobile.execution import run_download, run_mutation
+from apps.mobile.execution import DownloadResult, MutationResult, run_download, run_mutation
 from background_tasks.ticket_tasks import alert_sendmail
 
 PARTNER_CALL_MARGIN = 10  # seconds of the task's soft limit kept for recording the outcome
@@ -172,7 +172,7 @@ def _is_recorded_message(payload: object) -> bool:
 
 @shared_task(name="process_graphql_mutation_async", **task_retry_policy("default"))
 @accepts_upstream(_upstream_graphql_form("mutation"))
-def process_graphql_mutation_async(payload: dict) -> dict[str, object]:
+def process_graphql_mutation_async(payload: dict) -> MutationResult:
     """Execute a device's recorded mutation as its verified person, once per client id.
 
     GraphQL errors are a failed result (not retried); transient database errors retry.
@@ -182,7 +182,7 @@ def process_graphql_mutation_async(payload: dict) -> dict[str, object]:
 
 @shared_task(name="process_graphql_download_async", bind=True, **task_retry_policy("default"))
 @accepts_upstream(_upstream_graphql_form("download"))
-def process_graphql_download_async(self, payload: dict) -> dict[str, object]:
+def process_graphql_download_async(self, payload: dict) -> DownloadResult:
     """Run a device's download query, store it as compressed JSON, return an expiring link."""
 
     def progress(percent: int) -> None:

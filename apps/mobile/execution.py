@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from django.conf import settings
 from django.core import signing
@@ -25,6 +25,24 @@ from apps.mobile.schema import schema
 from apps.peoples.models import People
 
 DOWNLOAD_SALT = "mobile-download"
+
+
+class MutationResult(TypedDict, total=False):
+    """`data` when the mutation ran, `errors` when it did not."""
+
+    ok: Required[bool]
+    data: dict[str, Any] | None
+    errors: list[str]
+
+
+class DownloadResult(TypedDict, total=False):
+    """The expiring link to the stored data when the query ran, `errors` when it did not."""
+
+    ok: Required[bool]
+    errors: list[str]
+    download: str
+    bytes: int
+    expires_at: str
 
 
 @dataclass
@@ -55,7 +73,7 @@ def _execute(message: MobileMessage) -> ExecutionResult:
     )
 
 
-def run_mutation(message_id: int) -> dict[str, Any]:
+def run_mutation(message_id: int) -> MutationResult:
     """Execute the mutation and store its result in one transaction: a redelivered or resent
     message finds the stored result and is not executed again."""
     with transaction.atomic():
@@ -71,15 +89,15 @@ def run_mutation(message_id: int) -> dict[str, Any]:
         if errors:
             transaction.set_rollback(True)  # nothing of a failed mutation stays
         else:
-            _finish(message, {"ok": True, "data": result.data}, MobileMessage.Status.DONE)
+            _finish(message, MutationResult(ok=True, data=result.data), MobileMessage.Status.DONE)
     if errors:
-        outcome = {"ok": False, "errors": errors}
+        outcome = MutationResult(ok=False, errors=errors)
         _finish(MobileMessage.objects.get(pk=message_id), outcome, MobileMessage.Status.FAILED)
         return outcome
     return MobileMessage.objects.get(pk=message_id).result
 
 
-def run_download(message_id: int, progress: Callable[[int], None]) -> dict[str, Any]:
+def run_download(message_id: int, progress: Callable[[int], None]) -> DownloadResult:
     """Run the query, store the data as compressed JSON, return an expiring reference."""
     message = MobileMessage.objects.select_related("person").get(
         pk=message_id, kind=MobileMessage.Kind.DOWNLOAD
@@ -90,7 +108,7 @@ def run_download(message_id: int, progress: Callable[[int], None]) -> dict[str, 
     result = _execute(message)
     errors = _errors(result)
     if errors:
-        outcome = {"ok": False, "errors": errors}
+        outcome = DownloadResult(ok=False, errors=errors)
         _finish(message, outcome, MobileMessage.Status.FAILED)
         return outcome
     progress(60)
@@ -100,14 +118,14 @@ def run_download(message_id: int, progress: Callable[[int], None]) -> dict[str, 
     )
     progress(90)
     token = signing.dumps({"m": message.pk, "f": name}, salt=DOWNLOAD_SALT)
-    outcome = {
-        "ok": True,
-        "download": settings.SITE_URL.rstrip("/") + reverse("mobile:download", args=[token]),
-        "bytes": len(content),
-        "expires_at": (
+    outcome = DownloadResult(
+        ok=True,
+        download=settings.SITE_URL.rstrip("/") + reverse("mobile:download", args=[token]),
+        bytes=len(content),
+        expires_at=(
             timezone.now() + timedelta(seconds=settings.MOBILE_DOWNLOAD_MAX_AGE_SECONDS)
         ).isoformat(),
-    }
+    )
     _finish(message, outcome, MobileMessage.Status.DONE)
     return outcome
 
@@ -120,7 +138,7 @@ def download_file(token: str) -> str:
     return data["f"]
 
 
-def _finish(message: MobileMessage, result: dict[str, Any], status: str) -> None:
+def _finish(message: MobileMessage, result: MutationResult | DownloadResult, status: str) -> None:
     MobileMessage.objects.filter(pk=message.pk, result__isnull=True).update(
         result=result, status=status, finished_at=timezone.now()
     )
