@@ -7,7 +7,7 @@ from django.conf import settings
 
 from apps.activity.results import TranscriptionResult
 from apps.activity.transcription import transcribe_detail
-from apps.attendance.faces import verify_event
+from apps.attendance.faces import FaceCheckResult, verify_event
 from apps.core.offload import OffloadBusy, offload_media
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
@@ -42,7 +42,7 @@ def move_media_to_cloud_storage(self) -> dict[str, object]:
 )
 def perform_facerecognition_bgt(
     self, pel_uuid: str, peopleid: int, db: str = "default"
-) -> dict[str, object]:
+) -> FaceCheckResult:
     """Verify an attendance event's newest selfie against the person's reference photos.
 
     No face, several faces, an unreadable image or no reference photo is a recorded outcome,

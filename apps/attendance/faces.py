@@ -10,6 +10,7 @@ import functools
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -32,6 +33,14 @@ class StorageUnavailable(ConnectionError):
 class Verification:
     outcome: str
     distance: float | None = None
+
+
+class FaceCheckResult(TypedDict):
+    event: str
+    outcome: str
+    distance: float | None  # None when there was no face to compare
+    threshold: float
+    inside_geofence: bool | None  # None when the position or the site's geofence is unknown
 
 
 def _read(attachment: Attachment) -> bytes:
@@ -123,7 +132,7 @@ def verify(selfie: bytes, references: list[list[float]], threshold: float) -> Ve
 
 def verify_event(
     event_uuid: str, person_id: int, db: str = "default", now: datetime | None = None
-) -> dict:
+) -> FaceCheckResult:
     """Verify the newest selfie of the event against the person's references and record it."""
     event = AttendanceEvent.objects.using(db).select_related("site").get(uuid=event_uuid)
     if event.person_id != person_id:
