@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
 from apps.activity.autoclose import autoclose
 from apps.activity.ppm import generate_jobneeds
 from apps.activity.results import AutocloseResult, GenerationResult
-from apps.core.services import record_heartbeat
+from apps.core.services import HeartbeatResult, record_heartbeat
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, rename
 from apps.core.tasks.utils import task_retry_policy
 
@@ -30,7 +28,7 @@ def autoclose_job(self, jobneed_id: int | None = None) -> AutocloseResult:
 
 # Its WorkerHeartbeat row is what /healthz and operators read, so no result row as well.
 @shared_task(name="task_every_min", bind=True, ignore_result=True, **task_retry_policy("default"))
-def task_every_min(self) -> dict[str, Any]:
+def task_every_min(self) -> HeartbeatResult:
     """Worker heartbeat: which worker ran it, when, and how late against its minute slot."""
     # Beat's messages carry periodic_task_name; a run sent by hand has no schedule to be late on.
     scheduled = bool(self.request.get("periodic_task_name"))

@@ -8,13 +8,13 @@ from django.conf import settings
 from apps.activity.results import TranscriptionResult
 from apps.activity.transcription import transcribe_detail
 from apps.attendance.faces import FaceCheckResult, verify_event
-from apps.core.offload import OffloadBusy, offload_media
+from apps.core.offload import OffloadBusy, OffloadResult, offload_media
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, refuse
 from apps.core.tasks.utils import task_retry_policy
 
 
 @shared_task(name="move_media_to_cloud_storage", bind=True, **task_retry_policy("maintenance"))
-def move_media_to_cloud_storage(self) -> dict[str, object]:
+def move_media_to_cloud_storage(self) -> OffloadResult:
     """Move local media older than MEDIA_OFFLOAD_AFTER_DAYS to the cloud bucket."""
 
     def progress(done: int, total: int) -> None:

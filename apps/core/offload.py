@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,19 +38,46 @@ class OffloadBusy(Exception):
     """Another run holds the lock."""
 
 
+class OffloadFailure(TypedDict):
+    attachment: str  # its uuid
+    error: str
+
+
+class OffloadResult(TypedDict, total=False):
+    """Every count of a run; only `skipped` when another run holds the lock."""
+
+    candidates: int
+    moved: int
+    already_in_bucket: int
+    local_copies_removed: int
+    failed: list[OffloadFailure]
+    bytes: int
+    dry_run: bool
+    skipped: Required[str]
+
+
 @dataclass
 class OffloadReport:
     candidates: int = 0
     moved: int = 0
     already_in_bucket: int = 0
     local_copies_removed: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
+    failed: list[OffloadFailure] = field(default_factory=list)
     bytes: int = 0
     dry_run: bool = False
     skipped: str = ""  # why nothing was attempted, when the move is not configured
 
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+    def as_dict(self) -> OffloadResult:
+        return OffloadResult(
+            candidates=self.candidates,
+            moved=self.moved,
+            already_in_bucket=self.already_in_bucket,
+            local_copies_removed=self.local_copies_removed,
+            failed=self.failed,
+            bytes=self.bytes,
+            dry_run=self.dry_run,
+            skipped=self.skipped,
+        )
 
 
 def not_configured_reason() -> str:

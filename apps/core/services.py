@@ -9,7 +9,7 @@ oldest waiting message, dead letters of the last hour, and ledger claims past th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import connection
 from django.utils import timezone
@@ -18,6 +18,12 @@ from apps.core.broker import queue_backlog
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 
 HEARTBEAT_MAX_AGE = timedelta(minutes=3)
+
+
+class HeartbeatResult(TypedDict):
+    worker: str
+    ran_at: str  # ISO 8601
+    lateness_seconds: float | None  # None for a run not sent by beat
 
 
 def record_heartbeat(*, worker: str, task_id: str, published_at: float | None) -> WorkerHeartbeat:
