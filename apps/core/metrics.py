@@ -128,7 +128,8 @@ def flush() -> None:
     upsert = _UPSERT.format(table=connection.ops.quote_name(TaskMetric._meta.db_table))
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(upsert, [(n, labels, v) for (n, labels), v in batch.items()])
+            for (name, labels), value in batch.items():  # a handful of rows a flush
+                cursor.execute(upsert, (name, labels, value))
     except DatabaseError:
         logger.warning("metrics_flush_failed counters=%d", len(batch), exc_info=True)
         with _lock:
