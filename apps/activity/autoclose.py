@@ -150,7 +150,7 @@ def _notify(now: datetime, task_id: str) -> int:
             autoclosed_at__gte=now - LOOKBACK,
             autoclose_notified_at__isnull=True,
             ticket_category__code__in=(NOTIFY, RAISE_TICKET),
-        ).select_related("site", "people", "group", "ticket_category", "ticket", "ticket__category")
+        ).select_related("site", "people", "group", "ticket", "ticket__category")
     )
     if not pending:
         return 0

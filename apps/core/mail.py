@@ -7,6 +7,7 @@ task that sends it runs, and never inside a database transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import smtplib
@@ -47,6 +48,12 @@ def local_times(zone: tzinfo, **moments: datetime | None) -> dict[str, str]:
 
 def clean_recipients(addresses: Iterable[str | None]) -> list[str]:
     """Trimmed, valid, de-duplicated (case-insensitively, first spelling kept) addresses."""
+    return list(_clean_recipients(tuple(addresses)))
+
+
+# A fan-out mails thousands of rows that share a few recipient lists: validate each list once.
+@functools.lru_cache(maxsize=1024)
+def _clean_recipients(addresses: tuple[str | None, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     cleaned = []
     for raw in addresses:
@@ -61,7 +68,7 @@ def clean_recipients(addresses: Iterable[str | None]) -> list[str]:
             if address.lower() not in seen:
                 seen.add(address.lower())
                 cleaned.append(address)
-    return cleaned
+    return tuple(cleaned)
 
 
 def _in_transaction() -> bool:
