@@ -45,26 +45,28 @@ def procfile_command(process: str) -> list[str]:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_procfile_worker_writes_the_task_run_line(tmp_path) -> None:
-    # The Procfile's own command (Celery's default WARNING level), on a broker of its own, so
-    # the session's test worker cannot take the message.
+    # The Procfile's own command (Celery's default WARNING level), on a folder broker of its
+    # own whatever the suite's broker is, so the session's test worker cannot take the message.
     var_dir = tmp_path / "var"
     argv = procfile_command("worker_maintenance")
     argv[argv.index("-n") + 1] = f"procfile-{os.getpid()}@{socket.gethostname()}"
     worker = ManagedProcess(
-        argv, process_env(INTELLIWIZ_VAR_DIR=str(var_dir)), tmp_path / "worker.log"
+        argv,
+        process_env(INTELLIWIZ_VAR_DIR=str(var_dir), CELERY_BROKER_URL="filesystem://"),
+        tmp_path / "worker.log",
     )
     broker = var_dir / "broker"
     for folder in ("queue", "inflight", "control"):
         (broker / folder).mkdir(parents=True)
     try:
         with app.connection_for_write(
+            "filesystem://",
             transport_options={
-                **app.conf.broker_transport_options,
                 "data_folder_in": str(broker / "queue"),
                 "data_folder_out": str(broker / "queue"),
                 "inflight_folder": str(broker / "inflight"),
                 "control_folder": str(broker / "control"),
-            }
+            },
         ) as connection:
             sent = app.send_task("task_every_min", connection=connection)
         # No "ready." to wait for: the worker logs it at INFO.
