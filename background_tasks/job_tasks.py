@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.activity.autoclose import autoclose
 from apps.activity.ppm import generate_jobneeds
 from apps.activity.results import AutocloseResult, GenerationResult
 from apps.core.services import HeartbeatResult, record_heartbeat
 from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, rename
 from apps.core.tasks.utils import task_retry_policy
+from apps.y_helpdesk.autoclose import autoclose
 
 
 @shared_task(name="create_ppm_job", **task_retry_policy("database_heavy"))

@@ -42,7 +42,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from apps.activity.autoclose import autoclose
+from apps.y_helpdesk.autoclose import autoclose
 from apps.y_helpdesk.services import escalate_due_tickets
 from bench.operations import (
     BenchError,

@@ -42,9 +42,14 @@ from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-import apps.activity.autoclose as autoclose_module
+import apps.y_helpdesk.autoclose as autoclose_module
 import apps.y_helpdesk.services as helpdesk_services
-from apps.activity.autoclose import (
+from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
+from apps.activity.state_machine import allowed
+from apps.core.mail import deliver
+from apps.onboarding.models import BusinessUnit, TypeAssist
+from apps.peoples.models import People
+from apps.y_helpdesk.autoclose import (
     AUTOCLOSE_IDENTIFIERS,
     LOOKBACK,
     NOTIFY,
@@ -52,11 +57,6 @@ from apps.activity.autoclose import (
     AutocloseReport,
     autoclose,
 )
-from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
-from apps.activity.state_machine import allowed
-from apps.core.mail import deliver
-from apps.onboarding.models import BusinessUnit, TypeAssist
-from apps.peoples.models import People
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
 from apps.y_helpdesk.services import EscalationReport, escalate_due_tickets
 

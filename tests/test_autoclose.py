@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.activity.autoclose import autoclose
 from apps.activity.models import Jobneed
 from apps.core.mail import TransientMailError
 from apps.core.models import IdempotencyKey
+from apps.y_helpdesk.autoclose import autoclose
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from tests import factories
 

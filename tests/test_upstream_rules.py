@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from apps.activity.actions import save_job
-from apps.activity.autoclose import autoclose
 from apps.activity.models import Jobneed, Reminder
 from apps.activity.reminders import send_due_reminders
 from apps.activity.state_machine import allowed
@@ -19,6 +18,7 @@ from apps.core.models import DeadLetter
 from apps.core.offload import offload_media
 from apps.onboarding.models import BusinessUnit, SiteGroup
 from apps.peoples.services import site_alert_recipients
+from apps.y_helpdesk.autoclose import autoclose
 from intelliwiz_config.celery import BEAT_SCHEDULE, app
 from tests import factories
 

@@ -125,7 +125,7 @@ def tickets_escalated(sender: type, tickets: Iterable, **kwargs: Any) -> int:
 
 
 def jobneeds_autoclosed(sender: type, jobneeds: Iterable, **kwargs: Any) -> int:
-    """Announce auto-closed work (apps.activity.signals.jobneeds_autoclosed)."""
+    """Announce auto-closed work (apps.y_helpdesk.signals.jobneeds_autoclosed)."""
     return announce(
         PartnerEvent.JOB_AUTOCLOSED,
         lambda: [
@@ -216,7 +216,6 @@ def _retrying(sender=None, request=None, reason=None, **kwargs: Any) -> None:
 
 
 def connect_partner_events() -> None:
-    from apps.activity import signals as activity_signals
     from apps.work_order_management.models import WorkPermit
     from apps.y_helpdesk import signals as helpdesk_signals
     from apps.y_helpdesk.models import Ticket
@@ -225,7 +224,7 @@ def connect_partner_events() -> None:
     helpdesk_signals.tickets_escalated.connect(
         tickets_escalated, dispatch_uid="partner-tickets-escalated"
     )
-    activity_signals.jobneeds_autoclosed.connect(
+    helpdesk_signals.jobneeds_autoclosed.connect(
         jobneeds_autoclosed, dispatch_uid="partner-jobneeds-autoclosed"
     )
     post_save.connect(permit_changed, sender=WorkPermit, dispatch_uid="partner-permit-changed")

@@ -6,3 +6,7 @@ from django.dispatch import Signal
 # moved up one level by this run. The escalation runs as set-based updates, so no save signal
 # says it.
 tickets_escalated = Signal()
+
+# Sent inside the transaction that auto-closes them (apps.y_helpdesk.autoclose), with
+# `jobneeds`: a queryset of the jobneeds closed by this run (not their checkpoints).
+jobneeds_autoclosed = Signal()

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
 from apps.activity.results import AutocloseResult
-from apps.activity.signals import jobneeds_autoclosed
 from apps.activity.state_machine import autoclosable, partially_completable
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.peoples.services import site_alert_recipients
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
+from apps.y_helpdesk.signals import jobneeds_autoclosed
 
 LOOKBACK = timedelta(hours=24)
 AUTOCLOSE_IDENTIFIERS = (*TOURS, Identifier.TASK, Identifier.PPM, Identifier.SITEREPORT)
