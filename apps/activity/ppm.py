@@ -93,6 +93,12 @@ def generate_jobneeds(job_id: int | None = None, now: datetime | None = None) ->
     return report
 
 
+def plan_between(job: Job, start: datetime, end: datetime) -> int:
+    """Plan the job's instances (with checkpoints and checklists, no reminders) at its cron's
+    times in (start, end], past ones too: how many were new."""
+    return _create_instances(job, plan_times(job, start, end))
+
+
 def _create_instances(job: Job, times: list[datetime]) -> int:
     if not times:
         return 0
