@@ -1,7 +1,8 @@
 """Development mail: one standard `.eml` file per message, which any mail program opens.
 
-Django's file backend appends every message of a connection to one `.log` file; this one
-writes each message on its own, named by time and a random suffix so none overwrite another.
+Django's file backend appends every message of a connection to one `.log` file (and opens
+it, empty, even when nothing is sent); this one writes each message on its own, named by time
+and a random suffix so none overwrite another, and opens no other file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from django.core.mail.message import EmailMessage
 
 
 class EmlFileBackend(EmailBackend):
+    def open(self) -> bool:
+        return False  # each message is a file of its own: no connection-wide stream
+
+    def close(self) -> None:
+        pass
+
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         sent = 0
         folder = Path(self.file_path)
