@@ -107,7 +107,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "upcoming": upcoming,
             "upcoming_total": instances.filter(plan_at__gte=now).count(),
             "past": past,
-            "can_manage": can(request.user, "manage"),
+            "can_manage": can(request.user, "manage", job),
         },
     )
 
@@ -118,6 +118,8 @@ def job_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         raise PermissionDenied("only site in-charges and client admins plan jobs")
     jobs = Job.objects.visible_to(request.user)
     job = get_object_or_404(jobs, pk=pk, parent__isnull=True) if pk else None
+    if job is not None and not can(request.user, "manage", job):
+        raise PermissionDenied("only the in-charges of the job's site and client admins edit it")
     form = JobForm(request.POST or None, instance=job, person=request.user)
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -21,6 +22,29 @@ class OperatorAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+
+def restrict_library_admins(site: admin.AdminSite = admin.site) -> list[str]:
+    """Re-register every admin that a library registered (django-celery-beat's periodic tasks
+    and schedules, django-celery-results' task and group results, Django's permission groups)
+    for operators only, and return their models' labels. Their rows belong to no client: a
+    client's staff holding their model permissions would read every client's task results, or
+    schedule any task with any arguments. The project's own admins (apps.*) are scoped by
+    apps.peoples.admin.ScopedAdmin or are OperatorAdmins."""
+    restricted = []
+    for model in apps.get_models():
+        if not site.is_registered(model):
+            continue
+        current = type(site.get_model_admin(model))
+        if current.__module__.startswith("apps.") or issubclass(current, OperatorAdmin):
+            continue
+        site.unregister(model)
+        site.register(model, type(f"Operators{current.__name__}", (OperatorAdmin, current), {}))
+        restricted.append(model._meta.label)
+    return restricted
 
 
 @admin.register(DeadLetter)

@@ -11,9 +11,12 @@ class CoreConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from apps.core import observability
+        from apps.core.admin import restrict_library_admins
         from apps.core.beat import install_beat_schedule_after_migrate
 
         post_migrate.connect(install_beat_schedule_after_migrate, sender=self)
+        # The admin has discovered every app's registrations by now (it is the first app).
+        restrict_library_admins()
         # Here, so that web, worker and beat processes all report (Django sets up each).
         if settings.SENTRY_DSN:
             observability.configure_error_reporting(

@@ -13,7 +13,11 @@ Roles come from the person's row, most powerful first:
 - **technician**: anyone else; what is assigned to them or to a group they belong to, and what
   they raised, at their client.
 - **verifier / approver** is not a role of its own: whoever has an approval step on a permit
-  sees that permit and decides that step.
+  sees that permit and decides that step, and takes no other action on it through the step.
+
+What a person may do to an object is ``can(person, action, obj)``: the role allows the action
+and the object is within that role's reach (``within_reach``), or it is their own for the
+action (a permit they raised, a ticket assigned to them).
 """
 
 from __future__ import annotations
@@ -161,22 +165,86 @@ def assigned_to(scope: Scope, *, people: str = "people", group: str = "group") -
     return Q(**{people: scope.person_id}) | Q(**{f"{group}__in": scope.group_ids})
 
 
-# Actions on objects a person can already see, and who may take them.
+def deciders_for(sites: QuerySet) -> QuerySet:
+    """Who may verify or approve a permit at one of `sites`: the active people whose reach
+    holds the site (those who work there, the in-charges of its site groups, the admins of its
+    client). The permit form offers them and the form and API accept no one else."""
+    from apps.peoples.models import People
+
+    site_ids = sites.values("pk")
+    in_charge = Q(designation__code=SITE_IN_CHARGE) | Q(work_type__code=SITE_IN_CHARGE)
+    client_admin = Q(is_client_admin=True) | Q(is_staff=True, is_superuser=False)
+    return People.objects.filter(
+        Q(site__in=site_ids)
+        | (in_charge & Q(supervised_site_groups__sites__in=site_ids))
+        | (client_admin & Q(client__in=sites.values("client"))),
+        is_active=True,
+    ).distinct()
+
+
+# Actions on objects, and the roles whose reach lets them take one (README, the role x action
+# table). Outside that reach a person acts only on what is their own for the action (below);
+# being named on an approval step gives no action but deciding that step.
 MANAGERS = (Role.OPERATOR, Role.CLIENT_ADMIN, Role.SITE_IN_CHARGE)
+ACTIONS: dict[str, tuple[Role, ...]] = {
+    # plan and edit jobs, reassign tickets, request site reports
+    "manage": MANAGERS,
+    # change a ticket's status and comments
+    "edit": MANAGERS,
+    # cancel, remind and submit the return of a permit
+    "permit": MANAGERS,
+}
+
+
+def within_reach(person, obj: object) -> bool:
+    """Whether `obj` (a row with a site, or a client) lies within the reach of `person`'s role:
+    an operator's everything, a client admin's client, a site in-charge's sites, a technician's
+    nothing (a technician acts on their own only)."""
+    scope = scope_of(person)
+    if scope.person_id is None:
+        return False
+    if scope.role == Role.OPERATOR:
+        return True
+    site_id = getattr(obj, "site_id", None)
+    client_id = getattr(obj, "client_id", None)
+    if client_id is None and site_id is not None:
+        client_id = obj.site.client_id  # type: ignore[attr-defined]
+    if client_id is None or client_id != scope.client_id:
+        return False
+    if scope.role == Role.CLIENT_ADMIN:
+        return True
+    return scope.role == Role.SITE_IN_CHARGE and site_id in (scope.site_ids or ())
+
+
+def _own(scope: Scope, action: str, obj: object) -> bool:
+    """What is a person's own for `action` whatever their role: a permit they raised, a ticket
+    assigned to them or their group or raised by them."""
+    if getattr(obj, "client_id", scope.client_id) != scope.client_id:
+        return False
+    if action == "permit":
+        return getattr(obj, "requested_by_id", None) == scope.person_id
+    if action == "edit":
+        return (
+            getattr(obj, "assigned_people_id", None) == scope.person_id
+            or getattr(obj, "created_by_id", None) == scope.person_id
+            or getattr(obj, "assigned_group_id", None) in scope.group_ids
+        )
+    return False
 
 
 def can(person, action: str, obj: object | None = None) -> bool:
-    """Whether `person` may take `action` (on `obj`, which they can see).
-
-    ``manage``: create and edit jobs, reassign tickets, request site reports, cancel, remind and
-    complete other people's permits. ``edit``: change a ticket's status and comments.
-    ``requester``: act on a permit as the person who raised it.
-    """
+    """Whether `person` may take `action` on `obj` (or, without one, on anything of its kind
+    within their reach): their role allows it and `obj` is within that role's reach, or `obj`
+    is their own for the action. ``manage``: plan and edit jobs, reassign tickets.
+    ``edit``: change a ticket's status and comments. ``permit``: cancel, remind and submit the
+    return of a permit."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if not getattr(person, "is_authenticated", False):
+        return False
     role = role_of(person)
-    if action == "manage":
-        return role in MANAGERS
-    if action == "edit":
-        return getattr(person, "is_authenticated", False)
-    if action == "permit":
-        return role in MANAGERS or getattr(obj, "requested_by_id", None) == person.pk
-    raise ValueError(f"unknown action {action!r}")
+    if obj is None:  # may they take it at all: technicians edit their own, never manage
+        return role in ACTIONS[action] or action != "manage"
+    if role in ACTIONS[action] and within_reach(person, obj):
+        return True
+    return _own(scope_of(person), action, obj)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from apps.activity.models import AnswerType, Question
-from apps.peoples.access import visible_sites
+from apps.peoples.access import deciders_for, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management.models import PermitKind, PermitSection, PermitType, Vendor
 from apps.work_order_management.services import Answers
@@ -71,9 +71,11 @@ class PermitForm(forms.Form):
             only = list(self.fields[name].queryset[:2])
             if len(only) == 1:
                 self.fields[name].initial = only[0].pk
-        colleagues = People.objects.filter(client=permit_type.client, is_active=True)
-        self.fields["verifiers"].queryset = colleagues
-        self.fields["approvers"].queryset = colleagues
+        # Verifiers and approvers: whose reach holds one of those sites (checked against the
+        # chosen site in clean).
+        deciders = deciders_for(self.fields["site"].queryset)
+        self.fields["verifiers"].queryset = deciders
+        self.fields["approvers"].queryset = deciders
         if permit_type.kind != PermitKind.SLA:
             del self.fields["service_month"]
         else:
@@ -82,3 +84,30 @@ class PermitForm(forms.Form):
             role__in=[PermitSection.Role.FORM, PermitSection.Role.CONTACTS]
         ).order_by("seqno")
         self.fields.update(answer_fields(list(sections)))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        site = data.get("site")
+        if site is not None:
+            for name in ("verifiers", "approvers"):
+                chosen = list(data.get(name) or [])
+                strangers = not_deciders_at(site, chosen)
+                if strangers:
+                    self.add_error(name, strangers)
+        return data
+
+
+def not_deciders_at(site, people: list[People]) -> str:
+    """Why some of `people` may not verify or approve at `site` ("" when all may)."""
+    allowed = set(
+        deciders_for(type(site).objects.filter(pk=site.pk))
+        .filter(pk__in=[p.pk for p in people])
+        .values_list("pk", flat=True)
+    )
+    names = [p.name for p in people if p.pk not in allowed]
+    if not names:
+        return ""
+    return (
+        f"{', '.join(names)} cannot decide on a permit at {site.name}: choose people of the "
+        "site, its in-charges or the client's admins"
+    )

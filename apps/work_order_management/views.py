@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.core.enqueue import enqueue_on_commit
-from apps.peoples.access import can, of_their_client, visible_sites
+from apps.peoples.access import can, deciders_for, of_their_client, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management import actions
 from apps.work_order_management.forms import PermitForm, answer_fields, answers_from
@@ -126,7 +126,10 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = ""
     if request.method == "POST":
         if not may_act:
-            raise PermissionDenied("only the requester, the site's in-charge or an admin may")
+            raise PermissionDenied(
+                "only its requester, the in-charges of its site or its client's admins may; "
+                "a verifier or approver decides their own step only"
+            )
         action = request.POST.get("action")
         try:
             if action == "cancel":
@@ -255,9 +258,9 @@ def decide_step(request: HttpRequest, step_id: int) -> HttpResponse:
     return _decision_page(request, step, request.user)
 
 
-def _colleagues(colleagues, ids: list[int]):
-    """The people `ids` names, every one of them a colleague at the permit's client."""
-    chosen = colleagues.filter(pk__in=ids)
+def _deciders(deciders, ids: list[int]):
+    """The people `ids` names, every one of them allowed to decide at the permit's site."""
+    chosen = deciders.filter(pk__in=ids)
     if chosen.count() != len(set(ids)):
         raise People.DoesNotExist
     return chosen
@@ -271,18 +274,20 @@ def api_create_permit(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body)
         types = of_their_client(PermitType.objects.filter(enabled=True), request.user)
         permit_type = types.get(pk=body["permit_type"])
-        colleagues = People.objects.filter(client=permit_type.client, is_active=True)
+        sites = visible_sites(request.user).filter(pk=body["site"], client=permit_type.client)
+        site = sites.get()
+        deciders = deciders_for(sites)  # the same people the form offers
         permit = actions.create_permit(
             permit_type=permit_type,
-            site=visible_sites(request.user).get(pk=body["site"], client=permit_type.client),
+            site=site,
             vendor=Vendor.objects.get(pk=body["vendor"], client=permit_type.client),
             requester=request.user,
             answers={
                 int(section): {int(q): str(a) for q, a in questions.items()}
                 for section, questions in body.get("answers", {}).items()
             },
-            verifiers=_colleagues(colleagues, body.get("verifiers", [])),
-            approvers=_colleagues(colleagues, body.get("approvers", [])),
+            verifiers=_deciders(deciders, body.get("verifiers", [])),
+            approvers=_deciders(deciders, body.get("approvers", [])),
             source=WorkPermit.Source.MOBILE,
         )
     except PermitError as exc:

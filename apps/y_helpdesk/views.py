@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,6 +13,7 @@ from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.models import Ticket
 
 ASSIGNMENT_FIELDS = ("assigned_people", "assigned_group")
+WORK_FIELDS = {"status", "comments"}  # what the people working on a ticket change
 
 
 class TicketForm(forms.ModelForm):
@@ -27,9 +29,17 @@ class TicketForm(forms.ModelForm):
         self.fields["assigned_people"].queryset = visible_people(person)
         self.fields["assigned_group"].queryset = visible_groups(person)
         self.fields["category"].choices = [("", "---------"), *lookup_choices("TICKETCATEGORY")]
-        if not can(person, "manage"):  # technicians do not reassign
-            for name in ASSIGNMENT_FIELDS:
-                self.fields[name].disabled = True
+        # Reassigning and changing what a ticket is are for the managers within whose reach
+        # it is; anyone else raises tickets, and changes the status and comments of their own.
+        if not can(person, "manage", self.instance if self.instance.pk else None):
+            kept = WORK_FIELDS if self.instance.pk else set(self.fields) - set(ASSIGNMENT_FIELDS)
+            for name in set(self.fields) - kept:
+                field = self.fields[name]
+                field.disabled = True
+                if isinstance(field, forms.ModelChoiceField) and self.instance.pk:
+                    # Kept as it is, even where it lies outside what the person may choose.
+                    current = getattr(self.instance, f"{name}_id")
+                    field.queryset = field.queryset.model._default_manager.filter(pk=current)
 
     class Meta:
         model = Ticket
@@ -61,6 +71,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def ticket_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     ticket = get_object_or_404(Ticket.objects.visible_to(request.user), pk=pk) if pk else None
+    if ticket is not None and not can(request.user, "edit", ticket):
+        raise PermissionDenied("this ticket is neither yours nor within your sites")
     form = TicketForm(request.POST or None, instance=ticket, person=request.user)
     if request.method == "POST" and form.is_valid():
         saved = form.save(commit=False)
