@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Pages and the admin show times in the signed-in person's site time zone, as mails do.
     "apps.peoples.middleware.SiteTimeZoneMiddleware",
+    # Signed-in pages: no-store; a form sent after the session ended is kept for after sign-in.
+    "apps.peoples.middleware.SignedInPagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

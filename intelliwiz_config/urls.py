@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apps.core.views import healthz, metrics
 from apps.mobile import views as mobile_views
+from apps.peoples.views import SignInView
 from apps.reports import views as report_views
 from intelliwiz_config import views
 
@@ -14,15 +15,7 @@ admin.site.index_title = "Records and settings"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            template_name="peoples/login.html",
-            redirect_authenticated_user=True,
-            extra_context={"title": "Sign in"},
-        ),
-        name="login",
-    ),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),

@@ -323,3 +323,71 @@ def test_steps_of_a_cancelled_permit_no_longer_wait_and_approvals_wait_behind_ve
     for browser in (approver, verifier):
         assert b"Nothing waits for you." in browser.get("/permits/").content
         assert browser.get("/").url != "/permits/"  # they land on their usual work again
+
+
+# --- sessions: private pages and forms sent after the session ended (issue 23, points 2, 3) ------
+
+
+def test_every_signed_in_page_tells_the_browser_not_to_keep_it(world) -> None:
+    browser = signed_in(factories.person(world["site"], is_client_admin=True, is_staff=True))
+    permit = new_permit(world, contacts="")
+    for path in (
+        "/dashboard/",
+        "/tickets/",
+        "/tickets/new",
+        "/jobs/",
+        "/permits/",
+        f"/permits/{permit.pk}",
+        "/reports/",
+        "/admin/",
+    ):
+        response = browser.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" in response["Cache-Control"], path
+    step = permit.steps.get(role="VERIFIER")
+    decision = Client().get("/" + decision_url(step).split("/", 3)[3])
+    assert "no-store" in decision["Cache-Control"]  # a permit's details, signed out
+
+
+def test_a_form_sent_after_the_session_ended_is_kept_and_put_back_after_sign_in(world) -> None:
+    person = world["requester"]
+    person.set_password("pass-word-1")
+    person.save()
+    browser = Client()
+    assert browser.login(loginid=person.loginid, password="pass-word-1")
+    assert browser.get("/tickets/new").status_code == 200
+    browser.logout()  # the session ends while the form is open
+    typed = {
+        "description": "Lift stuck between floors 3 and 4",
+        "site": world["site"].pk,
+        "priority": "HIGH",
+        "status": "NEW",
+    }
+    sent = browser.post("/tickets/new", typed)
+    assert sent.status_code == 302 and sent["Location"] == "/accounts/login/?next=/tickets/new"
+    assert not Ticket.objects.exists()  # nothing saved unseen
+    sign_in_page = browser.get(sent["Location"]).content.decode()
+    assert "Your session had ended" in sign_in_page
+
+    signed = browser.post(
+        "/accounts/login/",
+        {"username": person.loginid, "password": "pass-word-1", "next": "/tickets/new"},
+    )
+    assert signed["Location"] == "/tickets/new"
+    form_page = browser.get("/tickets/new").content.decode()
+    assert "What you typed is back in the form" in form_page
+    assert '"description": ["Lift stuck between floors 3 and 4"]' in form_page
+    assert (
+        '"priority": ["HIGH"]' in form_page
+        and "csrfmiddlewaretoken"
+        not in form_page.split('id="restored-draft"')[1].split("</script>")[0]
+    )
+    again = browser.get("/tickets/new").content.decode()
+    assert "restored-draft" not in again  # put back once
+
+
+def test_signing_out_keeps_no_draft(world) -> None:
+    browser = signed_in(world["requester"])
+    browser.post("/accounts/logout/")
+    assert "Your session had ended" not in browser.get("/accounts/login/").content.decode()
+    assert "form_draft" not in browser.session

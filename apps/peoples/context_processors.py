@@ -1,4 +1,5 @@
-"""What every page's header shows about the signed-in person, and where they are."""
+"""What every page's header shows about the signed-in person, and where they are; and what
+they typed before their session ended, to put back into the form (apps.peoples.drafts)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.peoples.access import role_of
+from apps.peoples.drafts import take_draft
 
 # The header's sections, by the first part of the path.
 SECTIONS = {
@@ -26,4 +28,5 @@ def signed_in(request: HttpRequest) -> dict[str, object]:
         "role": role_of(user),
         "nav_section": SECTIONS.get(first, ""),
         "page_time_zone": timezone.get_current_timezone_name(),
+        "restored_draft": take_draft(request),
     }

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.core.enqueue import enqueue_on_commit
@@ -232,6 +233,7 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
     )
 
 
+@never_cache  # a permit's details, shown without sign-in: never kept by a shared browser
 def decide_by_link(request: HttpRequest, token: str) -> HttpResponse:
     """The e-mailed link: the signed token identifies the person; GET only shows the page."""
     try:

@@ -1,0 +1,68 @@
+"""Issue 23's journeys in a real Chromium, at desktop and phone width: a form whose session
+ends before it is sent, Back after signing out on a shared computer."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.y_helpdesk.models import Ticket
+from tests import factories
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.test_pages import person
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WIDTHS = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+
+
+@pytest.fixture
+def site():
+    _, site = factories.client_and_site("Asia/Kolkata")
+    return site
+
+
+@WIDTHS
+def test_a_form_sent_after_the_session_ended_comes_back_after_sign_in(page, site, size) -> None:
+    tech = person(site, name="Tara Technician")
+    page.resize(size)
+    page.sign_in(tech)
+    page.open("/tickets/new")
+    page.fill("description", "Chiller room door does not lock")
+    page.choose("priority", "High")
+    page.driver.delete_cookie("sessionid")  # the session ends while the form is open
+    page.press("Raise ticket")
+
+    notice = page.wait_for("#session-ended")
+    assert "Your session had ended" in notice.text
+    assert not Ticket.objects.exists()
+    page.fill("username", tech.loginid)
+    page.fill("password", "correct-horse-battery")
+    page.press("Sign in")
+
+    page.wait_for("#draft-restored")
+    assert page.path == "/tickets/new"
+    assert page.find("[name=description]").get_attribute("value") == (
+        "Chiller room door does not lock"
+    )
+    assert page.find("[name=priority]").get_attribute("value") == "HIGH"
+    page.press("Raise ticket")
+    assert "created" in page.wait_for(".messages").text
+    ticket = Ticket.objects.get()
+    assert ticket.description == "Chiller room door does not lock" and ticket.priority == "HIGH"
+
+
+@WIDTHS
+def test_back_after_signing_out_shows_the_sign_in_page_not_the_last_persons_work(
+    page, site, size
+) -> None:
+    tech = person(site, name="Tara Technician")
+    Ticket.objects.create(
+        description="Salary slips left on the printer", site=site, created_by=tech
+    )
+    page.resize(size)
+    page.sign_in(tech)
+    page.open("/tickets/")
+    assert "Salary slips left on the printer" in page.text()
+    page.sign_out()
+    page.driver.back()
+    page.wait_until(lambda: page.path.startswith("/accounts/login/"), what="the sign-in page")
+    assert "Salary slips" not in page.text()
