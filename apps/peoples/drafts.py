@@ -62,8 +62,8 @@ def _fresh(draft: Any) -> bool:
 
 def draft_waits_for(request: HttpRequest, path: str) -> bool:
     """Whether a draft typed on `path` waits (the sign-in page says so)."""
-    draft = request.session.get(SESSION_KEY)
-    return bool(draft) and draft.get("path") == path and _fresh(draft)
+    draft = request.session.get(SESSION_KEY) or {}
+    return draft.get("path") == path and _fresh(draft)
 
 
 def take_draft(request: HttpRequest) -> dict[str, list[str]] | None:
