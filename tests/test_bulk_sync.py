@@ -207,3 +207,25 @@ def test_rejects_are_kept_capped_in_count_and_size(world) -> None:
     kept = RejectedSyncRecord.objects.all()
     assert kept.count() == 100
     assert all(row.record.get("truncated") is True for row in kept)
+
+
+def test_answers_over_the_stored_length_are_rejected_and_oversized_batches_refused(world) -> None:
+    from apps.activity.models import MAX_ANSWER_CHARS
+    from apps.integrations.bulk_sync import MAX_BATCH_BYTES, queue_batch
+
+    mine = detail(world["mine"])
+    long_answer = {"uuid": str(mine.uuid), "answer": "7" * (MAX_ANSWER_CHARS + 1)}
+    result = apply_records([long_answer], "jobneeddetails", world["sender"])
+    assert result.applied == 0
+    assert result.rejected[0]["reason"] == (
+        f"answer: {MAX_ANSWER_CHARS + 1} characters long; at most {MAX_ANSWER_CHARS} are kept"
+    )
+    mine.refresh_from_db()
+    assert mine.answer == ""
+    fits = {"uuid": str(mine.uuid), "answer": "7" * MAX_ANSWER_CHARS}
+    assert apply_records([fits], "jobneeddetails", world["sender"]).applied == 1
+
+    # 200 KB answers, as in the report: the batch is refused before it is queued.
+    batch = [{"uuid": str(uuid.uuid4()), "answer": "x" * 200_000} for _ in range(30)]
+    with pytest.raises(SyncError, match=f"at most {MAX_BATCH_BYTES}: send smaller batches"):
+        queue_batch(batch, "jobneeddetails", world["sender"])

@@ -337,6 +337,11 @@ class Jobneed(models.Model):
         return f"{self.description} @ {self.plan_at:%Y-%m-%d %H:%M}"
 
 
+# The longest answer kept (a long remark fits, a pasted document does not): refused beyond it
+# wherever answers come in (the submitJobneedAnswers mutation, bulk sync).
+MAX_ANSWER_CHARS = 4000
+
+
 class JobneedDetails(QuestionRules):
     """One answer of a Jobneed's checklist, with a copy of the question's rules."""
 

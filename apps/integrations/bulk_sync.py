@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus
+from apps.activity.models import MAX_ANSWER_CHARS, Jobneed, JobneedDetails, JobneedStatus
 from apps.core.enqueue import enqueue_on_commit
 from apps.core.idempotency import claim_side_effect
 from apps.integrations.models import RejectedSyncRecord, SyncBatch
@@ -22,6 +22,8 @@ from apps.integrations.results import BulkSyncResult, RejectedRecord
 from apps.peoples.models import People
 
 MAX_RECORDS = 1000
+# A batch travels whole in its task's message: at most this much JSON.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 # What a batch keeps of its rejects (every reject is still answered with its reason).
 MAX_REJECTS_KEPT = 100
 MAX_REJECT_BYTES = 4096
@@ -34,11 +36,14 @@ class SyncTable:
     model: type[models.Model]
     writable: frozenset[str]
     scope: str  # the path from a row to its Jobneed ("jobneed__"; "" for a Jobneed itself)
+    max_chars: dict[str, int] = field(default_factory=dict)  # text fields' caps
 
 
 SYNC_TABLES: dict[str, SyncTable] = {
     "jobneed": SyncTable(Jobneed, frozenset({"started_at", "ended_at"}), ""),
-    "jobneeddetails": SyncTable(JobneedDetails, frozenset({"answer"}), "jobneed__"),
+    "jobneeddetails": SyncTable(
+        JobneedDetails, frozenset({"answer"}), "jobneed__", {"answer": MAX_ANSWER_CHARS}
+    ),
 }
 
 
@@ -159,11 +164,14 @@ def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
     for name, value in record.items():
         if name == "uuid":
             continue
-        field = spec.model._meta.get_field(name)
+        model_field = spec.model._meta.get_field(name)
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             return f"{name}: must be text or a number, not {type(value).__name__}"
+        limit = spec.max_chars.get(name)
+        if limit is not None and len(str(value)) > limit:
+            return f"{name}: {len(str(value))} characters long; at most {limit} are kept"
         try:
-            setattr(row, name, field.clean(value, row))
+            setattr(row, name, model_field.clean(value, row))
         except (ValidationError, TypeError, ValueError) as exc:
             messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
             return f"{name}: {'; '.join(messages)}"
@@ -211,6 +219,11 @@ def queue_batch(records: object, table: str, sender: People) -> SyncBatch:
         raise SyncError(f"table {table!r} cannot be synced; allowed: {', '.join(SYNC_TABLES)}")
     if not isinstance(records, list) or not 0 < len(records) <= MAX_RECORDS:
         raise SyncError(f"records must be a list of 1 to {MAX_RECORDS} objects")
+    size = len(json.dumps(records, default=str))
+    if size > MAX_BATCH_BYTES:
+        raise SyncError(
+            f"the batch is {size} bytes of JSON; at most {MAX_BATCH_BYTES}: send smaller batches"
+        )
     batch = SyncBatch.objects.create(
         sender=sender, table=table, records=len(records), task_id=str(uuid.uuid4())
     )

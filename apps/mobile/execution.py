@@ -16,10 +16,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from graphql import ExecutionResult, GraphQLError, execute
+from graphql import ExecutionResult, GraphQLError
 
 from apps.mobile.ingest import OPERATIONS
-from apps.mobile.limits import QueryRefused, checked_document
+from apps.mobile.limits import QueryRefused, bounded_execute, checked_document
 from apps.mobile.models import MobileMessage
 from apps.mobile.schema import schema
 from apps.peoples.models import People
@@ -58,14 +58,14 @@ def _errors(result: Any) -> list[str]:
 
 def _execute(message: MobileMessage) -> ExecutionResult:
     """Run the message's document as its person, within the limits for its kind (checked
-    again here, where it runs, whatever path it came by)."""
+    again here, where it runs, whatever path it came by) and the answer's budget."""
     try:
         document = checked_document(
             schema.graphql_schema, message.query, allowed=OPERATIONS[message.kind]
         )
     except QueryRefused as exc:
         return ExecutionResult(errors=[GraphQLError(str(exc))])
-    return execute(
+    return bounded_execute(
         schema.graphql_schema,
         document,
         variable_values=message.variables,

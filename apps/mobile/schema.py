@@ -20,7 +20,13 @@ from graphene.types.generic import GenericScalar
 from graphene_django import DjangoObjectType
 from graphql import GraphQLError
 
-from apps.activity.models import Jobneed, JobneedDetails, JobneedStatus, Priority
+from apps.activity.models import (
+    MAX_ANSWER_CHARS,
+    Jobneed,
+    JobneedDetails,
+    JobneedStatus,
+    Priority,
+)
 from apps.activity.state_machine import InvalidTransition, transition
 from apps.attendance.models import AttendanceEvent
 from apps.attendance.punches import record_punch, selfie_received
@@ -29,10 +35,11 @@ from apps.core.models import Attachment
 from apps.core.uploads import UploadRefused, sniff
 from apps.integrations.bulk_sync import SyncError, queue_batch
 from apps.integrations.models import SyncBatch
+from apps.mobile.limits import check_date_range, check_length
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, scope_of
 from apps.y_helpdesk.actions import save_ticket
-from apps.y_helpdesk.models import Ticket
+from apps.y_helpdesk.models import MAX_TICKET_TEXT_CHARS, Ticket
 
 
 def _person(info):
@@ -104,6 +111,7 @@ class Query(graphene.ObjectType):
     my_sync_batch = graphene.Field(lambda: SyncBatchType, id=graphene.UUID(required=True))
 
     def resolve_my_jobneeds(self, info, date_from, date_to):
+        check_date_range(date_from, date_to)
         return (
             _my_jobneeds(_person(info))
             .filter(plan_at__gte=date_from, plan_at__lt=date_to, parent__isnull=True)
@@ -151,6 +159,8 @@ class SubmitJobneedAnswers(graphene.Mutation):
         unknown = sorted({a.seqno for a in answers} - set(details))
         if unknown:
             raise GraphQLError(f"no question with seqno {', '.join(map(str, unknown))}")
+        for item in answers:
+            check_length(f"the answer to question {item.seqno}", item.answer, MAX_ANSWER_CHARS)
         with transaction.atomic():
             for item in answers:
                 detail = details[item.seqno]
@@ -193,7 +203,7 @@ class CreateTicket(graphene.Mutation):
             if category is None:
                 raise GraphQLError(f"unknown ticket category {category_code!r}")
         ticket = Ticket(
-            description=description.strip()[:4000],
+            description=check_length("description", description.strip(), MAX_TICKET_TEXT_CHARS),
             priority=priority,
             category=category,
             site_id=person.site_id,
@@ -222,7 +232,7 @@ class UpdateTicket(graphene.Mutation):
                 raise GraphQLError(f"status must be one of {', '.join(Ticket.Status.values)}")
             ticket.status = status
         if comments is not None:
-            ticket.comments = comments[:4000]
+            ticket.comments = check_length("comments", comments, MAX_TICKET_TEXT_CHARS)
         save_ticket(ticket, person, created=False)
         return UpdateTicket(ticket=ticket)
 

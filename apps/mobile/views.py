@@ -21,12 +21,17 @@ from apps.mobile.ingest import (
     accept,
     authenticate_device,
 )
-from apps.mobile.limits import QueryRefused, checked_document
+from apps.mobile.limits import AnswerBudget, QueryRefused, checked_document
 from apps.mobile.schema import schema
 
 
 class LimitedGraphQLView(GraphQLView):
-    """graphene-django's view, refusing documents over the limits of apps.mobile.limits."""
+    """graphene-django's view, refusing documents over the limits of apps.mobile.limits and
+    answers over its budget (a view instance serves one request, so one budget)."""
+
+    def get_middleware(self, request):
+        self.answer_budget = AnswerBudget()
+        return [self.answer_budget]
 
     def execute_graphql_request(self, request, data, query, variables, operation_name, *args):
         if query:
@@ -38,9 +43,11 @@ class LimitedGraphQLView(GraphQLView):
                 )
             except QueryRefused as exc:
                 return ExecutionResult(errors=[GraphQLError(str(exc))])
-        return super().execute_graphql_request(
+        result = super().execute_graphql_request(
             request, data, query, variables, operation_name, *args
         )
+        budget = getattr(self, "answer_budget", None)
+        return budget.checked(result) if budget is not None and result is not None else result
 
 
 graphql = login_required(LimitedGraphQLView.as_view(schema=schema, graphiql=settings.GRAPHIQL))

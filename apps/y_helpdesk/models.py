@@ -10,6 +10,9 @@ from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, visible
 from apps.peoples.models import People, PeopleGroup
 
+# The longest description or comments a ticket keeps from a device; refused beyond it.
+MAX_TICKET_TEXT_CHARS = 4000
+
 
 class TicketQuerySet(models.QuerySet):
     def visible_to(self, person) -> TicketQuerySet:
