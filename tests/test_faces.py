@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -105,6 +106,30 @@ def test_other_images_never_match_and_say_why(world, make_selfie, outcome) -> No
     assert (result["outcome"], result["distance"]) == (outcome, None)
     event.refresh_from_db()
     assert event.face_matched is None and event.face_outcome == outcome
+
+
+def test_a_selfie_of_more_pixels_than_an_upload_may_have_is_never_decoded(world) -> None:
+    """A selfie stored before uploads were capped, just over the cap: read from its header,
+    refused as unreadable at once, never decoded nor upsampled."""
+    from apps.core.uploads import MAX_IMAGE_PIXELS
+
+    buffer = io.BytesIO()
+    Image.new("L", (6000, MAX_IMAGE_PIXELS // 6000 + 1)).save(buffer, format="PNG")
+    event = punch(world, buffer.getvalue())
+    started = time.monotonic()
+    result = verify_event(str(event.uuid), world["person"].pk)
+    assert result["outcome"] == "UNREADABLE" and time.monotonic() - started < 1
+
+
+def test_a_large_photo_is_scaled_down_before_detection(world) -> None:
+    """The astronaut at 4000 x 4000 (16 megapixels, under the cap): detection (which
+    upsamples) runs on it scaled to 1600 px, about a quarter of the time, and still matches."""
+    from apps.attendance.faces import load_image
+
+    big = encode(numpy.asarray(Image.fromarray(images.astronaut()).resize((4000, 4000))))
+    assert load_image(big).shape == (1600, 1600, 3)
+    event = punch(world, big)
+    assert verify_event(str(event.uuid), world["person"].pk)["outcome"] == "MATCH"
 
 
 def test_missing_reference_and_someone_elses_event(world) -> None:

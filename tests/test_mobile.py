@@ -276,12 +276,14 @@ def tiny_image(image_format: str) -> bytes:
 @pytest.mark.parametrize(
     ("kind", "content", "refusal"),
     [
-        ("PHOTO", b"<html><script>alert(1)</script></html>", "must be a JPEG, PNG or WebP image"),
-        ("SELFIE", b'<svg xmlns="http://www.w3.org/2000/svg"><script/></svg>', "image"),
-        ("SIGNATURE", b"\xff\xd8 not really a jpeg", "image"),
-        ("AUDIO", b"<html>", "must be audio"),
-        ("ATTACHMENT", b"<!doctype html><p>hi", "image, audio, a PDF or plain text"),
-        ("ATTACHMENT", b"<?xml version='1.0'?><svg/>", "plain text"),
+        ("PHOTO", b"<html><script>alert(1)</script></html>", "must not carry markup"),
+        ("SELFIE", b'<svg xmlns="http://www.w3.org/2000/svg"><script/></svg>', "markup"),
+        ("SIGNATURE", b"\xff\xd8 not really a jpeg", "must be a JPEG, PNG or WebP image"),
+        ("AUDIO", b"<html>", "markup"),
+        ("AUDIO", b"not sound at all", "an audio upload must be audio"),
+        ("ATTACHMENT", b"<!doctype html><p>hi", "markup"),
+        ("ATTACHMENT", b"<p>hi</p>", "image, audio, a PDF or plain text"),
+        ("ATTACHMENT", b"<?xml version='1.0'?><svg/>", "markup"),
     ],
 )
 def test_uploads_are_refused_when_their_content_is_not_their_kind(
@@ -298,24 +300,108 @@ def test_uploads_are_refused_when_their_content_is_not_their_kind(
     assert not Attachment.objects.exists()
 
 
+def wav(seconds: float, rate: int = 8000) -> bytes:
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(rate)
+        sound.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+def mp3(frames: int = 20) -> bytes:
+    """An ID3 tag and MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz) of silence."""
+    tag = b"ID3\x03\x00\x00\x00\x00\x00\x00"
+    return tag + (b"\xff\xfb\x90\x64" + bytes(413)) * frames
+
+
+def png_of(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+UPLOAD = """mutation($owner: UUID!, $kind: String!, $name: String!, $data: String!) {
+  uploadAttachment(ownerUuid: $owner, kind: $kind, filename: $name, contentBase64: $data) {
+    attachment { filename } } }"""
+
+
+def upload(world, kind: str, content: bytes, name: str = "x.exe") -> dict:
+    browser = Client()
+    browser.force_login(world["person"])
+    data = base64.b64encode(content).decode()
+    return graphql(browser, UPLOAD, owner=str(world["mine"].uuid), kind=kind, name=name, data=data)
+
+
 @pytest.mark.parametrize(
     ("kind", "content", "content_type"),
     [
         ("PHOTO", tiny_image("PNG"), "image/png"),
-        ("AUDIO", b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav"),
+        ("SIGNATURE", tiny_image("WEBP"), "image/webp"),
+        ("AUDIO", wav(1), "audio/wav"),
+        ("AUDIO", mp3(), "audio/mpeg"),
         ("ATTACHMENT", b"%PDF-1.7 ...", "application/pdf"),
         ("ATTACHMENT", b"meter reading: 4 bar", "text/plain"),
     ],
 )
 def test_uploads_take_their_type_from_their_content(world, kind, content, content_type) -> None:
-    browser = Client()
-    browser.force_login(world["person"])
-    upload = """mutation($owner: UUID!, $kind: String!, $data: String!) {
-      uploadAttachment(ownerUuid: $owner, kind: $kind, filename: "x.exe", contentBase64: $data) {
-        attachment { uuid } } }"""
-    data = base64.b64encode(content).decode()
-    graphql(browser, upload, owner=str(world["mine"].uuid), kind=kind, data=data)
+    upload(world, kind, content)
     assert Attachment.objects.get().content_type == content_type
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "refusal"),
+    [
+        ("PHOTO", tiny_image("PNG") + b"<html><script>alert(1)</script>", "must not carry markup"),
+        ("PHOTO", tiny_image("PNG") + b"trailing bytes", "must be a JPEG, PNG or WebP image"),
+        ("SELFIE", tiny_image("JPEG") + b"<p onclick=x>hi</p>", "must be a JPEG, PNG or WebP"),
+        ("AUDIO", b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"plain words " * 40, "must be audio"),
+        ("AUDIO", b"RIFF\x24\x00\x00\x00WAVEfmt ", "must be audio"),
+        ("ATTACHMENT", b"notes <svg onload=alert(1)>", "must not carry markup"),
+    ],
+)
+def test_uploads_whose_content_is_more_or_other_than_their_kind_are_refused(
+    world, kind, content, refusal
+) -> None:
+    answer = upload(world, kind, content)
+    assert refusal in answer["errors"][0]["message"]
+    assert not Attachment.objects.exists()
+
+
+def test_a_decompression_bomb_and_overlong_audio_are_refused_from_their_headers(world) -> None:
+    """A 12000 x 12000 PNG of a few hundred KB (the report's selfie) and eleven minutes of
+    audio: refused at once, nothing decoded, nothing kept."""
+    bomb = png_of(12000, 12000)
+    assert len(bomb) < 1_000_000
+    started = time.monotonic()
+    answer = upload(world, "SELFIE", bomb)
+    assert "is 12000x12000 pixels; at most 24000000 pixels" in answer["errors"][0]["message"]
+    answer = upload(world, "AUDIO", wav(11 * 60, rate=800))
+    assert answer["errors"][0]["message"] == "the audio lasts 660 s; at most 600 s"
+    assert time.monotonic() - started < 2
+    assert not Attachment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("..", "upload"),
+        ("../..", "upload"),
+        ("..\\..\\selfie.jpg", "selfie.jpg"),
+        ("x\x00y.jpg", "xy.jpg"),
+        ("line\nbreak.png", "linebreak.png"),
+        (".hidden.png", "hidden.png"),
+        ("e\u0301te\u0301.png", "\u00e9t\u00e9.png"),
+    ],
+)
+def test_upload_names_are_normalised(world, given, kept) -> None:
+    upload(world, "PHOTO", tiny_image("PNG"), name=given)
+    assert Attachment.objects.get().filename == kept
 
 
 def test_attendance_and_attachments_through_the_schema(world) -> None:

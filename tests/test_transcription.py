@@ -74,12 +74,20 @@ def silence(seconds: float, rate: int = 8000) -> bytes:
     return buffer.getvalue()
 
 
+def declaring(seconds: int, content: bytes, rate: int = 8000) -> bytes:
+    """`content` (a 44-byte-header WAV) whose header declares `seconds` of samples."""
+    size = (seconds * rate * 2).to_bytes(4, "little")
+    return content[:40] + size + content[44:]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("content", "limits", "reason"),
     [
         (b"RIFF nonsense", {}, "not a readable WAV file"),
         (silence(3), {"TRANSCRIPTION_MAX_SECONDS": 2}, "lasts 3 s; the limit is 2 s"),
+        # A header that declares an hour over a second of samples: refused by the header.
+        (declaring(3600, silence(1)), {}, "lasts 3600 s; the limit is 60 s"),
         (silence(1), {"TRANSCRIPTION_MAX_BYTES": 1000}, "the limit is 1000"),
         (None, {}, "has no audio attachment"),
     ],

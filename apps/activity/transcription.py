@@ -122,12 +122,19 @@ def _google_client():
 ENGINES: dict[str, type] = {"pocketsphinx": PocketSphinxEngine, "google": GoogleSpeechEngine}
 
 
-def read_wav(data: bytes) -> Audio:
+def read_wav(data: bytes, max_seconds: float | None = None) -> Audio:
+    """The WAV's samples, mono; its length is read from its header and refused over
+    `max_seconds` before any sample is read."""
     try:
         with wave.open(io.BytesIO(data)) as wav:
             if wav.getsampwidth() != 2:
                 raise TranscriptionRejected("the audio must be 16-bit PCM WAV")
             channels, rate = wav.getnchannels(), wav.getframerate()
+            seconds = wav.getnframes() / rate
+            if max_seconds is not None and seconds > max_seconds:
+                raise TranscriptionRejected(
+                    f"the audio lasts {seconds:.0f} s; the limit is {max_seconds} s"
+                )
             frames = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError) as exc:
         raise TranscriptionRejected(f"the audio is not a readable WAV file: {exc}") from None
@@ -196,12 +203,7 @@ def _transcribe(detail: JobneedDetails) -> str:
         raise TranscriptionUnavailable(f"cannot read the audio: {exc}") from exc
     if len(data) > settings.TRANSCRIPTION_MAX_BYTES:
         raise TranscriptionRejected(f"the audio is over {settings.TRANSCRIPTION_MAX_BYTES} bytes")
-    audio = read_wav(data)
-    limit = settings.TRANSCRIPTION_MAX_SECONDS
-    if audio.seconds > limit:
-        raise TranscriptionRejected(
-            f"the audio lasts {audio.seconds:.0f} s; the limit is {limit} s"
-        )
+    audio = read_wav(data, max_seconds=settings.TRANSCRIPTION_MAX_SECONDS)
     engine = ENGINES[settings.TRANSCRIPTION_ENGINE]()
     return engine.transcribe(audio, detail.transcript_language or "en-US").strip()
 

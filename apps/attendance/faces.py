@@ -18,11 +18,15 @@ from django.utils import timezone
 from apps.attendance.geofence import inside_geofence
 from apps.attendance.models import AttendanceEvent, FaceOutcome, FaceReference
 from apps.core.models import Attachment
+from apps.core.uploads import UploadRefused, image_size
 from apps.peoples.models import People
 
 # dlib's HOG detector scores real faces above 1 and its false detections (a patch on a suit, a
 # badge) near 0; detections under this score are ignored.
 MIN_DETECTION_SCORE = 0.5
+# Photos are scaled down to this many pixels on their longer side before detection (which
+# upsamples once): a face fills a selfie, and detection time grows with the pixels.
+MAX_DETECTION_SIDE = 1600
 
 
 class StorageUnavailable(ConnectionError):
@@ -60,15 +64,28 @@ def _detector():
     return dlib.get_frontal_face_detector()
 
 
-def _faces(image_bytes: bytes) -> tuple[object, list[tuple[int, int, int, int]]] | None:
-    """The decoded image and the boxes (top, right, bottom, left) of its faces, largest first;
-    None when the bytes are not an image."""
-    import face_recognition
-    from PIL import UnidentifiedImageError
+def load_image(image_bytes: bytes):
+    """The photo as an RGB array at most MAX_DETECTION_SIDE pixels on a side; None when the
+    bytes are not an image or are one of more pixels than an upload may have (checked from
+    the header, before anything is decoded: a small PNG can decode to gigabytes)."""
+    import numpy
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        image = face_recognition.load_image_file(io.BytesIO(image_bytes))
-    except (UnidentifiedImageError, OSError, ValueError):
+        image_size(image_bytes)
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            image.draft("RGB", (MAX_DETECTION_SIDE, MAX_DETECTION_SIDE))  # JPEG: decode small
+            image.thumbnail((MAX_DETECTION_SIDE, MAX_DETECTION_SIDE))
+            return numpy.asarray(image.convert("RGB"))
+    except (UploadRefused, UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _faces(image_bytes: bytes) -> tuple[object, list[tuple[int, int, int, int]]] | None:
+    """The decoded image and the boxes (top, right, bottom, left) of its faces, largest first;
+    None when the bytes are not an image (or one too large to decode)."""
+    image = load_image(image_bytes)
+    if image is None:
         return None
     detections, scores, _ = _detector().run(image, 1, 0)
     boxes = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from pathlib import PurePosixPath
 
 import graphene
 from django.conf import settings
@@ -32,7 +31,7 @@ from apps.attendance.models import AttendanceEvent
 from apps.attendance.punches import record_punch, selfie_received
 from apps.core.enqueue import enqueue_on_commit
 from apps.core.models import Attachment
-from apps.core.uploads import UploadRefused, sniff
+from apps.core.uploads import UploadRefused, safe_name, sniff
 from apps.integrations.bulk_sync import SyncError, queue_batch
 from apps.integrations.models import SyncBatch
 from apps.mobile.limits import check_date_range, check_length
@@ -308,7 +307,7 @@ class UploadAttachment(graphene.Mutation):
             content_type = sniff(kind, content)
         except UploadRefused as exc:
             raise GraphQLError(str(exc)) from None
-        name = PurePosixPath(filename.replace("\\", "/")).name[:200] or "upload"
+        name = safe_name(filename)
         attachment = Attachment(
             owner_type=owner_type,
             owner_uuid=owner_uuid,
