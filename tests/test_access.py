@@ -34,7 +34,7 @@ from apps.peoples.models import People
 from apps.reports.models import GeneratedReport, PdfJob
 from apps.work_order_management.actions import create_permit
 from apps.work_order_management.models import ApprovalStep, Vendor, WorkPermit
-from apps.y_helpdesk.models import Ticket
+from apps.y_helpdesk.models import Ticket, TicketComment
 from apps.y_helpdesk.views import TicketForm
 from tests import factories
 
@@ -130,6 +130,7 @@ def step_of(world: World, person: People) -> ApprovalStep:
 OBJECT_ROUTES: dict[str, Any] = {
     "activity:job-detail": lambda w: {"pk": w.job.pk},
     "activity:job-edit": lambda w: {"pk": w.job.pk},
+    "helpdesk:ticket-detail": lambda w: {"pk": w.ticket.pk},
     "helpdesk:ticket-edit": lambda w: {"pk": w.ticket.pk},
     "permits:detail": lambda w: {"pk": w.permit.pk},
     "permits:decide": lambda w: {"step_id": step_of(w, w.a1_in_charge).pk},
@@ -160,7 +161,16 @@ def named_routes(resolvers=None, namespace: str = "") -> list[tuple[str, URLPatt
 
 
 def snapshot() -> dict[str, list[dict]]:
-    models = (Ticket, Job, Jobneed, WorkPermit, ApprovalStep, GeneratedReport, PdfJob)
+    models = (
+        Ticket,
+        TicketComment,
+        Job,
+        Jobneed,
+        WorkPermit,
+        ApprovalStep,
+        GeneratedReport,
+        PdfJob,
+    )
     return {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
 
 
@@ -200,8 +210,11 @@ ROUTE_ACTIONS: dict[str, dict[str, Any]] = {
         "approve": lambda w: {"decision": "approve"},
         "reject": lambda w: {"decision": "reject", "remark": "No fire watch"},
     },
+    "helpdesk:ticket-detail": {
+        "reply": lambda w: {"comment": "On my way", "status": "OPEN"},
+    },
     "helpdesk:ticket-edit": {
-        "status": lambda w: ticket_post(w, status="CLOSED", comments="done"),
+        "status": lambda w: ticket_post(w, status="CLOSED", comment="done"),
         "reassign": lambda w: ticket_post(w, assigned_people=w.a1_colleague.pk),
     },
     "activity:job-edit": {

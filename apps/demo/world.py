@@ -36,12 +36,27 @@ from apps.peoples.models import GroupMembership, People, PeopleGroup
 from apps.reports.freshness import forget_site_dashboard
 from apps.work_order_management import actions
 from apps.work_order_management.models import PermitSection, PermitType, Vendor, WorkPermit
-from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
+from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketComment, TicketEvent
 
 HISTORY_DAYS = 30
 # Names the demo's deterministic row ids (punches) are derived from.
 DEMO_NAMESPACE = uuid.UUID("5d1c0e2a-6f1e-4f7b-9a57-0d3c9a1e7b42")
 Category = TypeAssist.Category
+
+# What the people of some demo tickets said to each other (the raiser, then the assignee).
+CONVERSATIONS = {
+    "Water leaking under the chiller plant room door": [
+        ("raiser", "Water is pooling near the electrical panel; I put a caution sign up."),
+        ("assignee", "The condensate drain is blocked. Clearing it now; back in 30 minutes."),
+    ],
+    "Meeting room 4 too warm: AC blows at 27 °C": [
+        ("raiser", "The 3 pm client meeting is in this room."),
+        ("assignee", "Compressor relay needs replacing; part ordered from CoolAir, due Friday."),
+    ],
+    "Basement pump tripping the breaker": [
+        ("assignee", "Motor winding insulation was low; replaced the pump with the standby."),
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -611,30 +626,44 @@ class _World:
                 created_by=raiser,
                 modified_by=assignee,
             )
+            step = min(timedelta(hours=1), (self.now - raised_at) / 4)
             Ticket.objects.filter(pk=ticket.pk).update(
-                created_at=raised_at, modified_at=raised_at + timedelta(hours=2)
+                created_at=raised_at, modified_at=raised_at + 2 * step
             )
-            events = [
-                TicketEvent(
+            TicketEvent.objects.create(
+                ticket=ticket,
+                at=raised_at,
+                actor=raiser,
+                action=TicketEvent.Action.CREATED,
+                details={"status": "NEW", "version": 1},
+            )
+            said = CONVERSATIONS.get(description, [])
+            for n, (speaker, text) in enumerate(said, start=1):
+                TicketComment.objects.create(
                     ticket=ticket,
-                    at=raised_at,
-                    actor=raiser,
-                    action=TicketEvent.Action.CREATED,
-                    details={"status": "NEW", "version": 1},
+                    author=raiser if speaker == "raiser" else assignee,
+                    text=text,
+                    at=raised_at + step * n / (len(said) + 1),
                 )
-            ]
             if status != "NEW":
-                events.append(
-                    TicketEvent(
-                        ticket=ticket,
-                        at=raised_at + timedelta(hours=2),
-                        actor=assignee,
-                        action=TicketEvent.Action.UPDATED,
-                        details={"status": status, "version": 2},
-                    )
+                TicketEvent.objects.create(
+                    ticket=ticket,
+                    at=raised_at + 2 * step,
+                    actor=assignee,
+                    action=TicketEvent.Action.UPDATED,
+                    details={
+                        "status": status,
+                        "version": 2,
+                        "changes": [
+                            {
+                                "field": "status",
+                                "from": "New",
+                                "to": Ticket.Status(status).label,
+                            }
+                        ],
+                    },
                 )
                 Ticket.objects.filter(pk=ticket.pk).update(version=2)
-            TicketEvent.objects.bulk_create(events)
 
     def _attendance(self) -> None:
         """Every site person's punch in at 08:55 and out at 17:05, site time, each day of the

@@ -230,9 +230,9 @@ class UpdateTicket(graphene.Mutation):
             if status not in Ticket.Status.values:
                 raise GraphQLError(f"status must be one of {', '.join(Ticket.Status.values)}")
             ticket.status = status
-        if comments is not None:
-            ticket.comments = check_length("comments", comments, MAX_TICKET_TEXT_CHARS)
-        save_ticket(ticket, person, created=False)
+        # `comments` (the argument's name, kept for the app) appends to the conversation.
+        comment = check_length("comments", comments or "", MAX_TICKET_TEXT_CHARS)
+        save_ticket(ticket, person, created=False, comment=comment)
         return UpdateTicket(ticket=ticket)
 
 

@@ -1,16 +1,51 @@
 from django.contrib import admin
+from django.utils import timezone
 
 from apps.peoples.admin import ScopedAdmin
 from apps.y_helpdesk.actions import save_ticket
-from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketEvent
+from apps.y_helpdesk.conversation import describe
+from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketComment, TicketEvent
 
 
-class TicketEventInline(admin.TabularInline):
-    model = TicketEvent
-    fields = ("at", "action", "actor", "details")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """A ticket's conversation and audit trail: shown, never added to, changed or deleted here
+    (comments are added on the ticket's page, history by the saves themselves)."""
+
     extra = 0
     can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="when (site time)")
+    def when(self, row) -> str:
+        site = row.ticket.site
+        return f"{timezone.localtime(row.at, site.tzinfo):%d %b %Y, %H:%M} ({site.time_zone})"
+
+
+class TicketCommentInline(ReadOnlyInline):
+    model = TicketComment
+    fields = ("when", "author", "text")
+    readonly_fields = fields
+    verbose_name_plural = "conversation"
+
+
+class TicketEventInline(ReadOnlyInline):
+    model = TicketEvent
+    fields = ("when", "actor", "what")
+    readonly_fields = fields
+    verbose_name = "history entry"
+    verbose_name_plural = "history"
+
+    @admin.display(description="what")
+    def what(self, event: TicketEvent) -> str:
+        return f"{event.get_action_display()}: {describe(event)}"
 
 
 @admin.register(Ticket)
@@ -21,7 +56,7 @@ class TicketAdmin(ScopedAdmin):
     list_select_related = ("site",)
     readonly_fields = ("escalation_level", "escalated_at", "version", "created_by", "modified_by")
     raw_id_fields = ("jobneed", "asset")
-    inlines = [TicketEventInline]
+    inlines = [TicketCommentInline, TicketEventInline]
 
     def save_model(self, request, obj, form, change):
         save_ticket(obj, request.user, created=not change)

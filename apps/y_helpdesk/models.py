@@ -4,13 +4,14 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.activity.models import Asset, Job, Jobneed, Priority
 from apps.onboarding.models import BusinessUnit, TypeAssist
 from apps.peoples.access import assigned_to, visible
 from apps.peoples.models import People, PeopleGroup
 
-# The longest description or comments a ticket keeps from a device; refused beyond it.
+# The longest description or comment a ticket keeps; refused beyond it.
 MAX_TICKET_TEXT_CHARS = 4000
 
 
@@ -77,7 +78,6 @@ class Ticket(models.Model):
     escalated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Escalations up to this level have been mailed; a higher escalation_level still owes a mail.
     escalation_notified_level = models.PositiveSmallIntegerField(default=0, editable=False)
-    comments = models.TextField(blank=True)
     created_by = models.ForeignKey(
         People, null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
     )
@@ -132,6 +132,24 @@ class TicketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.ticket_id} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class TicketComment(models.Model):
+    """One message of a ticket's conversation: appended, never edited."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        People, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["ticket", "at", "id"]
+        indexes = [models.Index(fields=["ticket", "at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.ticket_id} {self.author}: {self.text[:60]}"
 
 
 class EscalationMatrix(models.Model):

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Required, TypedDict
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.peoples.services import group_member_emails
+from apps.y_helpdesk.conversation import latest_comment
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
 from apps.y_helpdesk.signals import tickets_escalated
 
@@ -50,12 +53,23 @@ def ticket_mail(ticket_id: int, version: int) -> Mail:
     ticket = Ticket.objects.select_related(*_MAIL_RELATED).get(pk=ticket_id)
     event = "created" if version == 1 else "updated"
     recipients = ticket_recipients(ticket, group_member_emails([ticket.assigned_group_id]))
+    comment = latest_comment(ticket)
+    times = _times(ticket) | local_times(
+        ticket.site.tzinfo, latest_comment_at=comment.at if comment else None
+    )
     return Mail(
         key=f"ticket:{ticket.pk}:v{version}",
         subject=f"Ticket #{ticket.number} is {event} at site {ticket.site.name}",
         to=recipients,
         template="y_helpdesk/mail/ticket",
-        context={"ticket": ticket, "time_zone": ticket.site.time_zone, "at": _times(ticket)},
+        context={
+            "ticket": ticket,
+            "time_zone": ticket.site.time_zone,
+            "at": times,
+            "latest_comment": comment,
+            "link": settings.SITE_URL.rstrip("/")
+            + reverse("helpdesk:ticket-detail", args=[ticket.pk]),
+        },
     )
 
 
@@ -80,17 +94,23 @@ def send_ticket_mail(ticket_id: int, version: int | None, task_id: str = "") -> 
     return {"ticket": ticket_id, "sent": bool(delivery.sent), "recipients": len(mail.to)}
 
 
-def record_ticket_saved(ticket: Ticket, actor, *, created: bool) -> None:
-    """History for a ticket saved by a person; bumps its version (the mail's idempotency key)."""
+def record_ticket_saved(
+    ticket: Ticket, actor, *, created: bool, changes: list[dict[str, str]] | None = None
+) -> None:
+    """History for a ticket saved by a person, with what the save changed (in words, for the
+    ticket's conversation); bumps its version (the mail's idempotency key)."""
     if not created:
         Ticket.objects.filter(pk=ticket.pk).update(version=F("version") + 1)
         ticket.refresh_from_db(fields=["version"])
+    details: dict[str, object] = {"status": ticket.status, "version": ticket.version}
+    if changes:
+        details["changes"] = changes
     TicketEvent.objects.create(
         ticket=ticket,
         at=timezone.now(),
         actor=actor,
         action=TicketEvent.Action.CREATED if created else TicketEvent.Action.UPDATED,
-        details={"status": ticket.status, "version": ticket.version},
+        details=details,
     )
 
 

@@ -66,3 +66,31 @@ def test_back_after_signing_out_shows_the_sign_in_page_not_the_last_persons_work
     page.driver.back()
     page.wait_until(lambda: page.path.startswith("/accounts/login/"), what="the sign-in page")
     assert "Salary slips" not in page.text()
+
+
+@WIDTHS
+def test_a_ticket_carries_its_conversation(page, site, size) -> None:
+    from apps.y_helpdesk.actions import save_ticket
+
+    tech = person(site, name="Tara Technician")
+    lead = person(site, name="Ira In-charge", designation="SITEINCHARGE")
+    ticket = Ticket(description="Lift stuck on floor 3", site=site, priority="HIGH")
+    save_ticket(ticket, tech, created=True, comment="Two people inside; they are calm.")
+    page.resize(size)
+    page.sign_in(lead)
+    page.open("/tickets/")
+    page.click(f"a[href='/tickets/{ticket.pk}']")
+    page.fill("comment", "Technician from the lift company is 10 minutes away.")
+    page.choose("status", "Open")
+    page.press("Send")
+    assert "saved" in page.wait_for(".messages").text
+    lines = [line.text for line in page.find_all(".conversation li")]
+    assert lines[0].startswith("Tara Technician raised it")
+    assert lines[1].startswith("Tara Technician") and "they are calm" in lines[1]
+    assert lines[2].startswith("Ira In-charge changed the status from New to Open")
+    assert "Ira In-charge" in lines[3] and "10 minutes away" in lines[3]
+    assert "Asia/Kolkata" in page.text()
+    page.sign_out()
+    page.sign_in(tech)
+    page.open(f"/tickets/{ticket.pk}")
+    assert "10 minutes away" in page.find(".conversation").text

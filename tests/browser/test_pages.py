@@ -83,6 +83,9 @@ def test_a_ticket_raised_on_its_page_is_listed_and_mailed(page, site, worker, ma
     page.press("Raise ticket")
     ticket = page.wait_until(lambda: Ticket.objects.first(), what="the ticket")
     assert f"Ticket #{ticket.number} created" in page.wait_for(".messages").text
+    assert page.path == f"/tickets/{ticket.pk}"  # its page, with its conversation
+    assert "Tara Technician raised it" in page.find(".conversation").text
+    page.open("/tickets/")
     row = page.find("tbody tr").text
     assert "Water leaking" in row and "High" in row and "New" in row and "HIGH" not in row
 
