@@ -425,18 +425,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"url_tokens": {"()": "apps.core.logging.RedactUrlTokens"}},
+    # Signed-link tokens and e-mail addresses are redacted from every record of every logger, in
+    # every process, by apps.core.logging.redact_every_record (installed when the apps are ready).
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # The project's own lines (task_run among them) at LOG_LEVEL in every process: a worker
         # started without -l sets the root logger to Celery's default, WARNING.
         **{name: {"level": LOG_LEVEL} for name in ("intelliwiz", "apps", "background_tasks")},
-        # Request lines carry the path, and signed links carry their token in it.
-        **{
-            name: {"filters": ["url_tokens"], "level": LOG_LEVEL}
-            for name in ("django.request", "django.server")
-        },
+        **{name: {"level": LOG_LEVEL} for name in ("django.request", "django.server")},
         # fpdf2 subsets the PDFs' fonts through fontTools, which narrates every table at INFO.
         "fontTools": {"level": "WARNING"},
     },

@@ -53,11 +53,20 @@ def test_redact_hides_secret_named_values_at_any_depth() -> None:
         "private_key",
         "private-key",
         "privatekey",
+        "aws_access_key",
+        "signing-key",
+        "ClientKey",
+        "app_key",
+        "master_key",
         "Authorization",
         "credentials",
         "Cookie",
         "sessionid",
         "signature",
+        "X-Amz-Signature",
+        "Ocp-Apim-Subscription-Key",
+        "X-Acme-Sig",
+        "sig",
     ],
 )
 def test_every_kind_of_secret_name_is_recognised(name: str) -> None:
@@ -65,9 +74,63 @@ def test_every_kind_of_secret_name_is_recognised(name: str) -> None:
     assert redact({name: "s3cr3t"}) == {name: REDACTED}
 
 
-@pytest.mark.parametrize("name", ["site", "description", "email_subject", "status", "count"])
+@pytest.mark.parametrize(
+    "name", ["site", "description", "email_subject", "status", "count", "key", "signal"]
+)
 def test_ordinary_names_are_not_secret(name: str) -> None:
     assert not is_secret_name(name)
+
+
+def test_query_string_secrets_are_redacted_wherever_a_url_is_shown() -> None:
+    url = "https://partner.test/hook?site=S1&sig=abc123&X-Amz-Signature=f00&api_key=k&n=2"
+    assert redact({"url": url}) == {
+        "url": f"https://partner.test/hook?site=S1&sig={REDACTED}&X-Amz-Signature={REDACTED}"
+        f"&api_key={REDACTED}&n=2"
+    }
+
+
+def test_a_requests_headers_show_only_the_harmless_ones_whatever_their_names() -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-Client-Id": "acme-prod-7731",
+        "X-Tenant": "t-1",
+        "Ocp-Apim-Subscription-Key": "k",
+    }
+    assert redact({"headers": headers})["headers"] == {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-Client-Id": REDACTED,
+        "X-Tenant": REDACTED,
+        "Ocp-Apim-Subscription-Key": REDACTED,
+    }
+
+
+@pytest.mark.django_db
+def test_a_partner_calls_dead_letter_shows_neither_its_headers_nor_its_query_secrets() -> None:
+    """Headers passed by position are still headers: each positional argument is redacted by
+    the name of its parameter."""
+    from apps.core.dead_letters import record_dead_letter, unseal
+
+    url = "https://partner.test/hook?code=1&sig=s1gn4ture"
+    headers = {"X-Client-Id": "acme-prod-7731", "Content-Type": "application/json"}
+    letter = record_dead_letter(
+        task_name="external_api_call_async",
+        task_id="t-1",
+        queue="external_api",
+        args=[url, "POST", headers],
+        kwargs={"data": {"ticket": 4}, "timeout": 10},
+        exc=ConnectionError(f"gave up on {url}"),
+        retries=3,
+    )
+    shown = str(letter.args) + str(letter.kwargs) + letter.error
+    assert "acme-prod-7731" not in shown and "s1gn4ture" not in shown
+    assert letter.args == [
+        f"https://partner.test/hook?code=1&sig={REDACTED}",
+        "POST",
+        {"X-Client-Id": REDACTED, "Content-Type": "application/json"},
+    ]
+    assert unseal(letter.sealed_arguments)[0] == [url, "POST", headers]
 
 
 @pytest.fixture

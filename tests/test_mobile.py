@@ -217,6 +217,10 @@ def test_a_download_is_stored_compressed_behind_an_expiring_link(worker, world) 
     data = json.loads(gzip.decompress(b"".join(response.streaming_content)))
     assert data["myJobneeds"][0]["uuid"] == str(world["mine"].uuid)
     assert Client().get(path[:-4] + "abcd").status_code == 404
+    # The worker's task-success line prints the result: with the link's token redacted.
+    worker.wait_for_log("succeeded in")
+    token = path.rsplit("/", 1)[1]
+    assert token not in worker.log() and "/mobile/downloads/[token]" in worker.log()
 
 
 @pytest.mark.worker

@@ -232,6 +232,58 @@ def test_reminders_go_once_per_person_per_interval(world, mailoutbox, settings) 
     assert all("a reminder" in m.body for m in mailoutbox)
 
 
+def test_the_csrf_logger_never_writes_a_decision_token(world, caplog) -> None:
+    """A decision posted without its CSRF cookie: Django's django.security.csrf logs the path,
+    redacted like every other line."""
+    from django.test import Client
+
+    permit = new_permit(world, contacts="")
+    url = decision_url(permit.steps.get(person=world["verifier"])).removeprefix(settings.SITE_URL)
+    token = url.rsplit("/", 1)[1]
+    with caplog.at_level(logging.INFO):
+        response = Client(enforce_csrf_checks=True).post(url, {"decision": "approve"})
+    assert response.status_code == 403
+    csrf = [r for r in caplog.records if r.name == "django.security.csrf"]
+    assert csrf and all(token not in r.getMessage() for r in caplog.records)
+    assert "/permits/decide/[token]" in csrf[0].getMessage()
+
+
+def test_every_logger_of_a_celery_process_redacts_tokens_and_their_tracebacks() -> None:
+    """As beat and workers start (the Celery app, its Django set up): any logger, a handler
+    of its own, an exception's text."""
+    import subprocess
+    import sys
+
+    from tests.conftest import BASE_DIR, process_env
+
+    probe = """
+import io, logging
+from intelliwiz_config.celery import app
+app.loader.import_default_modules()  # what celery beat and celery worker do at start
+stream = io.StringIO()
+own = logging.getLogger("celery.beat.probe")
+own.addHandler(logging.StreamHandler(stream))
+own.propagate = False
+own.warning("sent https://x.test/mobile/downloads/%s", "SECRETTOKEN1")
+try:
+    raise ValueError("/permits/decide/SECRETTOKEN2 expired")
+except ValueError:
+    own.exception("failed")
+print(stream.getvalue())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=BASE_DIR,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "SECRETTOKEN" not in out
+    assert "/mobile/downloads/[token]" in out and "/permits/decide/[token] expired" in out
+
+
 @pytest.mark.parametrize("who", ["someone else", "the person, after deciding"])
 def test_decision_tokens_never_reach_the_logs(world, client, caplog, who) -> None:
     permit = new_permit(world, contacts="")

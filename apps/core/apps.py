@@ -13,8 +13,11 @@ class CoreConfig(AppConfig):
         from apps.core import observability
         from apps.core.admin import restrict_library_admins
         from apps.core.beat import install_beat_schedule_after_migrate
+        from apps.core.logging import redact_every_record
 
         post_migrate.connect(install_beat_schedule_after_migrate, sender=self)
+        # Signed-link tokens out of every log line of every process (web, worker, beat).
+        redact_every_record()
         # The admin has discovered every app's registrations by now (it is the first app).
         restrict_library_admins()
         # Here, so that web, worker and beat processes all report (Django sets up each).

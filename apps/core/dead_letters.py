@@ -1,13 +1,16 @@
 """Dead letters: tasks that failed for good, shown redacted and re-queued as they were.
 
 A dead letter keeps two copies of the task's arguments: ``args``/``kwargs`` for people to read,
-with secret-named entries and e-mail addresses redacted, and ``sealed_arguments``, the exact
-arguments encrypted with a key derived from SECRET_KEY, which only re-queueing opens.
+redacted by apps.core.redaction (secret-named entries, a request's headers but the harmless
+ones, secret query-string values, e-mail addresses), each positional argument by the name of
+its parameter, and ``sealed_arguments``, the exact arguments encrypted with a key derived from
+SECRET_KEY, which only re-queueing opens.
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 from typing import Any
 
@@ -42,6 +45,27 @@ def unseal(sealed: str) -> tuple[list[Any], dict[str, Any]]:
     return arguments["args"], arguments["kwargs"]
 
 
+def _parameter_names(task_name: str) -> list[str]:
+    """The names of the task's positional parameters, in order ([] when it is unknown)."""
+    task = current_app.tasks.get(task_name)
+    try:
+        parameters = inspect.signature(task.run).parameters.values() if task else []
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def shown_arguments(task_name: str, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments as people may read them: redacted, a positional one as its parameter's
+    name would have it (``headers`` passed by position is still a request's headers)."""
+    names = _parameter_names(task_name)
+    shown = [
+        redact({names[i]: arg})[names[i]] if i < len(names) else redact(arg)
+        for i, arg in enumerate(args or [])
+    ]
+    return shown, redact(dict(kwargs or {}))
+
+
 def record_dead_letter(
     *,
     task_name: str,
@@ -52,12 +76,13 @@ def record_dead_letter(
     exc: BaseException,
     retries: int,
 ) -> DeadLetter:
+    shown_args, shown_kwargs = shown_arguments(task_name, args, kwargs)
     return DeadLetter.objects.create(
         task_name=task_name,
         task_id=task_id or "",
         queue=queue or "",
-        args=redact(list(args or [])),
-        kwargs=redact(dict(kwargs or {})),
+        args=shown_args,
+        kwargs=shown_kwargs,
         sealed_arguments=seal(args, kwargs),
         exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
         error=redact_text(str(exc))[:_MAX_ERROR_CHARS],
