@@ -159,15 +159,21 @@ def test_credentials_are_named_and_never_follow_a_redirect_to_another_origin(
 ) -> None:
     settings.PARTNER_API_ALLOWED_HOSTS += ["127.0.0.1"]
     settings.PARTNER_API_PRIVATE_HOSTS += ["127.0.0.1"]
-    settings.PARTNER_API_CREDENTIALS = {"acme": {"Authorization": "Bearer k3y", "X-Api-Key": "a1"}}
+    unusual = {"Ocp-Apim-Subscription-Key": "k2", "X-Acme-Sig": "s1", "X-Client-Id": "c1"}
+    settings.PARTNER_API_CREDENTIALS = {
+        "acme": {"Authorization": "Bearer k3y", "X-Api-Key": "a1", **unusual}
+    }
     same = call_partner(f"{partner}/to-same-origin", credentials="acme")["body"]
     assert (same["Authorization"], same["X-Api-Key"]) == ("Bearer k3y", "a1")
+    assert all(same[name] == value for name, value in unusual.items())
     other = call_partner(
         f"{partner}/to-other-origin",
-        headers={"Cookie": "s=1", "Accept": "application/json"},
+        headers={"Cookie": "s=1", "Accept": "application/json", "X-Tenant": "t1"},
         credentials="acme",
     )["body"]
-    assert "Authorization" not in other and "X-Api-Key" not in other and "Cookie" not in other
+    sent = {name.lower() for name in other}
+    assert not sent & {"authorization", "x-api-key", "cookie", "x-tenant"}
+    assert not sent & {name.lower() for name in unusual}  # whatever a credential is named
     assert other["Accept"] == "application/json"
     with pytest.raises(PartnerCallRefused, match="no partner credentials named 'nobody'"):
         call_partner(f"{partner}/ok", credentials="nobody")

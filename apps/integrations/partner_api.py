@@ -3,12 +3,13 @@
 Only http(s) to allow-listed hosts. Every address a host resolves to is checked, and the
 connection goes to a checked address (no second lookup an attacker could steer); private,
 loopback, link-local, multicast, reserved and metadata addresses are refused unless that exact
-host is allow-listed as private. Redirects are followed only after the same checks, and a
-redirect to another origin drops every credential header. Partner credentials are named by the
-caller (``credentials="acme"``) and looked up here in PARTNER_API_CREDENTIALS, so they never
-travel in a task's arguments. One deadline bounds the whole call (resolving, connecting, every
-read), whatever a slow partner trickles. Bodies are size-capped; results and logs carry no
-request or response headers.
+host is allow-listed as private. Redirects are followed only after the same checks, and on a
+redirect to another origin only harmless headers (apps.core.redaction.HARMLESS_HEADERS:
+Accept, Content-Type, User-Agent...) travel on: a partner's credential may be named anything.
+Partner credentials are named by the caller (``credentials="acme"``) and looked up here in
+PARTNER_API_CREDENTIALS, so they never travel in a task's arguments. One deadline bounds the
+whole call (resolving, connecting, every read), whatever a slow partner trickles. Bodies are
+size-capped; results and logs carry no request or response headers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
-from apps.core.redaction import is_secret_name
+from apps.core.redaction import is_harmless_header
 from apps.integrations.results import PartnerCallResult
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -127,8 +128,10 @@ def credential_headers(name: str | None) -> dict[str, str]:
         raise PartnerCallRefused(f"no partner credentials named {name!r}") from None
 
 
-def _without_credentials(headers: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if not is_secret_name(k)}
+def _harmless_only(headers: dict[str, str]) -> dict[str, str]:
+    """What may travel to another origin: the harmless headers, whatever the others are
+    named (Ocp-Apim-Subscription-Key, X-Acme-Sig and X-Client-Id are credentials too)."""
+    return {k: v for k, v in headers.items() if is_harmless_header(k)}
 
 
 def _left(deadline: float, host: str) -> float:
@@ -179,7 +182,7 @@ def call_partner(
         if origin is None:
             origin = _origin(target)
         elif _origin(target) != origin:  # credentials are for the origin they were meant for
-            request_headers = _without_credentials(request_headers)
+            request_headers = _harmless_only(request_headers)
         pool = _pool(target, _left(deadline, target.host))
         try:
             response = pool.urlopen(
