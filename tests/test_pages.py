@@ -4,6 +4,7 @@ conditions and cancellations, and the report files' formatting."""
 
 from __future__ import annotations
 
+import html
 import io
 import os
 import subprocess
@@ -76,7 +77,8 @@ def test_pages_and_the_admin_show_the_persons_site_time(world) -> None:
     )
     Ticket.objects.filter(pk=ticket.pk).update(created_at=datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
     page = signed_in(world["requester"]).get("/tickets/").content.decode()
-    assert "1 Mar 2026, 10:00 (Asia/Dubai)" in page  # 06:00 UTC
+    assert ">1 Mar 2026, 10:00</time>" in page  # 06:00 UTC
+    assert "Raised times are in the site's time zone, Asia/Dubai." in html.unescape(page)
     assert "times in Asia/Dubai" in page
     assert ">High</span>" in page and ">HIGH<" not in page
     TicketEvent.objects.create(

@@ -214,7 +214,15 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["identifier", "enabled"])]
+        indexes = [
+            models.Index(fields=["identifier", "enabled"]),
+            # The job list by name: a client's jobs (checkpoints are listed on their tour).
+            models.Index(
+                fields=["client", "name", "id"],
+                condition=Q(parent__isnull=True),
+                name="job_client_name",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -331,6 +339,21 @@ class Jobneed(models.Model):
         indexes = [
             models.Index(fields=["status", "expiry_at"]),
             models.Index(fields=["autoclosed_at", "autoclose_notified_at"]),
+            # The planned-work list by plan time (everyone's, a client's, a site's), and the
+            # site's day the dashboard and reports count: instances, never checkpoints.
+            models.Index(
+                fields=["plan_at", "id"], condition=Q(parent__isnull=True), name="jobneed_plan"
+            ),
+            models.Index(
+                fields=["client", "plan_at", "id"],
+                condition=Q(parent__isnull=True),
+                name="jobneed_client_plan",
+            ),
+            models.Index(
+                fields=["site", "plan_at", "id"],
+                condition=Q(parent__isnull=True),
+                name="jobneed_site_plan",
+            ),
         ]
 
     def __str__(self) -> str:

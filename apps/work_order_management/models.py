@@ -90,7 +90,10 @@ class WorkPermitQuerySet(models.QuerySet):
         return visible(
             self,
             person,
-            own=lambda scope: Q(requested_by=scope.person_id) | Q(steps__person=scope.person_id),
+            own=lambda scope: (
+                Q(requested_by=scope.person_id)
+                | Q(pk__in=ApprovalStep.objects.filter(person=scope.person_id).values("permit_id"))
+            ),
         )
 
 
@@ -122,6 +125,12 @@ class WorkPermit(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["site", "kind", "number"], name="permit_unique_number")
+        ]
+        indexes = [
+            # The permit list, newest first: everyone's (operators), a client's, a site's.
+            models.Index(fields=["-created_at", "-id"], name="permit_newest"),
+            models.Index(fields=["client", "-created_at", "-id"], name="permit_client_newest"),
+            models.Index(fields=["site", "-created_at", "-id"], name="permit_site_newest"),
         ]
 
     def __str__(self) -> str:

@@ -2,18 +2,22 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.core.enqueue import enqueue_on_commit
+from apps.core.paging import ListFilters, day_range, keyset_page
+from apps.core.times import local_label, zone_note
 from apps.peoples.access import can, deciders_for, of_their_client, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management import actions
@@ -47,22 +51,100 @@ def steps_waiting_for(person) -> QuerySet[ApprovalStep]:
     )
 
 
+DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+# Steps waiting for one person are few; beyond this many the list says how many more wait.
+MY_STEPS_SHOWN = 50
+
+
+class PermitFilters(ListFilters):
+    q = forms.CharField(label="Search", required=False)
+    mine = forms.ChoiceField(
+        label="Whose",
+        required=False,
+        choices=[("", "Everyone's"), ("raised", "Raised by me"), ("steps", "With a step of mine")],
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), ("pending", "Waiting for decisions"), *PermitStatus.choices],
+    )
+    kind = forms.ChoiceField(
+        required=False, choices=[("", "Permits and reports"), *PermitKind.choices]
+    )
+    site = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every site")
+    raised_from = forms.DateField(label="Raised from", required=False, widget=DATE_PICKER)
+    raised_to = forms.DateField(label="Raised to", required=False, widget=DATE_PICKER)
+
+    def __init__(self, request: HttpRequest, sites) -> None:
+        super().__init__(request)
+        self.fields["site"].queryset = sites
+        zone = timezone.get_current_timezone_name()
+        self.fields["raised_to"].help_text = f"Both days included, in your time zone ({zone})"
+
+    def apply(self, permits, person):
+        given = self.values()
+        if text := given.get("q", "").strip():
+            match = Q(vendor__name__icontains=text) | Q(permit_type__name__icontains=text)
+            number = text.lstrip("#")
+            permits = permits.filter(match | Q(number=int(number)) if number.isdigit() else match)
+        if given.get("mine") == "raised":
+            permits = permits.filter(requested_by=person)
+        elif given.get("mine") == "steps":
+            permits = permits.filter(
+                pk__in=ApprovalStep.objects.filter(person=person).values("permit_id")
+            )
+        status = given.get("status")
+        if status == "pending":
+            permits = permits.filter(status__in=PHASE_OF_ROLE.values())
+        elif status:
+            permits = permits.filter(status=status)
+        for name in ("kind", "site"):
+            if given.get(name):
+                permits = permits.filter(**{name: given[name]})
+        bounds = day_range(
+            given.get("raised_from"), given.get("raised_to"), timezone.get_current_timezone()
+        )
+        return permits.filter(**{f"created_at__{op}": at for op, at in bounds.items()})
+
+
 @login_required
 def permit_list(request: HttpRequest) -> HttpResponse:
+    """What waits for the person's decision, then every permit and report they may see, newest
+    first, a page at a time, filtered from the URL."""
     my_steps = list(
-        steps_waiting_for(request.user).select_related(
-            "permit__permit_type", "permit__site", "permit__vendor"
-        )
+        steps_waiting_for(request.user)
+        .select_related("permit__permit_type", "permit__site", "permit__vendor")
+        .order_by("permit__created_at", "pk")[: MY_STEPS_SHOWN + 1]
     )
+    more_steps = len(my_steps) > MY_STEPS_SHOWN
+    my_steps = my_steps[:MY_STEPS_SHOWN]
     for step in my_steps:
         step.asked_now = step.permit.status == PHASE_OF_ROLE[step.role]
-    permits = WorkPermit.objects.visible_to(request.user).select_related(
-        "permit_type", "site", "vendor"
-    )[:100]
+    sites = visible_sites(request.user).order_by("name")
+    filters = PermitFilters(request, sites)
+    permits = filters.apply(WorkPermit.objects.visible_to(request.user), request.user)
+    page = keyset_page(
+        request,
+        permits.select_related("permit_type", "site", "vendor"),
+        ("-created_at", "-pk"),
+    )
+    zones = set()
+    for permit in page.rows:  # what each row prints, worked out once here
+        zones.add(permit.site.time_zone)
+        permit.raised = local_label(permit.created_at, permit.site.tzinfo)
     return render(
         request,
         "work_order_management/permit_list.html",
-        {"title": "Work permits", "my_steps": my_steps, "permits": permits},
+        {
+            "title": "Work permits",
+            "my_steps": my_steps,
+            "more_steps": more_steps,
+            "page": page,
+            "filters": filters,
+            "filters_active": filters.active(),
+            "search_hint": "Permit number, vendor or permit type",
+            "time_note": zone_note(zones, "Raised times are"),
+            "detail_base": reverse("permits:list"),
+        },
     )
 
 

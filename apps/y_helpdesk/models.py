@@ -94,6 +94,10 @@ class Ticket(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "client", "category", "escalation_level"]),
+            # The ticket list, newest first: everyone's (operators), a client's, a site's.
+            models.Index(fields=["-created_at", "-id"], name="ticket_newest"),
+            models.Index(fields=["client", "-created_at", "-id"], name="ticket_client_newest"),
+            models.Index(fields=["site", "-created_at", "-id"], name="ticket_site_newest"),
         ]
 
     def __str__(self) -> str:

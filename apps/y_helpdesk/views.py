@@ -2,17 +2,27 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.activity.models import Asset
+from apps.activity.models import Asset, Priority
+from apps.core.paging import ListFilters, day_range, keyset_page
+from apps.core.times import local_label, zone_note
 from apps.onboarding.lookups import lookup_choices
-from apps.peoples.access import can, visible_groups, visible_people, visible_sites
+from apps.peoples.access import (
+    assigned_to,
+    can,
+    scope_of,
+    visible_groups,
+    visible_people,
+    visible_sites,
+)
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.conversation import timeline
-from apps.y_helpdesk.models import MAX_TICKET_TEXT_CHARS, Ticket
+from apps.y_helpdesk.models import MAX_TICKET_TEXT_CHARS, OPEN_TICKET_STATUSES, Ticket
 
 ASSIGNMENT_FIELDS = ("assigned_people", "assigned_group")
 WORK_FIELDS = {"status", "comment"}  # what the people working on a ticket change
@@ -92,12 +102,80 @@ class TicketReplyForm(forms.ModelForm):
         return data
 
 
+DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class TicketFilters(ListFilters):
+    q = forms.CharField(label="Search", required=False)
+    mine = forms.BooleanField(label="My work (assigned to me or my groups)", required=False)
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), ("open", "New or open"), *Ticket.Status.choices],
+    )
+    priority = forms.ChoiceField(required=False, choices=[("", "Any priority"), *Priority.choices])
+    site = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every site")
+    raised_from = forms.DateField(label="Raised from", required=False, widget=DATE_PICKER)
+    raised_to = forms.DateField(label="Raised to", required=False, widget=DATE_PICKER)
+
+    def __init__(self, request: HttpRequest, sites) -> None:
+        super().__init__(request)
+        self.fields["site"].queryset = sites
+        zone = timezone.get_current_timezone_name()
+        self.fields["raised_to"].help_text = f"Both days included, in your time zone ({zone})"
+
+    def apply(self, tickets, person):
+        given = self.values()
+        if text := given.get("q", "").strip():
+            number = text.lstrip("#")
+            match = Q(description__icontains=text)
+            tickets = tickets.filter(match | Q(pk=int(number)) if number.isdigit() else match)
+        if given.get("mine"):
+            tickets = tickets.filter(
+                assigned_to(scope_of(person), people="assigned_people", group="assigned_group")
+            )
+        status = given.get("status")
+        if status == "open":
+            tickets = tickets.filter(status__in=OPEN_TICKET_STATUSES)
+        elif status:
+            tickets = tickets.filter(status=status)
+        if given.get("priority"):
+            tickets = tickets.filter(priority=given["priority"])
+        if given.get("site"):
+            tickets = tickets.filter(site=given["site"])
+        bounds = day_range(
+            given.get("raised_from"), given.get("raised_to"), timezone.get_current_timezone()
+        )
+        return tickets.filter(**{f"created_at__{op}": at for op, at in bounds.items()})
+
+
 @login_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    tickets = Ticket.objects.visible_to(request.user).select_related(
-        "site", "category", "assigned_people", "assigned_group"
-    )[:200]
-    return render(request, "y_helpdesk/ticket_list.html", {"title": "Tickets", "tickets": tickets})
+    """Every ticket the person may see, newest first, a page at a time, filtered from the URL."""
+    sites = visible_sites(request.user).order_by("name")
+    filters = TicketFilters(request, sites)
+    tickets = filters.apply(Ticket.objects.visible_to(request.user), request.user)
+    page = keyset_page(
+        request,
+        tickets.select_related("site", "category", "assigned_people", "assigned_group"),
+        ("-created_at", "-pk"),
+    )
+    zones = set()
+    for ticket in page.rows:  # what each row prints, worked out once here
+        zones.add(ticket.site.time_zone)
+        ticket.raised = local_label(ticket.created_at, ticket.site.tzinfo)
+    return render(
+        request,
+        "y_helpdesk/ticket_list.html",
+        {
+            "title": "Tickets",
+            "page": page,
+            "filters": filters,
+            "filters_active": filters.active(),
+            "search_hint": "Words of the description, or a ticket number",
+            "time_note": zone_note(zones, "Raised times are"),
+            "detail_base": reverse("helpdesk:ticket-list"),
+        },
+    )
 
 
 @login_required
