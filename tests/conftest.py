@@ -7,6 +7,7 @@ where a missing service fails the run.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,10 @@ for noisy in ("amqtt", "transitions"):  # the in-process MQTT broker logs every 
     logging.getLogger(noisy).setLevel(logging.WARNING)
 REQUIRE_SERVICES = os.environ.get("INTELLIWIZ_REQUIRE_SERVICES") == "1"
 WORKER_TASKS_MODULE = "tests.support.worker_tasks"
+# The partner credentials workers know: "acme" belongs to the client coded PARTNER-CLIENT.
+PARTNER_CREDENTIALS = {
+    "acme": {"client": "PARTNER-CLIENT", "headers": {"Authorization": "Bearer partner-token"}}
+}
 
 
 def service_url(env_name: str) -> str:
@@ -215,7 +220,7 @@ def start_worker(
                 NOC_ALERT_EMAILS="noc@facility.test",
                 PARTNER_API_ALLOWED_HOSTS="localhost",
                 PARTNER_API_PRIVATE_HOSTS="localhost",
-                PARTNER_API_CREDENTIALS='{"acme": {"Authorization": "Bearer partner-token"}}',
+                PARTNER_API_CREDENTIALS=json.dumps(PARTNER_CREDENTIALS),
             )
         purge_queues(broker_url)
         nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"

@@ -8,9 +8,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.exceptions import ValidationError
 
+from apps.integrations.models import PartnerDelivery, PartnerEvent, PartnerSubscription
 from apps.integrations.partner_api import PartnerCallRefused, PartnerUnavailable, call_partner
+from apps.y_helpdesk.models import Ticket
 from background_tasks import external_api_call_async
+from tests import factories
 
 
 class Partner(BaseHTTPRequestHandler):
@@ -194,3 +198,41 @@ def test_the_task_keeps_every_call_within_its_time_limit() -> None:
     task = external_api_call_async
     assert task.soft_time_limit - PARTNER_CALL_MARGIN > 0
     assert task.soft_time_limit < task.time_limit
+
+
+@pytest.mark.django_db
+def test_a_subscription_may_name_only_its_own_clients_credentials(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    """Client B's subscription naming client A's credentials (the report: B's ticket sent A's
+    bearer token) is refused when saved, and, saved before the rule, fails without a call."""
+    settings.PARTNER_API_ALLOWED_HOSTS = ["partner.example"]
+    client_a, _ = factories.client_and_site()
+    client_b, site_b = factories.client_and_site()
+    settings.PARTNER_API_CREDENTIALS = {
+        "a-cmms": {"client": client_a.code, "headers": {"Authorization": "Bearer A-token"}},
+        "platform": {"Authorization": "Bearer platform-token"},  # the earlier shape: nobody's
+    }
+    subscription = PartnerSubscription(
+        client=client_b,
+        name="B's CMMS",
+        event=PartnerEvent.TICKET_CREATED,
+        url="https://partner.example/h",
+        credentials="a-cmms",
+    )
+    with pytest.raises(ValidationError, match=r"a-cmms.* belong to another client"):
+        subscription.full_clean()
+    subscription.credentials = "platform"
+    with pytest.raises(ValidationError, match=r"platform.* belong to no client"):
+        subscription.full_clean()
+    subscription.credentials = "a-cmms"
+    subscription.save()  # as if saved before credentials belonged to clients
+    category = factories.lookup("TICKETCATEGORY", "X")
+    with django_capture_on_commit_callbacks() as enqueued:
+        Ticket.objects.create(description="B's ticket", site=site_b, category=category)
+    tasks = [getattr(getattr(c, "func", None), "__self__", None) for c in enqueued]
+    assert external_api_call_async not in tasks  # no call at all
+    (delivery,) = PartnerDelivery.objects.all()
+    assert delivery.status == "FAILED" and "belong to another client" in delivery.error
+    subscription.client = client_a
+    subscription.full_clean()  # A's own subscription may name them

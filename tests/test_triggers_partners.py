@@ -22,6 +22,7 @@ from apps.work_order_management import actions
 from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from background_tasks import autoclose_job, ticket_escalation
 from tests import factories
+from tests.conftest import PARTNER_CREDENTIALS
 from tests.test_permits import new_permit, permit_world
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -59,7 +60,12 @@ def wait_for_deliveries(count: int) -> list[PartnerDelivery]:
     return list(PartnerDelivery.objects.order_by("pk"))
 
 
-def subscribe(client, url: str, *events: str) -> None:
+def subscribe(settings, client, url: str, *events: str) -> None:
+    """Subscriptions of `client` naming the credentials "acme", which are the client's (coded
+    as the worker's PARTNER_API_CREDENTIALS say)."""
+    settings.PARTNER_API_CREDENTIALS = PARTNER_CREDENTIALS
+    client.code = PARTNER_CREDENTIALS["acme"]["client"]
+    client.save(update_fields=["code"])
     for event in events:
         PartnerSubscription.objects.create(
             client=client, name="CMMS", event=event, url=url, credentials="acme"
@@ -73,7 +79,7 @@ def test_ticket_events_reach_the_partner_once_with_the_named_credentials(
     client, site = factories.client_and_site()
     manager = factories.person(site, is_client_admin=True)
     category = factories.lookup("TICKETCATEGORY", "ELECTRICAL")
-    subscribe(client, partner, PartnerEvent.TICKET_CREATED, PartnerEvent.TICKET_ESCALATED)
+    subscribe(settings, client, partner, PartnerEvent.TICKET_CREATED, PartnerEvent.TICKET_ESCALATED)
 
     browser = Client()
     browser.force_login(manager)
@@ -110,7 +116,11 @@ def test_permit_approval_and_completion_reach_the_partner(worker, partner, setti
     settings.PARTNER_API_ALLOWED_HOSTS = ["localhost"]
     world = permit_world()
     subscribe(
-        world["site"].client, partner, PartnerEvent.PERMIT_APPROVED, PartnerEvent.PERMIT_COMPLETED
+        settings,
+        world["site"].client,
+        partner,
+        PartnerEvent.PERMIT_APPROVED,
+        PartnerEvent.PERMIT_COMPLETED,
     )
     permit = new_permit(world, contacts="")
     for role in ("VERIFIER", "APPROVER"):
@@ -132,7 +142,7 @@ def test_an_autoclosed_job_reaches_the_partner_once(worker, partner, settings) -
     settings.PARTNER_API_ALLOWED_HOSTS = ["localhost"]
     client, site = factories.client_and_site()
     _, other_site = factories.client_and_site()
-    subscribe(client, partner, PartnerEvent.JOB_AUTOCLOSED)
+    subscribe(settings, client, partner, PartnerEvent.JOB_AUTOCLOSED)
     now = timezone.now()
     for where, description in ((site, "Night round"), (other_site, "Someone else's round")):
         Jobneed.objects.create(

@@ -118,14 +118,35 @@ def _origin(target: Target) -> tuple[str, str, int]:
     return target.scheme, target.host, target.port
 
 
+@dataclass(frozen=True)
+class PartnerCredentials:
+    """A named set of PARTNER_API_CREDENTIALS: its headers, and the code of the client it
+    belongs to (None: the platform's own, which no client's subscription may name)."""
+
+    headers: dict[str, str]
+    client: str | None
+
+
+def partner_credentials(name: str) -> PartnerCredentials:
+    """The named set: ``{"client": "<client code>", "headers": {...}}``, a client's; or, in
+    the earlier shape, the headers alone (``{"Authorization": "Bearer ..."}``), nobody's."""
+    entry = settings.PARTNER_API_CREDENTIALS.get(name)
+    if not isinstance(entry, dict):
+        raise PartnerCallRefused(f"no partner credentials named {name!r}")
+    if "headers" in entry:
+        headers, client = entry["headers"], entry.get("client")
+        if not isinstance(headers, dict) or not isinstance(client, str) or not client:
+            raise PartnerCallRefused(
+                f"partner credentials {name!r} must be "
+                '{"client": "<client code>", "headers": {"<header>": "<value>"}}'
+            )
+        return PartnerCredentials({str(k): str(v) for k, v in headers.items()}, client)
+    return PartnerCredentials({str(k): str(v) for k, v in entry.items()}, None)
+
+
 def credential_headers(name: str | None) -> dict[str, str]:
     """The headers of the named partner credential (PARTNER_API_CREDENTIALS)."""
-    if name is None:
-        return {}
-    try:
-        return dict(settings.PARTNER_API_CREDENTIALS[name])
-    except KeyError:
-        raise PartnerCallRefused(f"no partner credentials named {name!r}") from None
+    return partner_credentials(name).headers if name is not None else {}
 
 
 def _harmless_only(headers: dict[str, str]) -> dict[str, str]:

@@ -22,27 +22,53 @@ from django.utils import timezone
 from apps.core.enqueue import enqueue_on_commit
 from apps.core.redaction import redact_text
 from apps.integrations.models import PartnerDelivery, PartnerEvent, PartnerSubscription
-from apps.integrations.partner_api import PartnerCallRefused, PartnerUnavailable, resolve
+from apps.integrations.partner_api import (
+    PartnerCallRefused,
+    PartnerUnavailable,
+    partner_credentials,
+    resolve,
+)
 
 PARTNER_TASK = "external_api_call_async"
 CALL_TIMEOUT = 10  # seconds for a whole notification call
 
 
 def check_subscription(subscription: PartnerSubscription) -> None:
-    """A subscription's URL must pass the partner checks; its credentials must exist."""
+    """A subscription's URL must pass the partner checks; its credentials must be its
+    client's."""
     try:
         resolve(subscription.url)
     except PartnerCallRefused as exc:
         raise ValidationError({"url": str(exc)}) from None
     except PartnerUnavailable:
         pass  # the host does not resolve right now; calls will retry
-    if (
-        subscription.credentials
-        and subscription.credentials not in settings.PARTNER_API_CREDENTIALS
-    ):
-        raise ValidationError(
-            {"credentials": f"no set named {subscription.credentials!r} in PARTNER_API_CREDENTIALS"}
+    problem = credentials_problem(subscription)
+    if problem:
+        raise ValidationError({"credentials": problem})
+
+
+def credentials_problem(subscription: PartnerSubscription) -> str:
+    """Why the subscription may not use the credentials it names ("" when it may): they must
+    exist and belong to the subscription's client."""
+    name = subscription.credentials
+    if not name:
+        return ""
+    if name not in settings.PARTNER_API_CREDENTIALS:
+        return f"no set named {name!r} in PARTNER_API_CREDENTIALS"
+    try:
+        owner = partner_credentials(name).client
+    except PartnerCallRefused as exc:
+        return str(exc)
+    client = subscription.client if subscription.client_id else None
+    if owner is None:
+        return (
+            f"the credentials {name!r} belong to no client, and a subscription may name only "
+            "its client's: give them one in PARTNER_API_CREDENTIALS, "
+            f'{{"{name}": {{"client": "<client code>", "headers": {{...}}}}}}'
         )
+    if client is None or owner != client.code:
+        return f"the credentials {name!r} belong to another client"
+    return ""
 
 
 Happening = tuple[int, str, dict[str, Any]]  # (client id, subject, payload)
@@ -57,15 +83,23 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
         return 0
     happenings = list(happenings())
     clients = {client_id for client_id, _, _ in happenings}
-    subscriptions = list(subscribed.filter(client_id__in=clients))
+    subscriptions = list(subscribed.filter(client_id__in=clients).select_related("client"))
     if not subscriptions:
         return 0
+    # A subscription saved before its credentials were tied to clients, or whose credentials
+    # were moved to another client since: its deliveries fail, saying why, and nothing is sent.
+    refused = {s.pk: credentials_problem(s) for s in subscriptions}
     deliveries = [
         PartnerDelivery(
             subscription=subscription,
             subject=subject,
             payload={"event": event, "subject": subject, **payload},
             task_id=str(uuid.uuid4()),
+            status=PartnerDelivery.Status.FAILED
+            if refused[subscription.pk]
+            else PartnerDelivery.Status.QUEUED,
+            error=refused[subscription.pk][:300],
+            finished_at=timezone.now() if refused[subscription.pk] else None,
         )
         for subscription in subscriptions
         for client_id, subject, payload in happenings
@@ -73,9 +107,9 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
     ]
     PartnerDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     new = list(
-        PartnerDelivery.objects.filter(task_id__in=[d.task_id for d in deliveries]).select_related(
-            "subscription"
-        )
+        PartnerDelivery.objects.filter(
+            task_id__in=[d.task_id for d in deliveries], status=PartnerDelivery.Status.QUEUED
+        ).select_related("subscription")
     )
     for delivery in new:
         enqueue_on_commit(
