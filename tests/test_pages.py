@@ -393,3 +393,28 @@ def test_signing_out_keeps_no_draft(world) -> None:
     browser.post("/accounts/logout/")
     assert "Your session had ended" not in browser.get("/accounts/login/").content.decode()
     assert "form_draft" not in browser.session
+
+
+# --- phone-first pages (issue 23, point 8) -------------------------------------------------------
+
+
+def test_a_ready_reports_download_is_on_its_page_before_any_poll(world) -> None:
+    from apps.reports.models import GeneratedReport
+
+    report = GeneratedReport.objects.create(
+        report_type="tickets",
+        site=world["site"],
+        date_from=date(2026, 6, 1),
+        date_to=date(2026, 6, 30),
+        file_format="pdf",
+        requested_by=world["requester"],
+        status="DONE",
+        progress=100,
+        file="reports/generated/ready.pdf",
+    )
+    page = signed_in(world["requester"]).get(f"/reports/{report.uuid}").content.decode()
+    assert f'<a id="download" href="/reports/{report.uuid}/download" role="button">' in page
+    assert '<p id="state">Ready</p>' in page
+    GeneratedReport.objects.filter(pk=report.pk).update(status="PROGRESS", progress=50)
+    waiting = signed_in(world["requester"]).get(f"/reports/{report.uuid}").content.decode()
+    assert '<a id="download" href="#" role="button" hidden>' in waiting

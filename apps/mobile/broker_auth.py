@@ -52,6 +52,12 @@ def service_users() -> tuple[ServiceUser | None, ServiceUser | None]:
     return _user_of(settings.MQTT_URL or ""), _user_of(settings.MQTT_BRIDGE_URL or "")
 
 
+def service_user_names() -> set[str]:
+    """The broker user names of the application and the bridge: no device may sign in as
+    one (it would take over that account and its rights)."""
+    return {user.name for user in service_users() if user is not None}
+
+
 def password_file() -> str:
     from apps.mobile.models import MobileDevice
 
@@ -59,8 +65,10 @@ def password_file() -> str:
     for user in service_users():
         if user is not None:
             lines.append(f"{user.name}:{mosquitto_hash(user.password)}")
-    devices = MobileDevice.objects.filter(enabled=True, person__is_active=True).exclude(
-        broker_password_hash=""
+    devices = (
+        MobileDevice.objects.filter(enabled=True, person__is_active=True)
+        .exclude(broker_password_hash="")
+        .exclude(device_id__in=service_user_names())
     )
     for device_id, hashed in devices.values_list("device_id", "broker_password_hash"):
         lines.append(f"{device_id}:{hashed}")

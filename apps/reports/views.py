@@ -178,7 +178,12 @@ def pdf_page(request: HttpRequest, job_uuid) -> HttpResponse:
     return render(
         request,
         "reports/progress.html",
-        {"title": job.title, "item": job, "status_url": reverse("pdf-status", args=[job.uuid])},
+        {
+            "title": job.title,
+            "item": job,
+            "status_url": reverse("pdf-status", args=[job.uuid]),
+            "download_url": _progress(job, "job", "pdf-download").get("download_url", ""),
+        },
     )
 
 
@@ -271,6 +276,8 @@ def report_page(request: HttpRequest, report_uuid) -> HttpResponse:
             "item": report,
             "status_url": reverse("report-status", args=[report.uuid]),
             "send_url": reverse("report-send", args=[report.uuid]),
+            # Ready already: the page offers the file at once, without waiting for a poll.
+            "download_url": _progress(report, "report", "report-download").get("download_url", ""),
         },
     )
 

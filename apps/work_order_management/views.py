@@ -141,7 +141,7 @@ def permit_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "filters_active": filters.active(),
-            "search_hint": "Permit number, vendor or permit type",
+            "search_hint": "Number, vendor or type",
             "time_note": zone_note(zones, "Raised times are"),
             "detail_base": reverse("permits:list"),
         },

@@ -171,7 +171,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "filters_active": filters.active(),
-            "search_hint": "Words of the description, or a ticket number",
+            "search_hint": "Description or #number",
             "time_note": zone_note(zones, "Raised times are"),
             "detail_base": reverse("helpdesk:ticket-list"),
         },

@@ -170,9 +170,13 @@ class Page:
         self.fill("username", person.loginid)
         self.fill("password", password)
         self.press("Sign in")
-        self.wait_for("[data-testid=signed-in]")
+        # In the header (behind the Menu button on a phone).
+        self.wait_until(lambda: self.find_all("[data-testid=signed-in]"), what="signed in")
 
     def sign_out(self) -> None:
+        toggle = self.find_all(".menu-toggle")
+        if toggle and toggle[0].is_displayed():  # a phone: the header's menu holds it
+            toggle[0].click()
         self.press("Sign out")
         self.wait_until(lambda: self.path.startswith("/accounts/login/"), what="the sign-in page")
 

@@ -94,3 +94,82 @@ def test_a_ticket_carries_its_conversation(page, site, size) -> None:
     page.sign_in(tech)
     page.open(f"/tickets/{ticket.pk}")
     assert "10 minutes away" in page.find(".conversation").text
+
+
+def _layout(page, row_css: str) -> dict:
+    return page.driver.execute_script(
+        """
+        const row = document.querySelector(arguments[0]);
+        const box = (el) => el && el.getBoundingClientRect();
+        const cell = (label) => [...row.querySelectorAll("td")].find(
+          (td) => td.dataset.label === label);
+        const visible = (el) => { const b = box(el); return !!b && b.width > 0 && b.height > 0
+          && b.left >= 0 && b.right <= window.innerWidth; };
+        return {
+          header: box(document.querySelector(".site-header")).height,
+          scroll: document.documentElement.scrollWidth,
+          viewport: window.innerWidth,
+          status: visible(cell("Status")),
+          assigned: visible(cell("Assigned to")),
+        };
+        """,
+        row_css,
+    )
+
+
+def test_on_a_phone_the_header_is_one_row_and_lists_are_cards(page, site) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.activity.models import Jobneed
+
+    lead = person(site, name="Ira In-charge", designation="SITEINCHARGE")
+    tech = person(site, name="Tara Technician")
+    Ticket.objects.create(
+        description="Chiller room door does not lock " * 3,
+        site=site,
+        assigned_people=tech,
+        priority="HIGH",
+    )
+    soon = timezone.now() + timedelta(hours=1)
+    Jobneed.objects.create(
+        identifier="TASK",
+        description="Washroom hygiene check",
+        plan_at=soon,
+        expiry_at=soon + timedelta(hours=1),
+        site=site,
+        client=site.client,
+        people=tech,
+    )
+    page.resize(PHONE)
+    page.sign_in(lead)
+    lists = (("/tickets/", "#tickets tbody tr"), ("/jobs/planned", "#planned-work tbody tr"))
+    for path, row in lists:
+        page.open(path)
+        shape = _layout(page, row)
+        assert shape["header"] <= 80, shape  # was 280-356 of 844 px
+        assert shape["scroll"] <= shape["viewport"], shape  # nothing scrolls sideways
+        assert shape["status"] and shape["assigned"], shape
+    page.readme_shot("tickets-phone")
+    assert not page.find(".sign-out").is_displayed()  # behind the menu
+    page.press("Menu")
+    assert page.find("[data-testid=signed-in]").is_displayed()
+    page.press("Sign out")
+    page.wait_until(lambda: page.path.startswith("/accounts/login/"), what="signed out")
+
+
+@WIDTHS
+def test_a_skip_link_leads_past_the_header_to_the_form(page, site, size) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page.resize(size)
+    page.sign_in(person(site, name="Tara Technician"))
+    page.open("/tickets/new")
+    body = page.find("body")
+    body.send_keys(Keys.TAB)
+    active = page.driver.switch_to.active_element
+    assert active.text == "Skip to the content" and active.is_displayed()
+    active.send_keys(Keys.ENTER)
+    page.driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert page.driver.switch_to.active_element.get_attribute("name") == "description"

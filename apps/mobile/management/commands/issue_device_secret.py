@@ -2,6 +2,7 @@ import secrets
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.mobile.broker_auth import service_user_names
 from apps.mobile.models import MobileDevice
 from apps.peoples.models import People
 
@@ -14,6 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("device_id")
 
     def handle(self, loginid, device_id, **options):
+        if device_id in service_user_names():
+            raise CommandError(
+                f"{device_id!r} is the MQTT broker's service user: choose another device id"
+            )
         person = People.objects.filter(loginid=loginid).first()
         if person is None:
             raise CommandError(f"no person with login id {loginid!r}")
