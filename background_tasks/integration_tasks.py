@@ -9,10 +9,21 @@ from celery.utils.time import get_exponential_backoff_interval
 
 from apps.core.idempotency import perform_once
 from apps.core.tasks.base import ExternalServiceTask
-from apps.core.tasks.legacy import UpstreamForm, accepts_upstream, refuse
+from apps.core.tasks.legacy import (
+    Arguments,
+    LegacyCallRefused,
+    UpstreamForm,
+    accepts_upstream,
+    refuse,
+)
 from apps.core.tasks.utils import task_retry_policy
-from apps.integrations.bulk_sync import apply_records_once
-from apps.integrations.mqtt import publish, validate_mqtt_payload, validate_mqtt_topic
+from apps.integrations.bulk_sync import UPSTREAM_TABLES, apply_records_once
+from apps.integrations.mqtt import (
+    outside_allowed_prefixes,
+    publish,
+    validate_mqtt_payload,
+    validate_mqtt_topic,
+)
 from apps.integrations.partner_api import (
     IDEMPOTENT_METHODS,
     PartnerUnavailable,
@@ -56,7 +67,20 @@ __all__ = [
         ),
         matches=lambda arguments: arguments["topic"] == UPSTREAM_CHANGES_TOPIC,
         label=f"topic={UPSTREAM_CHANGES_TOPIC}",
-    )
+    ),
+    # Upstream published under any topic (its MQTT bridge's response/..., its sites' ...);
+    # here only under MQTT_ALLOWED_TOPIC_PREFIXES, which the operator may widen to keep them.
+    UpstreamForm(
+        "topic, payload, qos=1, retain=False",
+        refuse(
+            "the topic lies outside MQTT_ALLOWED_TOPIC_PREFIXES (upstream published under any "
+            "prefix)",
+            use="a topic under MQTT_ALLOWED_TOPIC_PREFIXES, or add the topic's first level to "
+            "that setting to keep publishing it",
+        ),
+        matches=lambda arguments: outside_allowed_prefixes(arguments["topic"]),
+        label="topic:outside-allowed-prefixes",
+    ),
 )
 def publish_mqtt(
     self, topic: str, payload: object, qos: int = 1, retain: bool = False
@@ -137,7 +161,13 @@ def _backoff(task) -> float:
             "upserted any row by uuid)",
             use="insert_json_records_async(records, tablename, user_id) or the mobile sync",
         ),
-    )
+    ),
+    UpstreamForm(
+        "records, tablename, user_id",
+        lambda arguments: _refuse_upstream_table(arguments),
+        matches=lambda arguments: arguments["tablename"] in UPSTREAM_TABLES,
+        label="tablename:upstream-table",
+    ),
 )
 def insert_json_records_async(
     self, records: list[dict], tablename: str, user_id: int
@@ -149,6 +179,15 @@ def insert_json_records_async(
     for jobneed_id in result.alerting_jobneeds:
         alert_sendmail.delay(jobneed_id, "observation")
     return result.as_dict()
+
+
+def _refuse_upstream_table(arguments: Arguments) -> Arguments:
+    table = arguments["tablename"]
+    raise LegacyCallRefused(
+        f"table {table!r} is not synced in bulk here (upstream upserted any of its columns by "
+        "uuid, across clients)",
+        use=UPSTREAM_TABLES[table],
+    )
 
 
 def _upstream_graphql_form(kind: str) -> UpstreamForm:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from apps.core.tasks.legacy import Arguments, UpstreamForm, accepts_upstream, refuse
+from apps.core.tasks.legacy import (
+    Arguments,
+    LegacyCallRefused,
+    UpstreamForm,
+    accepts_upstream,
+    refuse,
+)
 from apps.core.tasks.utils import task_retry_policy
+from apps.reports.builders import ReportError
 from apps.reports.cleanup import OutsideReportsArea, delete_old_files, resolve_inside_reports
 from apps.reports.models import ProductionStatus
 from apps.reports.pdf_jobs import render_job
@@ -20,9 +28,11 @@ from apps.reports.results import (
     SchedulesResult,
 )
 from apps.reports.services import (
+    is_report_sender,
     mail_file,
     mail_generated,
     mail_report_data,
+    person_reply_to,
     produce_requested_report,
     record_history,
     run_schedules,
@@ -58,7 +68,8 @@ def _names_upstream_design(formdata: object) -> bool:
 
 def _history_from_upstream(arguments: Arguments) -> Arguments:
     """Upstream's EI was exception info (a flag, ..., a traceback), its formdata named the
-    report `report_name`; the history records the same who, what, where and format."""
+    report `report_name`; the history records the same who, what, where and format (the report
+    type under its one code: apps.reports.builders.report_code)."""
     formdata = dict(arguments["formdata"])
     formdata.setdefault("report_type", formdata.get("report_name", ""))
     return {
@@ -170,15 +181,45 @@ def send_generated_report_on_mail(self) -> GeneratedMailResult:
     return mail_generated(self.request.id or "")
 
 
+def _sender_as_reply_to(arguments: Arguments) -> Arguments:
+    """Upstream's producers passed the requesting person's address as the sender."""
+    try:
+        reply_to = person_reply_to(str(arguments["fromemail"]))
+    except ReportError as exc:
+        raise LegacyCallRefused(
+            str(exc), use="DEFAULT_FROM_EMAIL or an address of REPORT_SENDERS as fromemail"
+        ) from None
+    return {
+        "filepath": arguments["filepath"],
+        "fromemail": settings.DEFAULT_FROM_EMAIL,
+        "to": arguments["to"],
+        "cc": arguments["cc"],
+        "reply_to": reply_to,
+    }
+
+
 @shared_task(name="send_generated_report_onfly_email", bind=True, **task_retry_policy("email"))
 @accepts_upstream(
-    _outside_reports_form("filepath, fromemail, to, cc, ctzoffset", "filepath", "file")
+    _outside_reports_form("filepath, fromemail, to, cc, ctzoffset", "filepath", "file"),
+    UpstreamForm(
+        "filepath, fromemail, to, cc, ctzoffset=0",
+        _sender_as_reply_to,
+        matches=lambda arguments: not is_report_sender(arguments["fromemail"]),
+        label="fromemail:person",
+    ),
 )
 def send_generated_report_onfly_email(
-    self, filepath: str, fromemail: str, to: list[str], cc: list[str], ctzoffset: int = 0
+    self,
+    filepath: str,
+    fromemail: str,
+    to: list[str],
+    cc: list[str],
+    ctzoffset: int = 0,
+    reply_to: str = "",
 ) -> FileMailResult:
-    """Mail an already generated report file (inside the reports area, from an allowed sender).
+    """Mail an already generated report file (inside the reports area, from an allowed sender,
+    answers going to `reply_to` when given).
 
     `ctzoffset` is accepted for the callers' signature; times come from the sites' zones.
     """
-    return mail_file(filepath, fromemail, to, cc, self.request.id or "")
+    return mail_file(filepath, fromemail, to, cc, self.request.id or "", reply_to)

@@ -18,6 +18,7 @@ from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
 from apps.core.broker import LeaseRenewal
+from apps.core.tasks.consumer import TaskNames, UpstreamQueueDrain
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
 # filesystem:// and redis:// mean the variants of kombu's transports whose delivered messages
@@ -87,6 +88,35 @@ TASK_QUEUES: dict[str, str] = {
     "work_order_management.notify_permit_rejected": "email",
 }
 
+# Upstream's auto-generated task names (tasks it declared without name=; upstream-tasks.md
+# §2.4, §5.3.6, §5.5.2): a message still sent under one runs as the current task, routed as it
+# is, and its run logs a task_legacy_call line naming the old name. Looked up, never listed: the
+# registered names stay the registry's.
+UPSTREAM_TASK_NAMES: dict[str, str] = {
+    "background_tasks.tasks.external_api_call_async": "external_api_call_async",
+    "background_tasks.integration_tasks.external_api_call_async": "external_api_call_async",
+    "background_tasks.tasks.cleanup_expired_pdf_tasks": "cleanup_expired_pdf_tasks",
+    "background_tasks.maintenance_tasks.cleanup_expired_pdf_tasks": "cleanup_expired_pdf_tasks",
+    "background_tasks.tasks.generate_pdf_async": "generate_pdf_async",
+}
+# Names upstream sent that no task answers to here, and why: their messages are dead letters
+# with this reason (as is any other unknown name), never deleted.
+RETIRED_UPSTREAM_TASKS: dict[str, str] = {
+    "create_job": "upstream's beat entry create_job_at_minute_27_past_every_8th_hour named a task "
+    "registered as 'create_job()', so it never ran there either; scheduled work is planned by "
+    "create_ppm_job (beat at 03:03 and 16:03 UTC, and on every job save). Drop the entry from "
+    "upstream's beat",
+    "create_job()": "upstream's schedule generator (apps/schedhuler) is not part of this "
+    "product; create_ppm_job plans scheduled work",
+    "perform_insertrecord()": "upstream's record-insert task is not part of this product; "
+    "devices sync records with syncRecords (insert_json_records_async)",
+}
+# Upstream's queues (upstream-tasks.md §2.5): it loaded no routes, so its plain .delay() went to
+# Celery's default queue `celery`, and its MQTT client sent to `django5_queue`. While
+# DRAIN_UPSTREAM_QUEUES is on (the default), the worker consuming DEFAULT_QUEUE moves what they
+# hold onto the queues above, by task name (apps.core.tasks.consumer.UpstreamQueueDrain).
+UPSTREAM_QUEUE_NAMES: tuple[str, ...] = ("celery", "django5_queue")
+
 MINUTE = 60
 HOUR = 60 * MINUTE
 
@@ -145,7 +175,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     ),
 }
 
-app = Celery("intelliwiz_config", task_cls="apps.core.tasks.base:BaseTask")
+app = Celery(
+    "intelliwiz_config",
+    task_cls="apps.core.tasks.base:BaseTask",
+    tasks=TaskNames(UPSTREAM_TASK_NAMES, RETIRED_UPSTREAM_TASKS),
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 if app.conf.result_backend == "django-db":
     # django-db results that requeue a message rather than lose it to a database blip.
@@ -153,8 +187,14 @@ if app.conf.result_backend == "django-db":
 app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_create_missing_queues = False
-app.conf.task_routes = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
+app.conf.task_routes = {
+    **{name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+    **{old: {"queue": TASK_QUEUES[name]} for old, name in UPSTREAM_TASK_NAMES.items()},
+}
+app.conf.upstream_queues = UPSTREAM_QUEUE_NAMES
+app.conf.worker_consumer = "apps.core.tasks.consumer:Consumer"
 app.steps["consumer"].add(LeaseRenewal)
+app.steps["consumer"].add(UpstreamQueueDrain)
 app.autodiscover_tasks()
 
 

@@ -345,6 +345,10 @@ RETRY_TIME_SCALE = env_float("RETRY_TIME_SCALE", 1.0)
 if RETRY_TIME_SCALE <= 0:
     raise ImproperlyConfigured(f"RETRY_TIME_SCALE must be positive, got {RETRY_TIME_SCALE}")
 CELERY_TASK_ALWAYS_EAGER = False
+# During an upgrade from the upstream code: the worker consuming the default queue also moves
+# the messages waiting on upstream's queues (`celery`, `django5_queue`) onto ours, by task name.
+# Turn it off once upstream's producers are gone and those queues are empty (MIGRATING.md).
+DRAIN_UPSTREAM_QUEUES = env_bool("DRAIN_UPSTREAM_QUEUES", True)
 # Celery's Django fixup closes the database connection before and after every task unless this
 # is set; with it a worker process keeps its connection for this many tasks, and the
 # task_prerun/postrun hook in intelliwiz_config/celery.py still drops one that is broken or

@@ -87,6 +87,7 @@ class Mail:
     cc: list[str] = field(default_factory=list)
     attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
     from_email: str = ""  # DEFAULT_FROM_EMAIL unless set
+    reply_to: list[str] = field(default_factory=list)
 
     def message(self) -> EmailMultiAlternatives:
         context = {"subject": self.subject, **self.context}
@@ -98,6 +99,7 @@ class Mail:
             from_email=self.from_email or settings.DEFAULT_FROM_EMAIL,
             to=self.to,
             cc=self.cc,
+            reply_to=self.reply_to,
         )
         message.attach_alternative(render_to_string(f"{self.template}.html", context), "text/html")
         for name, content, mimetype in self.attachments:

@@ -46,6 +46,23 @@ SYNC_TABLES: dict[str, SyncTable] = {
     ),
 }
 
+# Upstream's other bulk-sync tables, and what writes their rows here. Upstream upserted any
+# column of them by uuid, across clients (a listed defect); each now has a path of its own that
+# checks who may write what, so a batch for one of them is refused with the replacement.
+UPSTREAM_TABLES: dict[str, str] = {
+    "peopleeventlog": "the recordAttendanceEvent mutation",
+    "attachment": "the uploadAttachment mutation",
+    "ticket": "the createTicket and updateTicket mutations",
+    "wom": "POST /permits/api/permits",
+    "womdetails": "POST /permits/api/permits (a permit's answers come with it)",
+    "asset": "the admin (devices do not write master data)",
+    "typeassist": "the admin (devices do not write lookup codes)",
+    "business unit": "the admin (devices do not write clients and sites)",
+    "assetlog": "nothing: asset logs are not collected here",
+    "deviceeventlog": "nothing: device event logs are not collected here",
+    "tracking": "nothing: location tracking is not collected here",
+}
+
 
 class SyncError(ValueError):
     """The whole batch is unusable (unknown table, too many records, no sender)."""

@@ -42,6 +42,28 @@ def _forbidden_in_mqtt_strings(code: int) -> bool:
 
 def validate_mqtt_topic(topic: object) -> str:
     """Return `topic` if it is a safe publish topic under an allowed prefix; raise otherwise."""
+    checked = _well_formed_topic(topic)
+    if not _under_allowed_prefixes(checked):
+        prefixes = ", ".join(settings.MQTT_ALLOWED_TOPIC_PREFIXES) or "none configured"
+        raise MqttValidationError(f"MQTT topic is outside the allowed prefixes ({prefixes})")
+    return checked
+
+
+def outside_allowed_prefixes(topic: object) -> bool:
+    """A topic safe to publish but outside MQTT_ALLOWED_TOPIC_PREFIXES (upstream's topics)."""
+    try:
+        checked = _well_formed_topic(topic)
+    except MqttValidationError:
+        return False
+    return not _under_allowed_prefixes(checked)
+
+
+def _under_allowed_prefixes(topic: str) -> bool:
+    allowed = settings.MQTT_ALLOWED_TOPIC_PREFIXES
+    return any(topic == prefix or topic.startswith(prefix + "/") for prefix in allowed)
+
+
+def _well_formed_topic(topic: object) -> str:
     if not isinstance(topic, str) or not topic:
         raise MqttValidationError("MQTT topic must be a non-empty string")
     if topic != topic.strip():
@@ -63,10 +85,6 @@ def validate_mqtt_topic(topic: object) -> str:
         raise MqttValidationError("MQTT topic must not have an empty level")
     if any(level == ".." for level in levels):
         raise MqttValidationError("MQTT topic must not have a '..' level")
-    allowed = settings.MQTT_ALLOWED_TOPIC_PREFIXES
-    if not any(topic == prefix or topic.startswith(prefix + "/") for prefix in allowed):
-        prefixes = ", ".join(allowed) or "none configured"
-        raise MqttValidationError(f"MQTT topic is outside the allowed prefixes ({prefixes})")
     return topic
 
 

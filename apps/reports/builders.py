@@ -184,12 +184,26 @@ REPORT_TYPES: dict[str, tuple[str, Callable[..., ReportData]]] = {
     "tickets": ("Tickets", ticket_report),
     "attendance": ("Attendance", attendance_report),
 }
+# Upstream's codes (its report form's report_name) of the report types built here: each type is
+# recorded under its one code above, whichever form asked for it. Upstream's other designs
+# (LISTOFTASKS, PEOPLEATTENDANCESUMMARY, the QR sheets, ...) are other reports and keep theirs.
+UPSTREAM_REPORT_CODES: dict[str, str] = {
+    "TASKSUMMARY": "task_summary",
+    "TOURSUMMARY": "tour_summary",
+    "PPMSUMMARY": "ppm_compliance",
+    "LISTOFTICKETS": "tickets",
+}
 FORMATS = ("pdf", "xlsx")
 MAX_RANGE_DAYS = 366
 
 
 class ReportError(ValueError):
     """Parameters that cannot make a report; the message, a sentence, names the problem."""
+
+
+def report_code(code: str) -> str:
+    """The one code of a report type, given its code here or upstream's."""
+    return UPSTREAM_REPORT_CODES.get(code, code)
 
 
 def report_title(report_type: str) -> str:

@@ -21,7 +21,15 @@ from django.utils.text import slugify
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.onboarding.models import BusinessUnit
 from apps.peoples.models import People
-from apps.reports.builders import FORMATS, ReportData, ReportError, build, render, report_title
+from apps.reports.builders import (
+    FORMATS,
+    ReportData,
+    ReportError,
+    build,
+    render,
+    report_code,
+    report_title,
+)
 from apps.reports.cleanup import reports_root, resolve_inside_reports
 from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
 from apps.reports.results import (
@@ -279,14 +287,34 @@ def _sent_by(person_id: object) -> str:
     return f"{sender.name} ({sender.email}) sent you this report; it is attached."
 
 
+def is_report_sender(address: object) -> bool:
+    """Reports go out from DEFAULT_FROM_EMAIL or one of REPORT_SENDERS only."""
+    allowed = {settings.DEFAULT_FROM_EMAIL.lower(), *(a.lower() for a in settings.REPORT_SENDERS)}
+    return isinstance(address, str) and address.strip().lower() in allowed
+
+
+def person_reply_to(address: str) -> str:
+    """Upstream mailed a report from the requesting person's own address, which other mail
+    servers rightly treat as forged. Here it goes from the product's address with the person's
+    as Reply-To, so answers still reach them; an address that is no active person's is refused."""
+    address = address.strip()
+    if not People.objects.filter(email__iexact=address, is_active=True).exists():
+        raise ReportError("the sender is neither an allowed sender nor an active person's address")
+    return address
+
+
 def mail_file(
-    filepath: str, from_email: str, to: list[str], cc: list[str], task_id: str
+    filepath: str,
+    from_email: str,
+    to: list[str],
+    cc: list[str],
+    task_id: str,
+    reply_to: str = "",
 ) -> FileMailResult:
     """An already generated report file, mailed on the fly; only files of the reports area and
     only from an allowed sender. A file of a generated report goes out under the report's name,
     read from wherever the storage keeps it."""
-    allowed = {settings.DEFAULT_FROM_EMAIL.lower(), *(a.lower() for a in settings.REPORT_SENDERS)}
-    if from_email.strip().lower() not in allowed:
+    if not is_report_sender(from_email):
         raise ReportError(f"{from_email!r} may not send reports")
     path = resolve_inside_reports(filepath)
     recipients = clean_recipients(to)
@@ -317,6 +345,7 @@ def mail_file(
         context={"intro": f"{title} is attached.", "time_zone": "UTC"},
         attachments=[(name, content, MIME.get(path.suffix[1:], "application/octet-stream"))],
         from_email=from_email.strip(),
+        reply_to=[reply_to] if reply_to else [],
     )
     delivery = deliver([mail], task_id=task_id)
     delivery.raise_error()
@@ -337,7 +366,7 @@ def record_history(formdata: dict[str, Any], userid: int, buid: int, elapsed: di
     entry = ReportHistory.objects.create(
         person_id=userid,
         site_id=buid,
-        report_type=str(formdata.get("report_type", ""))[:32],
+        report_type=report_code(str(formdata.get("report_type", "")))[:32],
         parameters={k: v for k, v in formdata.items() if k in ("date_from", "date_to", "format")},
         file_format=str(elapsed.get("format", formdata.get("format", "")))[:4],
         duration_ms=elapsed.get("duration_ms"),

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from apps.core import metrics
 from apps.core.idempotency import SideEffectInProgress
+from apps.core.tasks import legacy
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
 
 logger = logging.getLogger("intelliwiz.tasks")
@@ -49,7 +50,18 @@ class BaseTask(DjangoTask):
             outcome, error = "failure", type(exc).__name__
             raise
         finally:
+            if legacy.upstream_name(self) and not self.request.get("legacy_call_logged"):
+                legacy.log_legacy_call(self, "", self.name)
             self._log_run(outcome, error, time.monotonic() - started)
+
+    @classmethod
+    def on_bound(cls, app: Any) -> None:
+        # A task that accepts upstream call forms (apps.core.tasks.legacy) checks a call against
+        # them, rather than against its wrapper's catch-all signature, when it is sent.
+        check = getattr(cls.run, "check_call", None)
+        if check is not None:
+            name = cls.name
+            cls.__header__ = staticmethod(lambda *args, **kwargs: check(name, args, kwargs))
 
     def _queue(self) -> str:
         return str((self.request.delivery_info or {}).get("routing_key") or "")

@@ -3,9 +3,9 @@
 A task lists the argument lists upstream called it with (``UpstreamForm``) in
 ``@accepts_upstream(...)``, placed under ``@shared_task``. Then:
 
-- ``.delay()`` / ``.apply_async()`` accept the upstream forms as well as the current one: the
-  signature Celery checks at send time is the current one, made to also take the upstream
-  positional tail (``*upstream_args``) and the upstream keyword names.
+- ``.delay()`` / ``.apply_async()`` accept the current form and the upstream forms, and nothing
+  else: a call that fits none of them raises TypeError in the producer's process
+  (the function's ``check_call``, made the task's send-time check by ``BaseTask.on_bound``).
 - On the worker, a call that is not the current form is an upstream form. It is translated into
   the current form and runs exactly as that would, or, where its arguments cannot be honoured
   safely, refused with ``LegacyCallRefused``: a ValueError, which no retry policy retries, so
@@ -13,11 +13,15 @@ A task lists the argument lists upstream called it with (``UpstreamForm``) in
   replacement.
 - Each legacy run logs one line ``task_legacy_call task=... id=... form=... use=...`` naming
   the form and its replacement (``... refused use="..."`` at WARNING for a refused one), never
-  the argument values (they may hold personal data).
+  the argument values (they may hold personal data). A message sent under one of upstream's
+  task names (an alias of the current task, intelliwiz_config.celery) says so with
+  ``name=<upstream name>`` on that line, or on a line of its own when its arguments are current.
 
-A form is recognised by its argument list (the call does not fit the current signature but fits
-the form's), or, where upstream used the current argument list with other content, by
-``matches`` (e.g. a JSON string where a dict is expected now).
+A form is recognised by its argument list: the call does not fit the current signature but fits
+the form's, or it fits both "by accident", giving None to a parameter the current form requires
+(upstream's ``send_ticket_email(None, 5)`` is ``ticket=None, id=5``, not ``ticket_id=None``).
+Where upstream used the current argument list with other content, ``matches`` tells the form by
+its content (e.g. a JSON string where a dict is expected now).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from typing import Any, TypeVar
 from celery import current_task
 
 logger = logging.getLogger("intelliwiz.tasks")
-KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 
 Arguments = dict[str, Any]
 Translate = Callable[[Arguments], Arguments]
@@ -121,7 +124,6 @@ def accepts_upstream(*forms: UpstreamForm) -> Callable[[F], F]:
             head, args = args[:bound], args[bound:]
             task = head[0] if head else current_task
             task_name = getattr(task, "name", None) or function.__name__
-            task_id = getattr(getattr(task, "request", None), "id", None) or ""
             use = _call_form(task_name, current)
             legacy = _legacy_call(task_name, use, forms, current, args, kwargs)
             if legacy is None:
@@ -131,26 +133,42 @@ def accepts_upstream(*forms: UpstreamForm) -> Callable[[F], F]:
                 translated = _translate(form, arguments, current)
             except LegacyCallRefused as refusal:
                 replacement = refusal.use or use
-                logger.warning(
-                    'task_legacy_call task=%s id=%s form=%s refused use="%s"',
-                    task_name,
-                    task_id,
-                    form.label,
-                    replacement,
-                )
+                log_legacy_call(task, form.label, replacement, refused=True)
                 raise LegacyCallRefused(
                     f"{task_name} refuses the upstream call ({form.label}): {refusal}; "
                     f"use {replacement}"
                 ) from None
-            logger.info(
-                "task_legacy_call task=%s id=%s form=%s use=%s", task_name, task_id, form.label, use
-            )
+            log_legacy_call(task, form.label, use)
             return function(*head, **translated)
 
-        accept.__signature__ = _accepting_signature(signature, bound, forms)  # type: ignore[attr-defined]
+        accept.check_call = _call_checker(current, forms)  # type: ignore[attr-defined]
         return accept  # type: ignore[return-value]
 
     return decorate
+
+
+def upstream_name(task: Any) -> str:
+    """The name the running message gave `task` when it is not the task's own: one of
+    upstream's auto-generated names, registered as an alias (intelliwiz_config.celery)."""
+    request = getattr(task, "request", None)
+    name = getattr(request, "task", None)
+    return name if isinstance(name, str) and name != getattr(task, "name", name) else ""
+
+
+def log_legacy_call(task: Any, form: str, use: str, *, refused: bool = False) -> None:
+    """The run's one ``task_legacy_call`` line: its upstream name and form, and what to use."""
+    request = getattr(task, "request", None)
+    fields = [f"task={getattr(task, 'name', '')}", f"id={getattr(request, 'id', None) or ''}"]
+    if name := upstream_name(task):
+        fields.append(f"name={name}")
+    if form:
+        fields.append(f"form={form}")
+    if request is not None and getattr(request, "id", None):
+        request.legacy_call_logged = True
+    if refused:
+        logger.warning('task_legacy_call %s refused use="%s"', " ".join(fields), use)
+    else:
+        logger.info("task_legacy_call %s use=%s", " ".join(fields), use)
 
 
 def _legacy_call(
@@ -162,20 +180,48 @@ def _legacy_call(
     kwargs: dict,
 ) -> tuple[UpstreamForm, Arguments] | None:
     """The upstream form of this call and its arguments, or None for the current form."""
-    is_current = _bind(current, args, kwargs) is not None
+    binding = _bind(current, args, kwargs)
+    fits_current = binding is not None and not _required_none(current, binding)
     for form in forms:
         arguments = form.arguments(args, kwargs)
         if arguments is None:
             continue
-        if form.matches(arguments) if form.matches is not None else not is_current:
+        if form.matches(arguments) if form.matches is not None else not fits_current:
             return form, arguments
-    if not is_current:
+    if binding is None:
         expected = "; ".join(form.label for form in forms)
         raise LegacyCallRefused(
             f"{task_name} refuses a call that is neither its current form nor an upstream form "
             f"({expected}); use {use}"
         )
     return None
+
+
+def _required_none(current: inspect.Signature, binding: Arguments) -> bool:
+    """The call gives None to a parameter the current form requires: not meant for it."""
+    return any(
+        parameter.default is inspect.Parameter.empty and binding.get(name) is None
+        for name, parameter in current.parameters.items()
+    )
+
+
+def _call_checker(
+    current: inspect.Signature, forms: tuple[UpstreamForm, ...]
+) -> Callable[[str, tuple, dict[str, Any]], None]:
+    """The send-time check: the call binds the current form or one of the upstream forms."""
+
+    def check(task_name: str, args: tuple, kwargs: dict[str, Any]) -> None:
+        if _bind(current, args, kwargs) is not None:
+            return
+        if any(form.arguments(args, kwargs) is not None for form in forms):
+            return
+        expected = "; ".join(f"{task_name}({form.params})" for form in forms)
+        raise TypeError(
+            f"{task_name}() takes its current form {_call_form(task_name, current)} or an "
+            f"upstream form ({expected}); this call fits none of them"
+        )
+
+    return check
 
 
 def _translate(form: UpstreamForm, arguments: Arguments, current: inspect.Signature) -> Arguments:
@@ -188,34 +234,6 @@ def _translate(form: UpstreamForm, arguments: Arguments, current: inspect.Signat
     if missing:
         raise LegacyCallRefused(f"it does not identify {', '.join(missing)}")
     return translated
-
-
-def _accepting_signature(
-    signature: inspect.Signature, bound: bool, forms: tuple[UpstreamForm, ...]
-) -> inspect.Signature:
-    """What Celery checks at send time: the current form, widened to the upstream argument lists.
-
-    Forms told apart by content share the current argument list and widen nothing. Forms with
-    their own argument list make every current parameter optional (their calls may name none of
-    them), take a longer positional tail and the upstream keyword names.
-    """
-    own_lists = [form for form in forms if form.matches is None]
-    parameters = list(signature.parameters.values())
-    if not own_lists:
-        return signature
-    current = parameters[bound:]
-    widened = parameters[:bound] + [
-        p.replace(default=None) if p.default is inspect.Parameter.empty else p for p in current
-    ]
-    if any(len(form.signature.parameters) > len(current) for form in own_lists):
-        widened.append(inspect.Parameter("upstream_args", inspect.Parameter.VAR_POSITIONAL))
-    names = {p.name for p in current}
-    for form in own_lists:
-        for name in form.signature.parameters:
-            if name not in names:
-                names.add(name)
-                widened.append(inspect.Parameter(name, KEYWORD_ONLY, default=None))
-    return signature.replace(parameters=widened)
 
 
 def _parse(params: str) -> inspect.Signature:
