@@ -99,17 +99,24 @@ UPSTREAM_TASK_NAMES: dict[str, str] = {
     "background_tasks.maintenance_tasks.cleanup_expired_pdf_tasks": "cleanup_expired_pdf_tasks",
     "background_tasks.tasks.generate_pdf_async": "generate_pdf_async",
 }
-# Names upstream sent that no task answers to here, and why: their messages are dead letters
-# with this reason (as is any other unknown name), never deleted.
-RETIRED_UPSTREAM_TASKS: dict[str, str] = {
-    "create_job": "upstream's beat entry create_job_at_minute_27_past_every_8th_hour named a task "
-    "registered as 'create_job()', so it never ran there either; scheduled work is planned by "
-    "create_ppm_job (beat at 03:03 and 16:03 UTC, and on every job save). Drop the entry from "
-    "upstream's beat",
-    "create_job()": "upstream's schedule generator (apps/schedhuler) is not part of this "
-    "product; create_ppm_job plans scheduled work",
-    "perform_insertrecord()": "upstream's record-insert task is not part of this product; "
-    "devices sync records with syncRecords (insert_json_records_async)",
+# Names upstream sent that no task answers to here: (why, what to use instead). Their messages
+# are dead letters with the reason (as is any other unknown name), never deleted, and each logs
+# a task_legacy_call line, so old producers still sending them show up.
+RETIRED_UPSTREAM_TASKS: dict[str, tuple[str, str]] = {
+    "create_job": (
+        "upstream's beat entry create_job_at_minute_27_past_every_8th_hour named a task "
+        "registered as 'create_job()', so it never ran there either",
+        "create_ppm_job (beat at 03:03 and 16:03 UTC, and on every job save); drop the entry "
+        "from upstream's beat",
+    ),
+    "create_job()": (
+        "upstream's schedule generator (apps/schedhuler) is not part of this product",
+        "create_ppm_job",
+    ),
+    "perform_insertrecord()": (
+        "upstream's record-insert task is not part of this product",
+        "the syncRecords mutation (insert_json_records_async)",
+    ),
 }
 # Upstream's queues (upstream-tasks.md §2.5): it loaded no routes, so its plain .delay() went to
 # Celery's default queue `celery`, and its MQTT client sent to `django5_queue`. While

@@ -32,10 +32,12 @@ from apps.activity.models import Jobneed, JobneedDetails, Reminder
 from apps.attendance.models import AttendanceEvent
 from apps.core.models import DeadLetter, WorkerHeartbeat
 from apps.core.tasks.base import BaseTask
+from apps.integrations.bulk_sync import UPSTREAM_TABLES
 from apps.reports.models import PdfJob, ReportHistory
 from apps.work_order_management import actions
 from apps.work_order_management.models import ApprovalStep, Vendor, WorkPermit
 from apps.y_helpdesk.models import Ticket
+from intelliwiz_config.celery import app
 from tests import factories
 from tests.conftest import ManagedProcess, SmtpSink
 from tests.support.mqtt import Subscriber
@@ -364,6 +366,47 @@ def test_send_ticket_email_without_an_id_is_refused(worker) -> None:
     refused(worker, tasks.send_ticket_email, "it does not identify ticket_id")
 
 
+def test_send_ticket_email_positionally_is_told_by_its_shape(worker, site_world, mail_sink) -> None:
+    """Upstream's (ticket=None, id=None) called positionally, (None, 5), also fits the current
+    (ticket_id, version): a current call never gives the required ticket_id as None."""
+    with nothing_enqueued():
+        ticket = Ticket.objects.create(
+            description="Leak", site=site_world["site"], assigned_people=site_world["worker"]
+        )
+    result = tasks.send_ticket_email.delay(None, ticket.pk)
+    assert result.get(timeout=60) == {"ticket": ticket.pk, "sent": True, "recipients": 1}
+    (line,) = legacy_lines(worker, result.id)
+    assert " form=ticket,id use=send_ticket_email(ticket_id,version)" in line
+    (mail,) = mails_to(mail_sink, site_world["worker"].email)
+    assert f"#{ticket.number} " in mail["Subject"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs"),
+    [
+        ("alert_sendmail", (), {}),  # required jobneed_id / id and event missing
+        ("alert_sendmail", (7,), {}),
+        ("alert_sendmail", (), {"jobneed_id": 7, "atts": True}),  # forms mixed
+        ("send_ticket_email", (1, 2, 3), {}),
+        ("send_email_notification_for_sla_vendor", (), {}),
+        ("insert_json_records_async", ([],), {}),
+        ("generate_pdf_async", (), {"template_name": "x.html"}),
+        ("create_report_history", ({}, 1), {}),
+    ],
+)
+def test_a_call_that_fits_no_form_fails_in_the_producer(name, args, kwargs) -> None:
+    with pytest.raises(TypeError, match="fits none of them"):
+        app.tasks[name].delay(*args, **kwargs)
+
+
+def test_every_task_refuses_an_argument_no_form_of_it_has_when_sent() -> None:
+    project = [task for task in app.tasks.values() if task.__module__.startswith("background_")]
+    assert len(project) > 30
+    for task in project:
+        with pytest.raises(TypeError):
+            task.delay(no_such_argument=1)
+
+
 def test_alert_sendmail_with_atts(worker, site_world, mail_sink) -> None:
     jobneed = expired_jobneed(site_world, status="COMPLETED", has_alerts=True)
     # Every upstream producer: alert_sendmail.delay(jobneed.id, "observation", atts=True)
@@ -454,6 +497,26 @@ def test_bulk_sync_without_a_person_is_refused(worker, style) -> None:
     call = ((records, "jobneeddetails"), {}) if style == "positional" else (
         (), {"records": records, "tablename": "jobneeddetails"})  # fmt: skip
     refused(worker, tasks.insert_json_records_async, "it names no person", *call[0], **call[1])
+
+
+@pytest.mark.parametrize("table", sorted(UPSTREAM_TABLES))
+def test_bulk_sync_of_upstreams_other_tables_is_refused_with_the_replacement(
+    worker, site_world, table
+) -> None:
+    records = [{"uuid": "5f0e6c1e-0000-4000-8000-000000000003"}]
+    letter = refused(worker, tasks.insert_json_records_async, "is not synced in bulk here",
+                     records, table, site_world["worker"].pk)  # fmt: skip
+    assert f"use {UPSTREAM_TABLES[table]}" in letter.error
+
+
+@pytest.mark.parametrize(
+    "topic", ["graphql/mutation/status", "response/acknowledgement", "site/S1"]
+)
+def test_publish_mqtt_to_upstreams_topics_is_refused_outside_the_allowed_prefixes(
+    worker, topic
+) -> None:
+    letter = refused(worker, tasks.publish_mqtt, "outside MQTT_ALLOWED_TOPIC_PREFIXES", topic, "{}")
+    assert "add the topic's first level to that setting" in letter.error
 
 
 @pytest.mark.parametrize("data", [{"device": "D1", "expected": 3, "got": 2}, "count mismatch"])
@@ -550,6 +613,27 @@ def test_report_files_outside_the_reports_area_are_refused(worker, tmp_path) -> 
             str(outside / "TaskSummary.pdf"), settings.DEFAULT_FROM_EMAIL,
             ["ops@facility.test"], [], 330)  # fmt: skip
     assert (outside / "TaskSummary.pdf").exists()
+
+
+def test_a_report_mailed_from_a_persons_address_goes_from_ours_with_theirs_to_reply_to(
+    worker, site_world, mail_sink
+) -> None:
+    """Upstream sent from the requesting person's own address (forged, to other mail servers)."""
+    folder = Path(settings.MEDIA_ROOT) / "reports" / f"sender-{time.time_ns()}"
+    folder.mkdir(parents=True)
+    report = folder / "TaskSummary.pdf"
+    report.write_bytes(b"%PDF")
+    person = site_world["worker"]
+    try:
+        runs(worker, tasks.send_generated_report_onfly_email, str(report), person.email,
+             ["ops@facility.test"], [], 330)  # fmt: skip
+        (mail,) = mails_to(mail_sink, "ops@facility.test")
+        assert settings.DEFAULT_FROM_EMAIL in mail["From"] and mail["Reply-To"] == person.email
+        refused(worker, tasks.send_generated_report_onfly_email, "neither an allowed sender",
+                str(report), "someone@elsewhere.test", ["ops@facility.test"], [], 330)  # fmt: skip
+    finally:
+        report.unlink()
+        folder.rmdir()
 
 
 def test_report_files_inside_the_reports_area_run_as_they_are(worker, mail_sink) -> None:

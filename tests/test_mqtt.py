@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from apps.core.models import DeadLetter
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitState
+from apps.core.tasks.legacy import LegacyCallRefused
 from apps.integrations import mqtt
 from apps.integrations.mqtt import MqttValidationError, validate_mqtt_payload, validate_mqtt_topic
 from apps.onboarding.models import BusinessUnit
@@ -229,6 +230,22 @@ def test_model_changes_are_published_after_commit_only(worker, worker_mqtt_broke
     ]
     assert envelopes[1]["payload"]["name"] == "Renamed"
     assert envelopes[1]["payload"]["pk"] == client.pk
+
+
+@pytest.mark.django_db
+def test_upstreams_topics_are_published_once_the_operator_allows_their_prefix(
+    real_broker_url, settings, fresh_client, clean_cache
+) -> None:
+    settings.MQTT_URL = real_broker_url
+    with pytest.raises(LegacyCallRefused, match="outside MQTT_ALLOWED_TOPIC_PREFIXES"):
+        publish_mqtt.apply(("site/S1/alerts", "x"), throw=True)
+    settings.MQTT_ALLOWED_TOPIC_PREFIXES = [*ALLOWED, "site"]
+    subscriber = Subscriber(real_broker_url, "site/#")
+    try:
+        assert publish_mqtt.apply(("site/S1/alerts", "x"), throw=True).get()["published"] is True
+        assert subscriber.wait_for(1) == [("site/S1/alerts", b"x")]
+    finally:
+        subscriber.close()
 
 
 @pytest.mark.django_db

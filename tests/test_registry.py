@@ -12,11 +12,20 @@ from celery import Task
 
 import background_tasks
 from background_tasks import tasks as old_path
-from intelliwiz_config.celery import BEAT_SCHEDULE, QUEUE_NAMES, TASK_QUEUES, app
+from intelliwiz_config.celery import (
+    BEAT_SCHEDULE,
+    DEFAULT_QUEUE,
+    QUEUE_NAMES,
+    TASK_QUEUES,
+    UPSTREAM_QUEUE_NAMES,
+    app,
+)
 from tests.contract import EXTRA_TASKS, NOT_YET_IMPLEMENTED, REGISTRY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHARED_REGISTRY = BASE_DIR.parent / "shared" / "reference" / "task-registry.md"
+# The project's copy of the shared registry, for a checkout without the shared reference beside.
+REGISTRY_COPY = Path(__file__).resolve().parent / "reference" / "task-registry.md"
 MODULES = sorted({module for module, _, _ in REGISTRY})
 IMPLEMENTED = [row for row in REGISTRY if row[1] not in NOT_YET_IMPLEMENTED]
 
@@ -34,16 +43,18 @@ def _project_tasks() -> dict[str, Task]:
     return {name: objs[0] for name, objs in found.items()}
 
 
-def test_contract_copy_matches_the_shared_registry() -> None:
-    if not SHARED_REGISTRY.exists():
-        pytest.skip(f"{SHARED_REGISTRY} is not beside this checkout")
+def test_contract_matches_the_registry_and_the_copy_matches_the_shared_one() -> None:
+    """tests/contract.py holds the registry's rows; tests/reference keeps the registry itself,
+    the same text as the shared reference when that is beside the checkout (as in CI)."""
+    if SHARED_REGISTRY.exists():
+        assert REGISTRY_COPY.read_text() == SHARED_REGISTRY.read_text()
     rows = re.findall(
         r"^\| \d+ \| (\w+) \| (\w+) \| (?:\*\*)?([\w()., ]+?)(?:\*\*)? \|",
-        SHARED_REGISTRY.read_text(),
+        REGISTRY_COPY.read_text(),
         flags=re.MULTILINE,
     )
-    shared = [(m, f, None if name.startswith("(helper") else name) for m, f, name in rows]
-    assert shared == REGISTRY
+    registry = [(m, f, None if name.startswith("(helper") else name) for m, f, name in rows]
+    assert registry == REGISTRY
 
 
 @pytest.mark.parametrize(("module", "function", "registered"), IMPLEMENTED)
@@ -99,9 +110,20 @@ def test_beat_entries_name_registry_tasks() -> None:
     assert {entry["task"] for entry in BEAT_SCHEDULE.values()} <= registered_names
 
 
-def _consumed_queues(command: str) -> set[str]:
+def _consumed_queues(command: str, drain: bool = True) -> set[str]:
+    """The queues a worker command consumes: its -Q list, and upstream's queues when it takes
+    the default queue and DRAIN_UPSTREAM_QUEUES is on (apps.core.tasks.consumer)."""
     match = re.search(r"-Q[ ,\"']+([\w,]+)", command)
-    return set(match.group(1).split(",")) if match else set()
+    queues = set(match.group(1).split(",")) if match else set()
+    if drain and DEFAULT_QUEUE in queues:
+        queues |= set(UPSTREAM_QUEUE_NAMES)
+    return queues
+
+
+def _drains(environment: object) -> bool:
+    """DRAIN_UPSTREAM_QUEUES as an environment gives it, on unless set to a false value."""
+    value = str((environment or {}).get("DRAIN_UPSTREAM_QUEUES", "true"))  # type: ignore[attr-defined]
+    return value.strip().lower() not in {"0", "false", "no", "off"}
 
 
 def test_every_queue_has_a_consumer_in_the_procfile() -> None:
@@ -110,17 +132,27 @@ def test_every_queue_has_a_consumer_in_the_procfile() -> None:
         for line in (BASE_DIR / "Procfile").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    consumed = set().union(*(_consumed_queues(c) for c in commands if " worker " in c))
-    assert consumed == set(QUEUE_NAMES)
+    workers = [c for c in commands if " worker " in c]
+    consumed = set().union(
+        *(_consumed_queues(c, "DRAIN_UPSTREAM_QUEUES=false" not in c) for c in workers)
+    )
+    assert consumed == {*QUEUE_NAMES, *UPSTREAM_QUEUE_NAMES}
+    assert sum(DEFAULT_QUEUE in _consumed_queues(c, drain=False) for c in workers) == 1
     assert sum(" beat " in f" {c} " for c in commands) == 1
 
 
 def test_every_queue_has_a_consumer_in_docker_compose_and_a_leading_and_a_standby_beat() -> None:
     services = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())["services"]
     commands = {name: " ".join(s.get("command", [])) for name, s in services.items()}
-    workers = [c for c in commands.values() if " worker " in f" {c} "]
-    consumed = set().union(*(_consumed_queues(c.replace(" -Q ", " -Q ")) for c in workers))
-    assert consumed == set(QUEUE_NAMES)
+    workers = {name: c for name, c in commands.items() if " worker " in f" {c} "}
+    consumed = set().union(
+        *(
+            _consumed_queues(c, _drains(services[name].get("environment")))
+            for name, c in workers.items()
+        )
+    )
+    assert consumed == {*QUEUE_NAMES, *UPSTREAM_QUEUE_NAMES}
+    assert sum(DEFAULT_QUEUE in _consumed_queues(c, drain=False) for c in workers.values()) == 1
     beats = [name for name, c in commands.items() if " beat " in f" {c} "]
     assert beats == ["beat"]
     assert services["beat"]["deploy"]["replicas"] == 2
@@ -133,7 +165,8 @@ def test_dev_procfile_runs_one_worker_on_every_queue() -> None:
         if line and not line.startswith("#")
     )
     assert set(lines) == {"web", "worker", "beat"}
-    assert _consumed_queues(lines["worker"]) == set(QUEUE_NAMES)
+    assert _consumed_queues(lines["worker"]) == {*QUEUE_NAMES, *UPSTREAM_QUEUE_NAMES}
+    assert "DRAIN_UPSTREAM_QUEUES" not in lines["worker"]
 
 
 def test_flower_asks_for_a_password_and_is_not_published_to_the_network() -> None:

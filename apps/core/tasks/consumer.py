@@ -25,7 +25,7 @@ from celery import bootsteps
 from celery.app.registry import TaskRegistry
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Consumer as MessageConsumer
-from kombu import Producer, Queue
+from kombu import Queue
 from kombu.message import Message
 
 logger = logging.getLogger("intelliwiz.tasks")
@@ -39,9 +39,10 @@ class UnrunnableMessage(Exception):
 
 class TaskNames(TaskRegistry):
     """The task registry, where each of `aliases` (an upstream name: the current name) finds
-    the current task, and `retired` (an upstream name: why it is gone) explains the others."""
+    the current task, and `retired` (an upstream name: why it is gone, what to use) explains
+    the others."""
 
-    def __init__(self, aliases: dict[str, str], retired: dict[str, str]) -> None:
+    def __init__(self, aliases: dict[str, str], retired: dict[str, tuple[str, str]]) -> None:
         super().__init__()
         self.aliases = dict(aliases)
         self.retired = dict(retired)
@@ -61,7 +62,8 @@ class TaskNames(TaskRegistry):
 
     def why_unknown(self, name: str) -> str:
         if name in self.retired:
-            return f"{name!r} is an upstream task that is gone: {self.retired[name]}"
+            why, use = self.retired[name]
+            return f"{name!r} is an upstream task that is gone: {why}; use {use}"
         return (
             f"no task is registered as {name!r} here (the registered names are the task "
             "registry's, and upstream's auto-generated names are aliases; MIGRATING.md)"
@@ -102,6 +104,21 @@ def _message_arguments(message: Message) -> tuple[list[Any], dict[str, Any]]:
     if isinstance(payload, dict):  # protocol 1
         return list(payload.get("args") or []), dict(payload.get("kwargs") or {})
     return [payload], {}
+
+
+def keep_unknown_task(names: TaskNames, message: Message, name: str, task_id: str) -> bool:
+    """Keep a message naming no task here as a dead letter; one of upstream's retired names
+    also logs its task_legacy_call line. False when it could not be written."""
+    if not keep_as_dead_letter(message, name, task_id, names.why_unknown(name)):
+        return False
+    if name in names.retired:
+        logger.warning(
+            'task_legacy_call task=- id=%s name=%s refused use="%s"',
+            task_id,
+            name,
+            names.retired[name][1],
+        )
+    return True
 
 
 def keep_as_dead_letter(message: Message, name: str, task_id: str, reason: str) -> bool:
@@ -154,8 +171,7 @@ class Consumer(CeleryConsumer):
 
     def on_unknown_task(self, body: Any, message: Message, exc: Exception) -> None:
         name, task_id = _message_task(message)
-        reason = task_names(self.app).why_unknown(name)
-        if not keep_as_dead_letter(message, name, task_id, reason):
+        if not keep_unknown_task(task_names(self.app), message, name, task_id):
             self.timer.call_after(RETRY_SECONDS, self.on_unknown_task, (body, message, exc))
             return
         super().on_unknown_task(body, message, exc)
@@ -200,7 +216,6 @@ class UpstreamQueueDrain(bootsteps.ConsumerStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.parent = parent
-        self.producer: Producer | None = None
 
     def start(self, c: Any) -> None:
         from django.conf import settings
@@ -210,7 +225,6 @@ class UpstreamQueueDrain(bootsteps.ConsumerStep):
             queues.consume_from or queues
         ):
             return
-        self.producer = Producer(c.connection.channel())
         super().start(c)
         logger.info("upstream_queues_drained queues=%s", ",".join(c.app.conf.upstream_queues))
 
@@ -230,35 +244,39 @@ class UpstreamQueueDrain(bootsteps.ConsumerStep):
         names = task_names(app)
         current = names.current_name(name)
         if current is None:
-            reason = (
-                names.why_unknown(name)
+            kept = (
+                keep_unknown_task(names, message, name, task_id)
                 if name
-                else "the message names no task (not a Celery task message)"
+                else keep_as_dead_letter(
+                    message, name, task_id, "the message names no task (not a Celery task message)"
+                )
             )
-            if keep_as_dead_letter(message, name, task_id, reason):
+            if kept:
                 message.ack()
             else:
                 self.parent.timer.call_after(RETRY_SECONDS, self.move, (message,))
             return
         queue = app.amqp.router.route({}, current)["queue"]
         properties: dict[str, Any] = dict(message.properties or {})
-        assert self.producer is not None  # set in start(), before consuming
-        self.producer.publish(
-            message.body,
-            # As Celery sends a task routed to a queue: the nameless exchange, keyed by queue name.
-            exchange="",
-            routing_key=queue.name,
-            declare=[queue],
-            headers=message.headers,
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
-            retry=True,
-            **{
-                key: properties[key]
-                for key in ("correlation_id", "reply_to", "priority", "delivery_mode")
-                if properties.get(key) is not None
-            },
-        )
+        # On a connection of the app's pool, not the one consuming: a publish waiting for the
+        # broker there would handle other deliveries before their consumer is set up.
+        with app.producer_pool.acquire(block=True) as producer:
+            producer.publish(
+                message.body,
+                # As Celery sends a task routed to a queue: the nameless exchange, by queue name.
+                exchange="",
+                routing_key=queue.name,
+                declare=[queue],
+                headers=message.headers,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                retry=True,
+                **{
+                    key: properties[key]
+                    for key in ("correlation_id", "reply_to", "priority", "delivery_mode")
+                    if properties.get(key) is not None
+                },
+            )
         message.ack()
         logger.info(
             "upstream_message_moved task=%s id=%s from=%s to=%s",
@@ -267,20 +285,3 @@ class UpstreamQueueDrain(bootsteps.ConsumerStep):
             (message.delivery_info or {}).get("routing_key", ""),
             queue.name,
         )
-
-    def stop(self, c: Any) -> None:
-        super().stop(c)
-        self._close_producer()
-
-    def shutdown(self, c: Any) -> None:
-        super().shutdown(c)
-        self._close_producer()
-
-    def _close_producer(self) -> None:
-        if self.producer is not None:
-            channel: Any = self.producer.channel
-            self.producer = None
-            try:
-                channel.close()
-            except Exception:  # the connection is gone already
-                logger.debug("upstream_drain_channel_not_closed", exc_info=True)
