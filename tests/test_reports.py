@@ -243,3 +243,34 @@ def test_mail_the_dashboard_as_a_workbook(worker, mail_sink, site) -> None:
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert rows[1][:4] == ["Site", "Day", "As of", "Jobs today"]
     assert rows[2][0] == site.name and rows[2][5] == 1  # the open HIGH ticket
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_under_upstreams_code_of_a_report_type_take_its_one_code() -> None:
+    """Before 0003, upstream-form history requests recorded TASKSUMMARY beside the page's
+    task_summary: one report under two codes. The migration leaves one; other designs keep
+    theirs."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("reports", "0002_reporthistory_scheduledreport_generatedreport")]
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    try:
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        history = old.get_model("reports", "ReportHistory")
+        for code in ("TASKSUMMARY", "task_summary", "LISTOFTASKS", "LISTOFTICKETS"):
+            history.objects.create(
+                report_type=code, file_format="pdf", generated_at=datetime.now(UTC)
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)
+    assert sorted(ReportHistory.objects.values_list("report_type", flat=True)) == [
+        "LISTOFTASKS",
+        "task_summary",
+        "task_summary",
+        "tickets",
+    ]

@@ -411,11 +411,10 @@ def test_a_replay_of_upstreams_producers_mid_upgrade_runs_or_keeps_every_message
         assert deployment.waiting(queue) == 0, queue
 
 
+@pytest.mark.parametrize("deployment", ["folder"], indirect=True)  # the switch is broker-blind
 def test_the_operator_turns_the_drain_off_and_only_the_default_queues_worker_drains(
     deployment: Deployment,
 ) -> None:
-    if not deployment.broker_url.startswith("filesystem"):
-        pytest.skip("the drain's switch is the same on every broker; the replay covers them")
     producer = deployment.upstream()
     left = producer.send_task("task_every_min")
     others = [
@@ -429,3 +428,83 @@ def test_the_operator_turns_the_drain_off_and_only_the_default_queues_worker_dra
     drainer = deployment.start_worker("maintenance", "default")
     drainer.wait_for_log(f"id={left.id} outcome=success")
     assert deployment.waiting("celery") == 0
+
+
+# --- MIGRATING.md lists every difference ---------------------------------------------------
+
+MIGRATING = (Path(settings.BASE_DIR) / "MIGRATING.md").read_text()
+# Upstream's beat entries (upstream-tasks.md §2.6).
+UPSTREAM_BEAT_ENTRIES = (
+    "ppm_schedule_at_minute_3_past_hour_3_and_16",
+    "reminder_emails_at_minute_10_past_every_8th_hour",
+    "auto_close_at_every_30_minute",
+    "ticket_escalation_every_30min",
+    "create_job_at_minute_27_past_every_8th_hour",
+    "move_media_to_cloud_storage",
+    "send_report_generated_on_mail",
+    "create_reports_scheduled",
+)
+
+
+def section(title: str) -> str:
+    start = MIGRATING.index(f"\n## {title}\n")
+    end = MIGRATING.find("\n## ", start + 1)
+    return MIGRATING[start : end if end > 0 else None]
+
+
+def row(text: str, key: str) -> str:
+    """The table row of `key`: the one naming it first (or, for beat entries, in the third column
+    where the entry is new)."""
+    (found,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith(f"| `{key}` |") or f"| `{key}`:" in line or f"**added** `{key}`" in line
+    ]
+    return found
+
+
+def test_migrating_lists_the_queues_and_names() -> None:
+    queues, names = section("Queues"), section("Task names")
+    assert "`DRAIN_UPSTREAM_QUEUES`" in queues
+    for queue in UPSTREAM_QUEUE_NAMES:
+        assert f"`{queue}`" in queues
+    for old, current in UPSTREAM_TASK_NAMES.items():
+        assert f"`{current}`" in row(names, old)
+    for old, (_, use) in RETIRED_UPSTREAM_TASKS.items():
+        assert f"| `{old}` |" in names and use.split(" ")[0] in row(names, old)
+
+
+def test_migrating_lists_every_beat_entry_with_its_times() -> None:
+    from intelliwiz_config.celery import BEAT_SCHEDULE
+
+    beat = section("Beat entries and times")
+    for entry in UPSTREAM_BEAT_ENTRIES:
+        assert f"`{entry}`" in beat, entry
+    for key, entry in BEAT_SCHEDULE.items():
+        line = row(beat, key)
+        assert f"expires {entry['options']['expires']}" in line, key
+    for key in ("move-media-to-cloud-weekly", "create-scheduled-reports"):
+        task = app.tasks[BEAT_SCHEDULE[key]["task"]]
+        line = row(beat, key)
+        assert f"soft {task.soft_time_limit} s, hard {task.time_limit} s" in line, key
+    assert "*/10" in str(BEAT_SCHEDULE["send-due-reminders-every-10-min"]["schedule"])
+    assert "*/15" in str(BEAT_SCHEDULE["send-generated-reports-every-15-min"]["schedule"])
+    added = [line for line in beat.splitlines() if "**added**" in line]
+    assert len(added) == len(BEAT_SCHEDULE) - (len(UPSTREAM_BEAT_ENTRIES) - 1)
+
+
+def test_migrating_lists_every_tasks_return_value_and_the_report_codes() -> None:
+    from apps.integrations.bulk_sync import UPSTREAM_TABLES
+    from apps.reports.builders import UPSTREAM_REPORT_CODES
+
+    returns = section("Return values")
+    permit_mails = {name for name in TASK_QUEUES if "notification_for_" in name} - {
+        "send_email_notification_for_wp"
+    }
+    for name in set(TASK_QUEUES) - permit_mails:
+        assert f"`{name}`" in returns, name
+    codes = section("Report codes")
+    for upstream, code in UPSTREAM_REPORT_CODES.items():
+        assert f"| `{upstream}` | `{code}` |" in codes
+    for table in UPSTREAM_TABLES:
+        assert f"`{table}`" in section("Per task"), table
