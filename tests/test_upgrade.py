@@ -148,6 +148,11 @@ def deployment(
             request.param
         ])  # fmt: skip
         var_dir = tmp_path / "var"
+        if broker_url == settings.CELERY_BROKER_URL:
+            pytest.fail(
+                f"{broker_url} is also the suite's broker, whose worker would take the replay's "
+                "messages: give the TEST_ variable a broker (Redis db, RabbitMQ vhost) of its own"
+            )
     with django_db_blocker.unblock():
         env = process_env(
             CELERY_BROKER_URL=broker_url,

@@ -138,7 +138,10 @@ def test_inspect_registered_lists_the_tasks(worker: ManagedProcess) -> None:
 def test_round_trip_on_a_real_broker(env_name: str, start_worker) -> None:
     broker_url = service_url(env_name)
     worker = start_worker(broker_url, name=env_name.removeprefix("TEST_").lower())
-    with Connection(broker_url) as connection:
-        result = task_every_min.apply_async(connection=connection)
-    assert heartbeat_of(result.id).worker.startswith(env_name.removeprefix("TEST_").lower())
-    assert f"id={result.id} outcome=success" in worker.log()
+    try:
+        with Connection(broker_url) as connection:
+            result = task_every_min.apply_async(connection=connection)
+        assert heartbeat_of(result.id).worker.startswith(env_name.removeprefix("TEST_").lower())
+        assert f"id={result.id} outcome=success" in worker.log()
+    finally:
+        worker.stop()  # the broker is free again for tests with workers of their own on it
