@@ -148,3 +148,22 @@ def test_a_disabled_device_is_shut_out_once_the_files_are_synced(broker) -> None
     while peer("phone-b", "phone-b-secret").wait_connected():  # until the reload takes effect
         assert time.monotonic() < deadline, "phone-b still signs in after the reload"
     assert peer("phone-a", "phone-a-secret").wait_connected()
+
+
+def test_a_device_named_like_a_service_user_does_not_take_over_its_account(broker) -> None:
+    """A device whose id is the bridge's user name: left out of the broker's password file,
+    so the bridge keeps its account and the device's secret opens nothing; nor is a secret
+    issued for such an id."""
+    from django.core.management.base import CommandError
+
+    mosquitto, peer, devices, (passwords, acl) = broker
+    impostor = MobileDevice(device_id="bridge", person=devices["phone-a"].person)
+    impostor.set_secret("takeover")
+    impostor.save()
+    call_command("sync_mqtt_auth", password_file=passwords, acl_file=acl)
+    mosquitto.reload()
+    assert len([ln for ln in passwords.read_text().splitlines() if ln.startswith("bridge:")]) == 1
+    assert not peer("bridge", "takeover").wait_connected()
+    assert peer("bridge", "bridge-pw").wait_connected()
+    with pytest.raises(CommandError, match="broker's service user"):
+        call_command("issue_device_secret", devices["phone-a"].person.loginid, "intelliwiz")
