@@ -510,17 +510,22 @@ def test_unknown_devices_and_wrong_secrets_take_the_same_short_time(world) -> No
     assert max(unknown, known) / min(unknown, known) < 3, (unknown, known)
 
 
-def test_failed_attempts_are_throttled_per_device_and_per_address(world) -> None:
+def test_failed_attempts_are_throttled_but_never_lock_the_right_secret_out(world) -> None:
+    """Strangers' guesses are throttled per device (10) and per address (50); the device with
+    its right secret still gets in, from anywhere, the stranger's address included."""
     cache.clear()
     bad = {"X-Device-Id": "phone-1", "X-Device-Secret": "guess"}
     for _ in range(10):
         assert ingest(bad, {"kind": "mutation"})[0] == 401
-    status, body = ingest(GOOD, {"kind": "status", "client_id": "c1"})  # even the right one
+    status, body = ingest(bad, {"kind": "status", "client_id": "c1"})
     assert (status, body["error"]) == (429, "too many failed attempts; try later")
+    status, body = ingest(GOOD, {"kind": "status", "client_id": "c1"})  # the right secret
+    assert (status, body["error"]) == (400, "no request with client_id 'c1'")  # let in
     cache.clear()
     for n in range(50):  # one address trying many device ids
         ingest({"X-Device-Id": f"ghost-{n}", "X-Device-Secret": "x"}, {})
-    assert ingest(GOOD, {"kind": "status", "client_id": "c1"})[0] == 429
+    assert ingest({"X-Device-Id": "ghost-x", "X-Device-Secret": "x"}, {})[0] == 429
+    assert ingest(GOOD, {"kind": "status", "client_id": "c1"})[0] == 400  # let in
     cache.clear()
 
 

@@ -73,11 +73,10 @@ class BadRequest(ValueError):
 
 def authenticate_device(device_id: str, secret: str, *, address: str = "") -> MobileDevice:
     """The enabled device `device_id` if `secret` is its secret. Unknown devices and wrong
-    secrets take the same time; repeated failures per device and per address are throttled."""
+    secrets take the same time. Failures are counted per device and per address; past their
+    limit a wrong secret is answered "throttled", but the right one is always let in: others'
+    guesses never lock a device out (its secret is 192 random bits, beyond any guessing)."""
     keys = _failure_keys(device_id[:64], address)
-    if _throttled(keys):
-        logger.warning("mobile_device_throttled device=%r address=%s", device_id[:64], address)
-        raise DeviceThrottled("too many failed attempts")
     device = MobileDevice.objects.select_related("person").filter(device_id=device_id).first()
     reason = ""
     if device is None:
@@ -87,13 +86,16 @@ def authenticate_device(device_id: str, secret: str, *, address: str = "") -> Mo
         reason = "wrong secret"
     elif not device.enabled or not device.person.is_active:
         reason = "device or person disabled"
-    if reason:
-        _count_failure(keys)
-        # Logged for operators; the secret never is.
-        logger.warning("mobile_device_rejected device=%r reason=%s", device_id[:64], reason)
-        raise DeviceRejected(reason)
-    MobileDevice.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
-    return device
+    if not reason:
+        MobileDevice.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+        return device
+    if _throttled(keys):
+        logger.warning("mobile_device_throttled device=%r address=%s", device_id[:64], address)
+        raise DeviceThrottled("too many failed attempts")
+    _count_failure(keys)
+    # Logged for operators; the secret never is.
+    logger.warning("mobile_device_rejected device=%r reason=%s", device_id[:64], reason)
+    raise DeviceRejected(reason)
 
 
 def device_signed_in_by_broker(device_id: str) -> MobileDevice:
