@@ -9,6 +9,44 @@ from apps.work_order_management.models import PermitKind, PermitSection, PermitT
 from apps.work_order_management.services import Answers
 
 
+def options_of(question: Question) -> list[str]:
+    return [option.strip() for option in question.options.split(",") if option.strip()]
+
+
+def answer_field(question: Question, label: str, contacts: bool) -> forms.Field:
+    """The form field a question asks for: its choices as a select box (one) or boxes to tick
+    (several), a number, a date or a time with the phone's own keyboard or picker, text else."""
+    required = question.is_mandatory
+    options = options_of(question)
+    if question.answer_type == AnswerType.DROPDOWN and options:
+        return forms.ChoiceField(
+            label=label, required=required, choices=[("", "Choose…")] + [(o, o) for o in options]
+        )
+    if question.answer_type == AnswerType.MULTISELECT and options:
+        return forms.MultipleChoiceField(
+            label=label,
+            required=required,
+            choices=[(o, o) for o in options],
+            widget=forms.CheckboxSelectMultiple,
+        )
+    if contacts or question.answer_type == AnswerType.EMAILID:
+        widget = forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"})
+        return forms.CharField(
+            label=label,
+            required=required,
+            widget=widget,
+            help_text="E-mail addresses, separated by commas",
+        )
+    widgets = {
+        AnswerType.NUMERIC: forms.TextInput(attrs={"inputmode": "decimal"}),
+        AnswerType.RATING: forms.TextInput(attrs={"inputmode": "decimal"}),
+        AnswerType.DATE: forms.TextInput(attrs={"type": "date"}),
+        AnswerType.TIME: forms.TextInput(attrs={"type": "time"}),
+        AnswerType.MULTILINE: forms.Textarea(attrs={"rows": 3}),
+    }
+    return forms.CharField(label=label, required=required, widget=widgets.get(question.answer_type))
+
+
 def answer_fields(sections: list[PermitSection]) -> dict[str, forms.Field]:
     """One form field per question of `sections`, named a-<section seqno>-<question seqno>."""
     fields: dict[str, forms.Field] = {}
@@ -18,14 +56,10 @@ def answer_fields(sections: list[PermitSection]) -> dict[str, forms.Field]:
         by_set.setdefault(question.question_set_id, []).append(question)
     for section in sections:
         for question in by_set.get(section.question_set_id, []):
-            label = f"{section.name}: {question.question}"
-            fields[f"a-{section.seqno}-{question.seqno}"] = forms.CharField(
-                label=label,
-                required=question.is_mandatory,
-                help_text="Comma-separated e-mail addresses"
-                if section.role == PermitSection.Role.CONTACTS
-                or question.answer_type == AnswerType.EMAILID
-                else "",
+            fields[f"a-{section.seqno}-{question.seqno}"] = answer_field(
+                question,
+                f"{section.name}: {question.question}",
+                contacts=section.role == PermitSection.Role.CONTACTS,
             )
     return fields
 
@@ -35,22 +69,41 @@ def answers_from(cleaned: dict[str, object]) -> Answers:
     for name, value in cleaned.items():
         if name.startswith("a-"):
             _, section, question = name.split("-")
-            answers.setdefault(int(section), {})[int(question)] = str(value or "")
+            text = ", ".join(value) if isinstance(value, list) else str(value or "")
+            answers.setdefault(int(section), {})[int(question)] = text
     return answers
+
+
+class ReturnForm(forms.Form):
+    """The return work permit: its section's questions."""
+
+    def __init__(self, sections: list[PermitSection], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.update(answer_fields(sections))
+
+
+class PeopleChoice(forms.ModelMultipleChoiceField):
+    """People to tick, each by name and what they are: boxes a thumb can hit, not a list that
+    asks for Ctrl-click."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj: People) -> str:
+        what = obj.designation.name if obj.designation_id else ""
+        return f"{obj.name}, {what}" if what else obj.name
 
 
 class PermitForm(forms.Form):
     site = forms.ModelChoiceField(queryset=None)
     vendor = forms.ModelChoiceField(queryset=Vendor.objects.filter(enabled=True))
-    verifiers = forms.ModelMultipleChoiceField(
-        queryset=People.objects.filter(is_active=True),
+    verifiers = PeopleChoice(
+        queryset=People.objects.none(),
         required=False,
-        help_text="They verify first, each by a link in their mail. Ctrl-click (⌘ on a Mac) "
-        "to choose several.",
+        help_text="Tick each one: they verify first, each by a link in their mail.",
     )
-    approvers = forms.ModelMultipleChoiceField(
-        queryset=People.objects.filter(is_active=True),
-        help_text="They approve after the verifiers. Ctrl-click (⌘ on a Mac) to choose several.",
+    approvers = PeopleChoice(
+        queryset=People.objects.none(),
+        help_text="Tick each one: they approve after the verifiers, each by a link in their mail.",
     )
     service_month = forms.DateField(
         required=False,
@@ -73,7 +126,11 @@ class PermitForm(forms.Form):
                 self.fields[name].initial = only[0].pk
         # Verifiers and approvers: whose reach holds one of those sites (checked against the
         # chosen site in clean).
-        deciders = deciders_for(self.fields["site"].queryset)
+        deciders = (
+            deciders_for(self.fields["site"].queryset)
+            .select_related("designation")
+            .order_by("name", "pk")
+        )
         self.fields["verifiers"].queryset = deciders
         self.fields["approvers"].queryset = deciders
         if permit_type.kind != PermitKind.SLA:

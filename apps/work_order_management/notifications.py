@@ -154,7 +154,7 @@ def notify_contacts(permit_id: int, event: str) -> PermitMailResult:
     if event == "cancelled":
         latest = permit.remarks.select_related("person").order_by("-at", "-id").first()
         context |= {
-            "cancelled_by": latest.person.name if latest else "",
+            "ended_by": latest.person.name if latest else "",
             "remark": latest.text if latest else "",
         }
     attachments = [_pdf(permit)] if with_pdf else []
@@ -196,10 +196,15 @@ def _requester_approval_mail(
 
 
 def _withdrawn_requests(
-    permit: WorkPermit, steps: list[ApprovalStep], context: dict[str, object], subject: str
+    permit: WorkPermit,
+    steps: list[ApprovalStep],
+    context: dict[str, object],
+    subject: str,
+    event: str = "cancelled",
 ) -> list[Mail]:
-    """The people whose decision was still asked for when the permit was cancelled: the pending
-    verifiers, or (once every verifier had approved) the pending approvers."""
+    """The people whose decision was still asked for when the permit was cancelled or
+    rejected: the pending verifiers, or (once every verifier had approved) the pending
+    approvers. Their links no longer work; the mail says who ended it and why."""
     pending = [s for s in steps if s.status == ApprovalStep.Status.PENDING]
     asked_role = (
         ApprovalStep.Role.VERIFIER
@@ -208,11 +213,11 @@ def _withdrawn_requests(
     )
     return [
         Mail(
-            key=f"permit:{permit.pk}:cancelled:step:{step.pk}",
+            key=f"permit:{permit.pk}:{event}:step:{step.pk}",
             subject=subject,
             to=clean_recipients([step.person.email]),
             template="work_order_management/mail/withdrawn",
-            context=context | {"step": step},
+            context=context | {"step": step, "event": event},
         )
         for step in pending
         if step.role == asked_role
@@ -220,18 +225,34 @@ def _withdrawn_requests(
 
 
 def notify_rejection(permit_id: int) -> PermitMailResult:
+    """The requester learns who rejected the permit and why; the others still asked to decide
+    alongside the rejecter learn that their decision is no longer needed, and why."""
     permit = load_permit(permit_id)
-    step = permit.steps.filter(status=ApprovalStep.Status.REJECTED).select_related("person").first()
+    steps = ordered_steps(permit)
+    step = next((s for s in steps if s.status == ApprovalStep.Status.REJECTED), None)
     if permit.status != PermitStatus.REJECTED or step is None:
         return {"permit": permit.pk, "sent": 0, "reason": f"permit is {permit.status}"}
+    subject = subject_for(permit, "Rejected")
     mail = Mail(
         key=f"permit:{permit.pk}:rejected:{permit.requested_by_id}",
-        subject=subject_for(permit, "Rejected"),
+        subject=subject,
         to=clean_recipients([permit.requested_by.email]),
         template="work_order_management/mail/rejected",
         context={"permit": permit, "step": step, "time_zone": permit.site.time_zone},
     )
-    return _result(permit, [mail], invalid=0 if mail.to else 1)
+    told = _withdrawn_requests(
+        permit,
+        [s for s in steps if s.role == step.role],
+        {
+            "permit": permit,
+            "ended_by": f"{step.person.name} ({step.get_role_display().lower()})",
+            "remark": step.remark,
+            "time_zone": permit.site.time_zone,
+        },
+        subject,
+        event="rejected",
+    )
+    return _result(permit, [mail] + [m for m in told if m.to], invalid=0 if mail.to else 1)
 
 
 def notify_sla_vendor(permit_id: int) -> PermitMailResult:

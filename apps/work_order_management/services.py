@@ -59,6 +59,8 @@ def build_answers(
                 or question.answer_type == AnswerType.EMAILID
             ):
                 _check_emails(text, where)
+            if text and question.answer_type in CHOICE_TYPES:
+                _check_choices(question, text, where)
             rows.append(
                 PermitAnswer(
                     permit=permit,
@@ -68,6 +70,22 @@ def build_answers(
                 )
             )
     return rows
+
+
+CHOICE_TYPES = (AnswerType.DROPDOWN, AnswerType.MULTISELECT)
+
+
+def _check_choices(question: Question, text: str, where: str) -> None:
+    """A dropdown's answer is one of its options; a multi-select's, some of them."""
+    options = {o.strip().lower() for o in question.options.split(",") if o.strip()}
+    if not options:
+        return
+    given = [text] if question.answer_type == AnswerType.DROPDOWN else text.split(",")
+    for answer in (g.strip() for g in given):
+        if answer.lower() not in options:
+            raise PermitError(
+                f"{where} ({question.question}): {answer!r} is not one of {question.options}"
+            )
 
 
 def _check_emails(text: str, where: str) -> None:

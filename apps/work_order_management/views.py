@@ -21,7 +21,7 @@ from apps.core.times import local_label, zone_note
 from apps.peoples.access import can, deciders_for, of_their_client, visible_sites
 from apps.peoples.models import People
 from apps.work_order_management import actions
-from apps.work_order_management.forms import PermitForm, answer_fields, answers_from
+from apps.work_order_management.forms import PermitForm, ReturnForm, answers_from
 from apps.work_order_management.links import LinkError, step_for_token
 from apps.work_order_management.models import (
     ApprovalStep,
@@ -206,6 +206,8 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     may_act = can(request.user, "permit", permit)
     return_sections = list(permit.permit_type.sections.filter(role=PermitSection.Role.RETURN))
+    returning = request.method == "POST" and request.POST.get("action") == "return"
+    return_form = ReturnForm(return_sections, request.POST if returning else None)
     error = ""
     if request.method == "POST":
         if not may_act:
@@ -219,7 +221,9 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 actions.cancel(permit.pk, request.user, request.POST.get("remark", ""))
                 messages.success(request, "Permit cancelled; everyone concerned is told by mail.")
             elif action == "return":
-                actions.submit_return(permit.pk, answers_from(request.POST.dict()))
+                if not return_form.is_valid():
+                    raise PermitError("answer the return permit's questions below")
+                actions.submit_return(permit.pk, answers_from(return_form.cleaned_data))
                 messages.success(request, "Return permit submitted: the permit is completed.")
             elif action == "remind":
                 with transaction.atomic():
@@ -242,10 +246,7 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "remarks": permit.remarks.select_related("person"),
             "answers": permit.answers.select_related("section"),
             "error": error,
-            "return_questions": [
-                {"name": name, "label": field.label}
-                for name, field in answer_fields(return_sections).items()
-            ],
+            "return_form": return_form if return_sections else None,
             "may_act": may_act,
             "can_cancel": permit.kind == "WP"
             and permit.status

@@ -116,6 +116,17 @@ class Page:
             option = next(o for o in select.options if o.text.strip().startswith(label))
             select.select_by_visible_text(option.text)
 
+    def tick(self, name: str, *labels: str) -> None:
+        """Tick the boxes of `name` whose label starts with each of `labels`."""
+        for label in labels:
+            box = next(
+                b
+                for b in self.find_all(f"input[type=checkbox][name='{name}']")
+                if b.find_element("xpath", "./..").text.strip().startswith(label)
+            )
+            if not box.is_selected():
+                box.click()
+
     def click(self, css: str) -> None:
         self.find(css).click()
 

@@ -173,3 +173,56 @@ def test_a_skip_link_leads_past_the_header_to_the_form(page, site, size) -> None
     active.send_keys(Keys.ENTER)
     page.driver.switch_to.active_element.send_keys(Keys.TAB)
     assert page.driver.switch_to.active_element.get_attribute("name") == "description"
+
+
+@pytest.mark.worker
+def test_a_permit_on_a_phone_with_its_mailed_decisions(page, site, worker, mail_sink) -> None:
+    from apps.activity.models import Question
+    from apps.work_order_management.models import Vendor, WorkPermit
+    from tests.browser.conftest import link_in, mails_to, plain_text
+
+    hot_work, _ = factories.permit_types(site.client)
+    section = hot_work.sections.get(seqno=1)
+    Question.objects.filter(question_set=section.question_set, seqno=2).update(options="Yes,No")
+    Vendor.objects.create(code="V9", name="Sparks Ltd", email="v@sparks.test", client=site.client)
+    requester = person(site, name="Rita Requester", email="rita@facility.test")
+    person(site, name="Victor Verifier", email="victor@facility.test")
+    person(site, name="Vera Verifier", email="vera@facility.test")
+    person(site, name="Anna Approver", email="anna@facility.test")
+
+    page.resize(PHONE)
+    page.sign_in(requester)
+    page.open(f"/permits/new?type={hot_work.pk}")
+    assert page.find("select[name='a-1-2']").tag_name == "select"  # Yes or No, not free text
+    heights = page.driver.execute_script(
+        "return [...document.querySelectorAll('fieldset label')].map("
+        "l => l.getBoundingClientRect().height)"
+    )
+    assert heights and min(heights) >= 44, heights  # each person a row a thumb can hit
+    page.choose("site", site.name)
+    page.choose("vendor", "Sparks Ltd")
+    page.tick("verifiers", "Victor Verifier", "Vera Verifier")
+    page.tick("approvers", "Anna Approver")
+    page.fill("a-1-1", "Boiler room")
+    page.choose("a-1-2", "Yes")
+    page.press("Raise permit")
+    assert "verifiers are asked by mail" in page.wait_for(".messages").text
+    permit = WorkPermit.objects.get()
+    assert permit.answers.get(question="Fire watch assigned?").answer == "Yes"
+    page.sign_out()
+
+    (to_victor,) = mails_to(mail_sink, "victor@facility.test")
+    page.open(link_in(to_victor, "/permits/decide/"))
+    page.fill("remark", "No fire blanket on site")
+    page.press("Reject")
+    assert "requester is told why" in page.wait_for("article").text
+
+    told = [
+        m for m in mails_to(mail_sink, "vera@facility.test", count=2) if "rejected" in plain_text(m)
+    ]
+    assert told and "Victor Verifier (verifier)" in plain_text(told[0])
+    assert "No fire blanket on site" in plain_text(told[0])
+    first = next(m for m in mails_to(mail_sink, "vera@facility.test", count=2) if m not in told)
+    page.open(link_in(first, "/permits/decide/"))
+    assert "No decision needed" in page.text() and "Approve" not in page.text()
+    assert not [m for _, m in mail_sink.messages if "anna@facility.test" in m["To"]]
