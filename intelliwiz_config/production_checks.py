@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,8 +17,14 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
         problems.append("DJANGO_SECRET_KEY is missing")
     elif len(secret) < 50:
         problems.append("DJANGO_SECRET_KEY is too short (at least 50 characters)")
+    elif secret.startswith("django-insecure-"):
+        problems.append("DJANGO_SECRET_KEY is a development key (django-insecure-...)")
     elif len(set(secret)) < 5:  # Django's own check --deploy rule: a key of repeated characters
         problems.append("DJANGO_SECRET_KEY is not random (at least 5 different characters)")
+    elif _period(secret) <= len(secret) // 2:
+        problems.append(
+            f"DJANGO_SECRET_KEY is not random (a pattern of {_period(secret)} characters, repeated)"
+        )
     if settings["DEBUG"]:
         problems.append("DJANGO_DEBUG must be false")
     if not settings["DATABASE_URL"]:
@@ -37,7 +44,10 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
     if set(settings["ALLOWED_HOSTS"]) <= {"localhost", "127.0.0.1", "[::1]", "testserver"}:
         problems.append("DJANGO_ALLOWED_HOSTS is missing (the public host names)")
     elif any(_is_wildcard(host) for host in settings["ALLOWED_HOSTS"]):
-        problems.append("DJANGO_ALLOWED_HOSTS must name hosts, not a wildcard such as '*'")
+        problems.append(
+            "DJANGO_ALLOWED_HOSTS must name hosts, not a wildcard such as '*' or a public "
+            "suffix such as '.com' or '.co.uk' (anyone may register a name under it)"
+        )
     if 0 < len(settings.get("METRICS_TOKEN") or "") < 32:
         problems.append("METRICS_TOKEN is too short (at least 32 characters)")
     mqtt_url = settings.get("MQTT_URL") or ""
@@ -47,8 +57,29 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
 
 
 def _is_wildcard(host: str) -> bool:
-    """'*', or a leading-dot pattern that matches a whole top-level domain (".com")."""
-    return host == "*" or (host.startswith(".") and host.count(".") < 2)
+    """'*', or a name, or a leading-dot pattern, that is a public suffix of the Public Suffix
+    List (".com", ".co.uk", "github.io"): names under it belong to whoever registers them."""
+    from publicsuffixlist import PublicSuffixList
+
+    name = host.lstrip(".").lower()
+    if host == "*" or not name:
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return False
+    except ValueError:
+        pass
+    if not host.startswith(".") and "." not in name:
+        return False  # a single-label host of the deployment's own network
+    return bool(PublicSuffixList().is_public(name))
+
+
+def _period(text: str) -> int:
+    """The length of the shortest pattern `text` repeats (its own length when none)."""
+    for period in range(1, len(text) // 2 + 1):
+        if all(text[i] == text[i + period] for i in range(len(text) - period)):
+            return period
+    return len(text)
 
 
 def check_production_settings(settings: dict[str, Any]) -> None:

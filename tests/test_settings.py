@@ -123,7 +123,7 @@ def test_production_without_its_settings_fails_naming_each(tmp_path) -> None:
 
 PRODUCTION = {
     "INTELLIWIZ_ENV": "production",
-    "DJANGO_SECRET_KEY": "k3y-" + "".join(chr(97 + (i * 7) % 26) for i in range(60)),
+    "DJANGO_SECRET_KEY": "k3y-Qz9vW2pLx7RfT0mB4nYc8HdJ1sKa6UeG3oVi5XwZ-hNrq_tEyPbDgMl",
     "DJANGO_ALLOWED_HOSTS": "intelliwiz.example",
     "SITE_URL": "https://intelliwiz.example",
     "DATABASE_URL": "postgres://u:p@db.example:5432/intelliwiz",
@@ -140,6 +140,16 @@ PRODUCTION = {
         ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS must name hosts"),
         ({"DJANGO_ALLOWED_HOSTS": ".com"}, "DJANGO_ALLOWED_HOSTS must name hosts"),
         ({"DJANGO_SECRET_KEY": "x" * 64}, "DJANGO_SECRET_KEY is not random"),
+        # The report's three: a 50-character key of one pattern, Django's development key
+        # prefix, a public suffix of two labels.
+        ({"DJANGO_SECRET_KEY": "aB3$x" * 10}, "a pattern of 5 characters, repeated"),
+        ({"DJANGO_SECRET_KEY": "Ab1-x9Q" * 8}, "a pattern of 7 characters, repeated"),
+        (
+            {"DJANGO_SECRET_KEY": "django-insecure-Qz9vW2pLx7RfT0mB4nYc8HdJ1sKa6UeG3oV"},
+            "DJANGO_SECRET_KEY is a development key",
+        ),
+        ({"DJANGO_ALLOWED_HOSTS": "intelliwiz.example,.co.uk"}, "or a public suffix"),
+        ({"DJANGO_ALLOWED_HOSTS": "github.io"}, "or a public suffix"),
     ],
 )
 def test_production_refuses_unsafe_values_by_name(tmp_path, override, message) -> None:
