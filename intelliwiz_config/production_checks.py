@@ -48,8 +48,9 @@ def production_problems(settings: dict[str, Any]) -> list[str]:
             "DJANGO_ALLOWED_HOSTS must name hosts, not a wildcard such as '*' or a public "
             "suffix such as '.com' or '.co.uk' (anyone may register a name under it)"
         )
-    if 0 < len(settings.get("METRICS_TOKEN") or "") < 32:
-        problems.append("METRICS_TOKEN is too short (at least 32 characters)")
+    for token in ("METRICS_TOKEN", "HEALTHZ_TOKEN"):
+        if 0 < len(settings.get(token) or "") < 32:
+            problems.append(f"{token} is too short (at least 32 characters)")
     mqtt_url = settings.get("MQTT_URL") or ""
     if mqtt_url and "@" not in mqtt_url.split("://", 1)[-1]:
         problems.append("MQTT_URL must sign in with a user and password (mqtt://user:pass@host)")

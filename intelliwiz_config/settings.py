@@ -446,6 +446,9 @@ LOGGING = {
 # --- Observability (README.md, Observability) ---------------------------------------------------
 # The bearer token Prometheus sends to /metrics (unset: only signed-in operators may read it).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# The bearer token a monitor sends to /healthz for its details (unset: only signed-in
+# operators see them; everyone gets the plain status and its code).
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 # Errors (and a share of transactions) to Sentry; unset: the SDK is not even imported.
 SENTRY_DSN = env_str("SENTRY_DSN")
 SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)

@@ -64,6 +64,51 @@ def test_lateness_is_measured_from_the_minute_slot_of_publication() -> None:
     assert (again.beats, again.task_id, again.lateness_seconds) == (2, "t2", None)
 
 
+@pytest.fixture
+def client(client):
+    """/healthz tells its details to operators only: these tests read them as one."""
+    from apps.peoples.models import People
+
+    client.force_login(People.objects.create_superuser("operator", "pw", email="op@x.test"))
+    return client
+
+
+@pytest.mark.django_db
+def test_healthz_tells_others_the_status_only_and_operators_and_monitors_everything(
+    settings,
+) -> None:
+    from django.test import Client
+
+    from apps.peoples.models import People
+    from tests import factories
+
+    settings.HEALTHZ_TOKEN = "m0nitor-" + "t" * 32
+    record_heartbeat(worker="worker-host-7", task_id="t1", published_at=None)
+    hold_beat_lock("beat-host:4242:abc", timedelta(seconds=30))
+    staff = factories.person(factories.client_and_site()[1], is_staff=True, is_client_admin=True)
+    signed_in = Client()
+    signed_in.force_login(staff)
+    for reader, headers in (
+        (Client(), {}),
+        (signed_in, {}),
+        (Client(), {"Authorization": "Bearer wrong-token"}),
+    ):
+        response = reader.get("/healthz", headers=headers)
+        assert (response.status_code, response.json()) == (200, {"status": "healthy"})
+        assert b"worker-host-7" not in response.content and b"4242" not in response.content
+    monitor = Client().get(
+        "/healthz", headers={"Authorization": f"Bearer {settings.HEALTHZ_TOKEN}"}
+    )
+    operator = Client()
+    operator.force_login(People.objects.create_superuser("root", "pw", email="r@x.test"))
+    for response in (monitor, operator.get("/healthz")):
+        assert response.json()["checks"]["heartbeat"]["worker"] == "worker-host-7"
+        assert response.json()["checks"]["beat"]["holder"] == "beat-host:4242:abc"
+    BeatLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = Client().get("/healthz")
+    assert (response.status_code, response.json()) == (503, {"status": "unhealthy"})
+
+
 @pytest.mark.django_db
 def test_healthz_is_healthy_with_a_fresh_heartbeat_and_a_leading_beat(client) -> None:
     record_heartbeat(worker="w1", task_id="t1", published_at=None)

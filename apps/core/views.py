@@ -13,12 +13,17 @@ from apps.core.services import health_report
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when healthy, 503 when not, to anyone (probes, load balancers); what the report
+    says (worker host names, the beat holder's host and pid, backlogs) only to operators:
+    signed-in superusers, and monitors sending the HEALTHZ_TOKEN bearer token."""
     report = health_report()
-    return JsonResponse(report, status=200 if report["status"] == "healthy" else 503)
+    status = 200 if report["status"] == "healthy" else 503
+    if not (request.user.is_superuser or _bearer_token_matches(request, settings.HEALTHZ_TOKEN)):
+        return JsonResponse({"status": report["status"]}, status=status)
+    return JsonResponse(report, status=status)
 
 
-def _bearer_token_matches(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
+def _bearer_token_matches(request: HttpRequest, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given, token)
 
@@ -29,7 +34,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics: for Prometheus (the METRICS_TOKEN bearer token) and operators
     (superusers), as the task platform's records are in the admin: worker and partner host
     names are no one else's business."""
-    if not (_bearer_token_matches(request) or request.user.is_superuser):
+    if not (_bearer_token_matches(request, settings.METRICS_TOKEN) or request.user.is_superuser):
         status = 403 if request.user.is_authenticated else 401
         response = HttpResponse(status=status)
         if status == 401:
