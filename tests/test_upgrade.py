@@ -82,6 +82,23 @@ class Partner(BaseHTTPRequestHandler):
         self.wfile.write(b'{"ok": true}')
 
 
+class Upstream:
+    """Upstream's app as its producers had it: no routes, so Celery's default queue `celery`.
+    It sends on the deployment's connection (a Celery app would take CELERY_BROKER_URL, the
+    suite's broker, over its own broker_url)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.app = Celery("intelliwiz_config", set_as_current=False)
+        self.app.conf.task_serializer = "json"
+
+    def send_task(self, name: str, args: tuple = (), kwargs: Any = None, **options: Any) -> Any:
+        with self.deployment.connection() as connection:
+            return self.app.send_task(
+                name, args=args, kwargs=kwargs, connection=connection, **options
+            )
+
+
 @dataclass
 class Deployment:
     """A broker of the test's own, the deployment's workers on it and an upstream producer."""
@@ -95,12 +112,8 @@ class Deployment:
     def connection(self) -> Any:
         return app.connection_for_write(self.broker_url, transport_options=self.transport_options)
 
-    def upstream(self) -> Celery:
-        """Upstream's app as its producers had it: no routes, so Celery's default queue."""
-        producer = Celery("intelliwiz_config", broker=self.broker_url, set_as_current=False)
-        producer.conf.broker_transport_options = self.transport_options
-        producer.conf.task_serializer = "json"
-        return producer
+    def upstream(self) -> Upstream:
+        return Upstream(self)
 
     def start_worker(self, *queues: str, **env: str) -> ManagedProcess:
         name = f"upgrade{len(self.workers)}-{os.getpid()}@{socket.gethostname()}"
@@ -192,7 +205,7 @@ class Sent:
 
 
 def send(
-    producer: Celery,
+    producer: Upstream,
     name: str,
     outcome: str,
     *args: Any,
@@ -273,7 +286,7 @@ def ticket_mailed(sink: SmtpSink, ticket: Ticket) -> Callable[[], None]:
     return check
 
 
-def already_waiting(producer: Celery, w: dict[str, Any]) -> list[Sent]:
+def already_waiting(producer: Upstream, w: dict[str, Any]) -> list[Sent]:
     """What upstream's producers left on the broker before the deployment's workers started."""
     sink, person, site = w["mail"], w["person"], w["site"]
     records = [json.dumps({"uuid": "5f0e6c1e-0000-4000-8000-000000000001", "answer": "7"})]
@@ -364,7 +377,7 @@ def already_waiting(producer: Celery, w: dict[str, Any]) -> list[Sent]:
     ]  # fmt: skip
 
 
-def still_sending(producer: Celery, w: dict[str, Any]) -> list[Sent]:
+def still_sending(producer: Upstream, w: dict[str, Any]) -> list[Sent]:
     """What upstream's producers send while the deployment's workers run."""
     sink = w["mail"]
     return [
