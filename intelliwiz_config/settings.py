@@ -7,6 +7,7 @@ checks on: a missing or unsafe production setting raises ImproperlyConfigured na
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "axes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.humanize",
@@ -92,6 +94,8 @@ MIDDLEWARE = [
     # Signed-in pages: no-store; a form sent after the session ended is kept for after sign-in.
     "apps.peoples.middleware.SignedInPagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sign-in throttling (django-axes): last, as its documentation asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "intelliwiz_config.urls"
@@ -411,12 +415,49 @@ PARTNER_API_MAX_RESPONSE_BYTES = env_int(
 # How long the link to a device's download (process_graphql_download_async) works.
 MOBILE_DOWNLOAD_MAX_AGE_SECONDS = env_int("MOBILE_DOWNLOAD_MAX_AGE_SECONDS", 3600, minimum=60)
 MOBILE_MAX_UPLOAD_BYTES = env_int("MOBILE_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1)
-# Where a device's address is (for throttling failed sign-ins): REMOTE_ADDR, or behind a proxy
-# the header it sets with the client's address, e.g. HTTP_X_REAL_IP.
+# Where a client's address is (for throttling failed sign-ins, of devices and of people):
+# REMOTE_ADDR, or behind a proxy the header it sets with the client's address (HTTP_X_REAL_IP).
 MOBILE_CLIENT_ADDRESS_META = env_str("MOBILE_CLIENT_ADDRESS_META", "REMOTE_ADDR")
+
 # The schema's self-description and the in-browser GraphiQL: for developers, off in production.
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", default=not PRODUCTION)
 GRAPHIQL = env_bool("GRAPHIQL", default=not PRODUCTION)
+
+
+# --- Sign-in (the product's page and the admin's) --------------------------------------------
+def _client_address(request) -> str:
+    return request.META.get(MOBILE_CLIENT_ADDRESS_META, "")
+
+
+# django-axes counts failed sign-ins per login id and address, in the cache every web process
+# shares; past SIGNIN_FAILURE_LIMIT that pair is refused (429, the right password too) until
+# SIGNIN_COOLOFF_MINUTES have passed. The address is MOBILE_CLIENT_ADDRESS_META's.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"  # the sign-in form's field: the login id
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows to show
+AXES_LOCKOUT_TEMPLATE = "peoples/signin_locked.html"
+AXES_CLIENT_IP_CALLABLE = _client_address
+# Passwords set through Django's forms (the admin, createsuperuser, password changes).
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("loginid", "code", "name", "email")},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")

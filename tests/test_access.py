@@ -21,6 +21,7 @@ import pytest
 from django import forms
 from django.apps import apps
 from django.core import mail
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
@@ -516,6 +517,60 @@ def test_everyone_signs_in_on_the_products_page_and_lands_on_their_work(
     assert signed.name in header and "Sign out" in header
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse(landing)).url.startswith(reverse("login"))
+
+
+def test_sign_in_is_throttled_per_login_id_and_address(client, world, settings) -> None:
+    """Five wrong passwords from one address lock that login id there for the cool-off: the
+    right password too (the report: 40 answered, then the right one worked). Elsewhere, and
+    for other people, signing in still works."""
+    from django.core.cache import cache
+
+    cache.clear()
+    person = world.a1_tech
+    person.set_password("right-Pa55word")
+    person.save()
+    login = reverse("login")
+    for attempt in range(1, settings.AXES_FAILURE_LIMIT + 1):
+        wrong = client.post(login, {"username": person.loginid, "password": "guess"})
+        # The form says the password is wrong; the last try locks.
+        assert wrong.status_code == (429 if attempt == settings.AXES_FAILURE_LIMIT else 200)
+    locked = client.post(login, {"username": person.loginid, "password": "right-Pa55word"})
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    elsewhere = Client(REMOTE_ADDR="10.9.8.7")
+    assert (
+        elsewhere.post(login, {"username": person.loginid, "password": "right-Pa55word"})
+    ).status_code == 302
+    world.a1_colleague.set_password("their-Pa55word")
+    world.a1_colleague.save()
+    other = client.post(
+        login, {"username": world.a1_colleague.loginid, "password": "their-Pa55word"}
+    )
+    assert other.status_code == 302
+    cache.clear()
+
+
+def test_weak_passwords_are_refused_where_passwords_are_set(client, world) -> None:
+    """Django's password validators: the admin's forms refuse a short, common, numeric
+    password, or one like the person's own login id."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    for weak, reason in (
+        ("short1", "too short"),
+        ("password123", "too common"),
+        ("4815162342", "entirely numeric"),
+        ("A1technician", "too similar"),  # the person's name
+    ):
+        with pytest.raises(ValidationError, match=reason):
+            validate_password(weak, world.a1_tech)
+    client.force_login(world.operator)
+    url = f"/admin/peoples/people/{world.a1_tech.pk}/password/"
+    page = client.post(url, {"password1": "password123", "password2": "password123"})
+    assert page.status_code == 200 and "This password is too common" in page.content.decode()
+    assert client.post(url, {"password1": "Ze9!walnut-sky", "password2": "Ze9!walnut-sky"})
+    world.a1_tech.refresh_from_db()
+    assert world.a1_tech.check_password("Ze9!walnut-sky")
 
 
 @pytest.mark.parametrize(

@@ -356,7 +356,7 @@ def test_a_form_sent_after_the_session_ended_is_kept_and_put_back_after_sign_in(
     person.set_password("pass-word-1")
     person.save()
     browser = Client()
-    assert browser.login(loginid=person.loginid, password="pass-word-1")
+    browser.force_login(person)
     assert browser.get("/tickets/new").status_code == 200
     browser.logout()  # the session ends while the form is open
     typed = {
