@@ -459,6 +459,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Mail sent on a person's behalf to addresses they type (a report, the dashboard) ----------
+OUTSIDE_MAIL_RECIPIENTS_PER_HOUR = env_int("OUTSIDE_MAIL_RECIPIENTS_PER_HOUR", 30, minimum=1)
+
 # --- NOC ------------------------------------------------------------------------------------------
 NOC_ALERT_EMAILS = env_list("NOC_ALERT_EMAILS")
 # The same mismatch reported again within this window is counted on one alert.

@@ -274,3 +274,48 @@ def test_rows_under_upstreams_code_of_a_report_type_take_its_one_code() -> None:
         "task_summary",
         "tickets",
     ]
+
+
+@pytest.mark.django_db
+def test_mail_to_addresses_a_person_types_is_limited_per_person_and_hour(
+    site, django_capture_on_commit_callbacks
+) -> None:
+    """The report: a technician mailed the dashboard to 10 outside addresses per request, as
+    often as he liked. Now 30 addresses an hour per person, the dashboard and a report's
+    "Send by mail" together; someone else has their own allowance."""
+    from django.core.cache import cache
+
+    cache.clear()
+    tech, colleague = factories.person(site), factories.person(site)
+    browser = Client()
+    browser.force_login(tech)
+    ten = ", ".join(f"buyer{n}@outside.test" for n in range(10))
+
+    def mails_queued(callbacks) -> int:
+        return sum(
+            getattr(getattr(c, "func", None), "__self__", None) is not None for c in callbacks
+        )
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        for _ in range(3):
+            assert browser.post("/dashboard/mail", {"to": ten, "format": "pdf"}).status_code == 302
+        refused = browser.post("/dashboard/mail", {"to": ten, "format": "pdf"})
+    assert refused.status_code == 200
+    assert "at most 30 addresses an hour and have mailed 30 this hour" in refused.content.decode()
+    assert mails_queued(enqueued) == 3
+    report = GeneratedReport.objects.create(
+        report_type="tickets",
+        site=site,
+        date_from=date(2026, 6, 1),
+        date_to=date(2026, 6, 2),
+        file_format="pdf",
+        requested_by=tech,
+        status=GeneratedReport.Status.DONE,
+        file="reports/x.pdf",
+    )
+    with django_capture_on_commit_callbacks() as enqueued:
+        send = browser.post(f"/reports/{report.uuid}/send", {"to": "one-more@outside.test"})
+    assert "at most 30 addresses an hour" in send.content.decode() and mails_queued(enqueued) == 0
+    browser.force_login(colleague)
+    assert browser.post("/dashboard/mail", {"to": ten, "format": "pdf"}).status_code == 302
+    cache.clear()

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from croniter import croniter
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -384,3 +385,24 @@ def produce_requested_report(
         delivery = deliver([ready_mail(generated.report, user_email)], task_id=task_id)
         delivery.raise_error()
     return generated
+
+
+OUTSIDE_MAIL_WINDOW_SECONDS = 60 * 60
+
+
+def spend_outside_mail(person_id: int, addresses: int) -> str:
+    """Count `addresses` a person typed (a report or the dashboard sent by mail) against their
+    hourly allowance, OUTSIDE_MAIL_RECIPIENTS_PER_HOUR; "" when within it, else why not, and
+    then nothing is counted. One counter per person and clock hour, in the shared cache."""
+    limit = settings.OUTSIDE_MAIL_RECIPIENTS_PER_HOUR
+    key = f"outside-mail:{person_id}:{int(clock.time() // OUTSIDE_MAIL_WINDOW_SECONDS)}"
+    cache.add(key, 0, timeout=OUTSIDE_MAIL_WINDOW_SECONDS)
+    total = cache.incr(key, addresses)
+    if total <= limit:
+        return ""
+    cache.decr(key, addresses)
+    used = total - addresses
+    return (
+        f"You may mail at most {limit} addresses an hour and have mailed {used} this hour: "
+        "try again later, or with fewer addresses"
+    )

@@ -24,7 +24,7 @@ from apps.reports.dashboard import site_dashboard
 from apps.reports.freshness import forget_site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob, ProductionStatus
 from apps.reports.pdf_jobs import DocumentError, request_pdf
-from apps.reports.services import report_headline, reports_area_path
+from apps.reports.services import report_headline, reports_area_path, spend_outside_mail
 
 
 @login_required
@@ -314,16 +314,32 @@ def recipient_list(text: str) -> list[str]:
 
 
 class RecipientsForm(forms.Form):
+    """Addresses a person types for a mail sent on their behalf; valid only within their
+    hourly allowance of such mail (spent when the form is valid)."""
+
     to = forms.CharField(
         label="To",
         help_text=f"One or more e-mail addresses, separated by commas (at most {MAX_RECIPIENTS})",
     )
+
+    def __init__(self, *args, person, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.person = person
 
     def clean_to(self) -> list[str]:
         addresses = recipient_list(self.cleaned_data["to"])
         if not addresses:
             raise ValidationError("Enter at least one e-mail address")
         return addresses
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors:
+            addresses = set(data.get("to") or []) | set(data.get("cc") or [])
+            refusal = spend_outside_mail(self.person.pk, len(addresses))
+            if refusal:
+                raise ValidationError(refusal)
+        return data
 
 
 class SendFileForm(RecipientsForm):
@@ -346,7 +362,7 @@ def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
     )
     if report.status != GeneratedReport.Status.DONE:
         raise Http404("this report is not ready")
-    form = SendFileForm(request.POST or None)
+    form = SendFileForm(request.POST or None, person=request.user)
     if request.method == "POST" and form.is_valid():
         to, cc = form.cleaned_data["to"], form.cleaned_data["cc"]
         enqueue_on_commit(
@@ -375,7 +391,7 @@ def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
 @login_required
 def dashboard_mail(request: HttpRequest) -> HttpResponse:
     """Mail the dashboard as the person sees it now, rendered as a PDF or a workbook."""
-    form = MailDashboardForm(request.POST or None)
+    form = MailDashboardForm(request.POST or None, person=request.user)
     if request.method == "POST" and form.is_valid():
         to = form.cleaned_data["to"]
         enqueue_on_commit(
