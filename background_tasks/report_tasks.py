@@ -216,10 +216,12 @@ def send_generated_report_onfly_email(
     cc: list[str],
     ctzoffset: int = 0,
     reply_to: str = "",
+    sent_by: int | None = None,
 ) -> FileMailResult:
     """Mail an already generated report file (inside the reports area, from an allowed sender,
-    answers going to `reply_to` when given).
+    answers going to `reply_to` when given). `sent_by`, the id of the person who sent it from
+    the product, is named in the mail (and answers go to them).
 
     `ctzoffset` is accepted for the callers' signature; times come from the sites' zones.
     """
-    return mail_file(filepath, fromemail, to, cc, self.request.id or "", reply_to)
+    return mail_file(filepath, fromemail, to, cc, self.request.id or "", reply_to, sent_by)

@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "apps.peoples.middleware.SiteTimeZoneMiddleware",
     # Signed-in pages: no-store; a form sent after the session ended is kept for after sign-in.
     "apps.peoples.middleware.SignedInPagesMiddleware",
+    # An error answered with an empty body (405, 401, 410...) gets the product's page.
+    "apps.core.error_pages.ProductErrorPagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Sign-in throttling (django-axes): last, as its documentation asks.
     "axes.middleware.AxesMiddleware",

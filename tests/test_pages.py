@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +15,7 @@ from email import message_from_bytes
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.test import Client
 from openpyxl import load_workbook
@@ -418,3 +420,62 @@ def test_a_ready_reports_download_is_on_its_page_before_any_poll(world) -> None:
     GeneratedReport.objects.filter(pk=report.pk).update(status="PROGRESS", progress=50)
     waiting = signed_in(world["requester"]).get(f"/reports/{report.uuid}").content.decode()
     assert '<a id="download" href="#" role="button" hidden>' in waiting
+
+
+# --- rough edges (issue 23, point 10) ------------------------------------------------------------
+
+
+def test_an_error_answered_with_no_page_gets_the_products_page(client, world) -> None:
+    browser = signed_in(world["requester"])
+    wrong_method = browser.get("/reports/pdf", HTTP_ACCEPT="text/html")
+    assert wrong_method.status_code == 405 and wrong_method["Allow"] == "POST"
+    page = wrong_method.content.decode()
+    assert '<p class="error-code">405</p>' in page and "Sign out" in page
+    anonymous = client.get("/metrics", HTTP_ACCEPT="text/html,application/xhtml+xml")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"]
+    assert '<p class="error-code">401</p>' in anonymous.content.decode()
+    scraper = client.get("/metrics", HTTP_ACCEPT="text/plain;version=0.0.4")
+    assert scraper.status_code == 401 and scraper.content == b""  # machines get no page
+    json_error = browser.post("/reports/pdf", "{", content_type="application/json")
+    assert json_error.status_code == 400 and json_error.json()["error"]  # bodies are kept
+
+
+def test_a_cc_may_carry_display_names_and_a_bad_entry_is_named(world) -> None:
+    from apps.reports.views import recipient_list
+
+    assert recipient_list('Asha Rao <asha@facility.test>, "Desk, Audit" <audit@facility.test>') == [
+        "asha@facility.test",
+        "audit@facility.test",
+    ]
+    for bad in ("Asha Rao asha@facility.test", "Asha <asha@facility.test> x", "asha @x.test"):
+        with pytest.raises(ValidationError, match="is not an e-mail address"):
+            recipient_list(bad)
+
+
+def justified(pdf: bytes) -> bool:
+    """Whether any line of the PDF is justified: fpdf2 spreads a justified line's words with
+    spacing adjustments between the strings of a TJ array."""
+    reader = PdfReader(io.BytesIO(pdf))
+    pattern = re.compile(rb"\)\s*-?\d+(?:\.\d+)?\s*\(")
+    return any(pattern.search(page.get_contents().get_data()) for page in reader.pages)
+
+
+def test_pdf_tables_and_paragraphs_are_left_aligned(world, ppm_site) -> None:
+    from apps.reports.builders import ReportData
+    from apps.reports.pdf_jobs import render_job, request_pdf
+
+    long = "Checked the site; all pumps running and every valve closed after the alarm test"
+    report = render(
+        ReportData(title="Readings", columns=["What", "Note"], rows=[["Pump", long]], summary={}),
+        "pdf",
+    )
+    assert long.split(";")[0] in text_of(report) and not justified(report)
+    permit = new_permit(world, contacts="", answers={1: {1: long}, 2: {1: ""}})
+    assert not justified(render_permit_pdf(permit))
+    job = request_pdf(
+        "Notes",
+        [{"heading": "Round", "paragraphs": [long * 2], "rows": [["Pump", long]]}],
+        world["requester"],
+    )
+    with render_job(str(job.uuid)).file.open("rb") as handle:
+        assert not justified(handle.read())

@@ -204,14 +204,19 @@ def test_send_the_generated_file_from_its_page(worker, mail_sink, site) -> None:
     assert refused.status_code == 200
     assert "“not-an-address” is not an e-mail address" in refused.content.decode()
     sent = browser.post(
-        f"{page}/send", {"to": "boss@facility.test", "cc": "audit@facility.test"}, follow=True
-    )
+        f"{page}/send",
+        {"to": "boss@facility.test", "cc": '"Desk, Audit" <audit@facility.test>'},
+        follow=True,
+    )  # a Cc as a mail program copies it, with its display name
     assert sent.redirect_chain == [(page, 302)]
     assert "on its way to boss@facility.test, audit@facility.test" in sent.content.decode()
 
     ((recipients, message),) = mail_sink.wait_for(1)
     report = GeneratedReport.objects.get()
     assert sorted(recipients) == ["audit@facility.test", "boss@facility.test"]
+    body = message.get_body(("plain",)).get_content()
+    assert f"{person.name} (analyst@facility.test) sent you" in body  # who sent it
+    assert message["Reply-To"] == "analyst@facility.test"
     assert message["Subject"] == f"PPM compliance, {site.name}, 01 Jun 2026 to 30 Jun 2026"
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == report.download_name
@@ -241,8 +246,13 @@ def test_mail_the_dashboard_as_a_workbook(worker, mail_sink, site) -> None:
     assert attachment.get_filename().endswith(".xlsx")
     sheet = load_workbook(io.BytesIO(attachment.get_content()))["Report"]
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
-    assert rows[1][:4] == ["Site", "Day", "As of", "Jobs today"]
-    assert rows[2][0] == site.name and rows[2][5] == 1  # the open HIGH ticket
+    assert rows[1][:5] == ["Site", "Day (site)", "As of (site time)", "Time zone", "Jobs today"]
+    assert rows[2][0] == site.name and rows[2][6] == 1  # the open HIGH ticket
+    # Real dates, not text, and the zone they are in named beside them.
+    assert isinstance(rows[2][1], datetime) and isinstance(rows[2][2], datetime)
+    assert sheet["B3"].number_format == "yyyy-mm-dd"
+    assert sheet["C3"].number_format == "yyyy-mm-dd hh:mm"
+    assert rows[2][3] == site.time_zone
 
 
 @pytest.mark.django_db(transaction=True)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReportData:
-    """A report's table and summary. Cells are text, numbers or datetimes (naive, already in
-    the site's time zone); codes are shown by their labels."""
+    """A report's table and summary. Cells are text, numbers, dates or datetimes (naive, already
+    in the site's time zone); codes are shown by their labels."""
 
     title: str
     columns: list[str]
@@ -316,6 +316,8 @@ def render_xlsx(data: ReportData) -> bytes:
         for (cell,) in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
             if isinstance(cell.value, datetime):
                 cell.number_format = "yyyy-mm-dd hh:mm"
+            elif isinstance(cell.value, date):
+                cell.number_format = "yyyy-mm-dd"
     sheet.freeze_panes = "A3"  # the title and the header row stay in view
     summary = book.create_sheet("Summary")
     summary.append(["", "Count"])

@@ -5,8 +5,9 @@ fpdf2's core fonts cover Latin-1 only; everything else used to become '?'.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fpdf import FPDF
@@ -21,11 +22,27 @@ FALLBACK = "DroidFallback"
 # drawn, not by every worker process that loads the task modules.
 
 
-def unicode_pdf(**options: object) -> FPDF:
-    """An A4 FPDF whose font family `FAMILY` (regular and bold) covers any Unicode text."""
+@functools.cache
+def _left_aligned_pdf() -> type[FPDF]:
     from fpdf import FPDF
 
-    pdf = FPDF(format="A4", **options)
+    class LeftAlignedPDF(FPDF):
+        """Text runs ragged-right, in table cells as in paragraphs: fpdf2 justifies by default,
+        which strews short lines with gaps ("Checked      the      site;")."""
+
+        def multi_cell(self, *args: Any, align: str = "LEFT", **kwargs: Any) -> Any:
+            return super().multi_cell(*args, align=align, **kwargs)
+
+        def table(self, *args: Any, text_align: Any = "LEFT", **kwargs: Any) -> Any:
+            return super().table(*args, text_align=text_align, **kwargs)
+
+    return LeftAlignedPDF
+
+
+def unicode_pdf(**options: object) -> FPDF:
+    """An A4 FPDF whose font family `FAMILY` (regular and bold) covers any Unicode text, its
+    text left-aligned."""
+    pdf = _left_aligned_pdf()(format="A4", **options)
     pdf.add_font(FAMILY, "", FONT_DIR / "DejaVuSans.ttf")
     pdf.add_font(FAMILY, "B", FONT_DIR / "DejaVuSans-Bold.ttf")
     pdf.add_font(FALLBACK, "", FONT_DIR / "DroidSansFallbackFull.ttf")

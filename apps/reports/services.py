@@ -244,11 +244,15 @@ def reports_area_path(report: GeneratedReport) -> str:
 def mail_report_data(
     formdata: dict[str, Any], json_report: dict[str, Any], task_id: str
 ) -> ReportMailResult:
-    """A report the user is looking at, rendered and mailed to the addresses they entered."""
+    """A report the user is looking at, rendered and mailed to the addresses they entered.
+
+    Its cells travel as JSON; `column_types` names the columns that hold a "date" or a
+    "datetime" (ISO text), which the file gets back as real dates."""
+    types = list(json_report.get("column_types", []))
     data = ReportData(
         title=str(json_report.get("title", "Report"))[:200],
         columns=[str(c) for c in json_report.get("columns", [])],
-        rows=[list(r) for r in json_report.get("rows", [])],
+        rows=[typed_cells(list(r), types) for r in json_report.get("rows", [])],
         summary={str(k): int(v) for k, v in json_report.get("summary", {}).items()},
     )
     file_format = formdata.get("format", "pdf")
@@ -266,7 +270,10 @@ def mail_report_data(
         subject=data.title,
         to=recipients,
         template="reports/mail/report",
-        context={"intro": _sent_by(formdata.get("sent_by")), "time_zone": "UTC"},
+        context={
+            "intro": _sent_by(formdata.get("sent_by")),
+            "time_note": str(json_report.get("time_note", "")),
+        },
         attachments=[
             (f"{slugify(data.title) or 'report'}.{file_format}", content, MIME[file_format])
         ],
@@ -280,12 +287,36 @@ def mail_report_data(
     }
 
 
-def _sent_by(person_id: object) -> str:
+def typed_cells(row: list[Any], types: list[str]) -> list[Any]:
+    """`row` with its "date" and "datetime" columns' ISO text read back as dates (a cell that
+    is not one stays as it is)."""
+    readers: dict[str, Any] = {"date": date.fromisoformat, "datetime": datetime.fromisoformat}
+    cells = []
+    for index, cell in enumerate(row):
+        reader = readers.get(types[index]) if index < len(types) else None
+        try:
+            cells.append(reader(cell) if reader and isinstance(cell, str) else cell)
+        except ValueError:
+            cells.append(cell)
+    return cells
+
+
+def _sender(person_id: object) -> People | None:
     # The page passes the sender's id, not their name: task arguments carry no personal data.
-    sender = People.objects.filter(pk=person_id).first() if isinstance(person_id, int) else None
+    return People.objects.filter(pk=person_id).first() if isinstance(person_id, int) else None
+
+
+def _sent_by(person_id: object, what: str = "this report; it is attached.") -> str:
+    """Who sent the mail, said first: every mail a person sends from the product names them."""
+    sender = _sender(person_id)
     if sender is None:
         return "The report you asked for is attached."
-    return f"{sender.name} ({sender.email}) sent you this report; it is attached."
+    return f"{sender.name} ({sender.email}) sent you {what}"
+
+
+def _sender_address(person_id: object) -> str:
+    sender = _sender(person_id)
+    return sender.email if sender and sender.email else ""
 
 
 def is_report_sender(address: object) -> bool:
@@ -311,10 +342,11 @@ def mail_file(
     cc: list[str],
     task_id: str,
     reply_to: str = "",
+    sent_by: int | None = None,
 ) -> FileMailResult:
     """An already generated report file, mailed on the fly; only files of the reports area and
     only from an allowed sender. A file of a generated report goes out under the report's name,
-    read from wherever the storage keeps it."""
+    read from wherever the storage keeps it; the mail names the person who sent it."""
     if not is_report_sender(from_email):
         raise ReportError(f"{from_email!r} may not send reports")
     path = resolve_inside_reports(filepath)
@@ -337,16 +369,22 @@ def mail_file(
         content, name, title = path.read_bytes(), path.name, f"Report {path.name}"
     else:
         raise ReportError("no such report file")
+    answers_to = reply_to or _sender_address(sent_by)
     mail = Mail(
         key=f"report-file:{task_id}",
         subject=title,
         to=recipients,
         cc=clean_recipients(cc),
         template="reports/mail/report",
-        context={"intro": f"{title} is attached.", "time_zone": "UTC"},
+        context={
+            "intro": _sent_by(sent_by, f"{title}: it is attached.")
+            if sent_by
+            else f"{title} is attached.",
+            "time_zone": report.site.time_zone if report else "",
+        },
         attachments=[(name, content, MIME.get(path.suffix[1:], "application/octet-stream"))],
         from_email=from_email.strip(),
-        reply_to=[reply_to] if reply_to else [],
+        reply_to=[answers_to] if answers_to else [],
     )
     delivery = deliver([mail], task_id=task_id)
     delivery.raise_error()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from email.utils import parseaddr
 
 from django import forms
 from django.conf import settings
@@ -47,14 +48,19 @@ def _boards(person) -> list[dict]:
 
 
 def dashboard_report(boards: list[dict], now: datetime) -> dict:
-    """The dashboard as a report's table (one row per site) and summary, for mailing."""
+    """The dashboard as a report's table (one row per site) and summary, for mailing: each
+    site's day as a date and its "as of" as a time in the site's zone, named beside them (the
+    cells travel as ISO text; `column_types` says which are dates)."""
     rows = [
         [
             board["site"].name,
             board["day"].isoformat(),
-            timezone.localtime(board["as_of"], board["site"].tzinfo).strftime("%H:%M")
+            timezone.localtime(board["as_of"], board["site"].tzinfo)
+            .replace(tzinfo=None, microsecond=0)
+            .isoformat()
             if board["as_of"]
             else "",
+            board["site"].time_zone,
             board["jobs_total"],
             ", ".join(f"{label} {n}" for _, label, n in board["jobs"]),
             board["tickets_total"],
@@ -65,11 +71,12 @@ def dashboard_report(boards: list[dict], now: datetime) -> dict:
         for board in boards
     ]
     return {
-        "title": f"Dashboard of {now:%d %b %Y}",
+        "title": f"Dashboard of {timezone.localtime(now):%d %b %Y}",
         "columns": [
             "Site",
-            "Day",
-            "As of",
+            "Day (site)",
+            "As of (site time)",
+            "Time zone",
             "Jobs today",
             "Jobs by status",
             "Open tickets",
@@ -77,12 +84,14 @@ def dashboard_report(boards: list[dict], now: datetime) -> dict:
             "Punches",
             "People",
         ],
+        "column_types": ["text", "date", "datetime", "text"],
         "rows": rows,
         "summary": {
             "Jobs today": sum(b["jobs_total"] for b in boards),
             "Open tickets": sum(b["tickets_total"] for b in boards),
             "Punches": sum(b["attendance"]["punches"] for b in boards),
         },
+        "time_note": "Each site's day and time are its own, in the time zone named beside them.",
     }
 
 
@@ -300,17 +309,49 @@ MAX_RECIPIENTS = 10
 
 
 def recipient_list(text: str) -> list[str]:
-    """The addresses someone typed, comma-separated, each valid, at most MAX_RECIPIENTS; an
-    error names the first address that is not one."""
-    addresses = list(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
-    for address in addresses:
-        try:
-            validate_email(address)
-        except ValidationError:
-            raise ValidationError(f"“{address}” is not an e-mail address") from None
+    """The addresses someone typed, comma-separated, each valid, at most MAX_RECIPIENTS, as
+    plain addresses: `Asha Rao <asha@example.org>` (as mail programs copy them) is accepted
+    for asha@example.org. An error names the first entry that is not an address."""
+    addresses: list[str] = []
+    for entry in (part.strip() for part in _entries(text)):
+        if not entry:
+            continue
+        address = _address(entry)
+        if address.lower() not in (a.lower() for a in addresses):
+            addresses.append(address)
     if len(addresses) > MAX_RECIPIENTS:
         raise ValidationError(f"At most {MAX_RECIPIENTS} addresses, not {len(addresses)}")
     return addresses
+
+
+def _address(entry: str) -> str:
+    """The address of one entry: a plain address, or a display name before one in angle
+    brackets; nothing else."""
+    address = parseaddr(entry)[1]
+    whole = entry.endswith(">") if "<" in entry else address == entry
+    try:
+        validate_email(address)
+    except ValidationError:
+        whole = False
+    if not whole:
+        raise ValidationError(f"“{entry}” is not an e-mail address")
+    return address
+
+
+def _entries(text: str) -> list[str]:
+    """`text` split at the commas between entries, not at those inside a quoted display name
+    ("Rao, Asha" <asha@example.org>)."""
+    entries, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            entries.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    entries.append("".join(current))
+    return entries
 
 
 class RecipientsForm(forms.Form):
@@ -319,7 +360,8 @@ class RecipientsForm(forms.Form):
 
     to = forms.CharField(
         label="To",
-        help_text=f"One or more e-mail addresses, separated by commas (at most {MAX_RECIPIENTS})",
+        help_text=f"One or more e-mail addresses, separated by commas (at most {MAX_RECIPIENTS}); "
+        "Name <address> as a mail program copies it is fine",
     )
 
     def __init__(self, *args, person, **kwargs) -> None:
@@ -371,6 +413,7 @@ def report_send(request: HttpRequest, report_uuid) -> HttpResponse:
             settings.DEFAULT_FROM_EMAIL,
             to,
             cc,
+            sent_by=request.user.pk,  # named in the mail; an id, never a name, in the task
         )
         messages.success(request, f"The report is on its way to {', '.join(to + cc)}.")
         return redirect("report-page", report.uuid)

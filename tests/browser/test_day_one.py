@@ -226,3 +226,14 @@ def test_a_permit_on_a_phone_with_its_mailed_decisions(page, site, worker, mail_
     page.open(link_in(first, "/permits/decide/"))
     assert "No decision needed" in page.text() and "Approve" not in page.text()
     assert not [m for _, m in mail_sink.messages if "anna@facility.test" in m["To"]]
+
+
+@WIDTHS
+def test_error_statuses_show_the_products_own_page(page, site, size) -> None:
+    page.resize(size)
+    page.open("/metrics")  # signed out: 401, not the browser's "HTTP ERROR 401"
+    assert "401" in page.find(".error-code").text and "Sign-in needed" in page.text()
+    page.sign_in(person(site, name="Tara Technician"))
+    page.open("/reports/pdf")  # a GET of a POST-only address: 405
+    assert "405" in page.find(".error-code").text and "HTTP ERROR" not in page.text()
+    assert page.find(".brand").is_displayed()  # the product's page, header and all
