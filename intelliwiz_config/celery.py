@@ -17,7 +17,6 @@ from django.db import close_old_connections
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
-from apps.core.broker import LeaseRenewal
 from apps.core.tasks.consumer import TaskNames, UpstreamQueueDrain
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
@@ -200,7 +199,8 @@ app.conf.task_routes = {
 }
 app.conf.upstream_queues = UPSTREAM_QUEUE_NAMES
 app.conf.worker_consumer = "apps.core.tasks.consumer:Consumer"
-app.steps["consumer"].add(LeaseRenewal)
+# Loaded by name when a worker starts: it reads models, which are not ready at import.
+app.steps["consumer"].add("apps.core.worker_guard:WorkerGuard")
 app.steps["consumer"].add(UpstreamQueueDrain)
 app.autodiscover_tasks()
 

@@ -7,6 +7,7 @@ checks on: a missing or unsafe production setting raises ImproperlyConfigured na
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -124,6 +125,33 @@ TEMPLATES = [
     },
 ]
 
+# --- Network timeouts ---------------------------------------------------------------------------
+# A connection whose peer went silent (a partition, a hung host, a dropped NAT entry) fails
+# within NETWORK_DEAD_PEER_SECONDS instead of hanging a worker past its claims' leases:
+# TCP keepalive probes, TCP_USER_TIMEOUT and socket timeouts on PostgreSQL, both Redis
+# connections (broker, cache) and the AMQP heartbeat. New connections give up after
+# NETWORK_CONNECT_SECONDS.
+NETWORK_DEAD_PEER_SECONDS = env_int("NETWORK_DEAD_PEER_SECONDS", 30, minimum=3)
+NETWORK_CONNECT_SECONDS = env_int("NETWORK_CONNECT_SECONDS", 5, minimum=1)
+_KEEPALIVE_IDLE = max(1, NETWORK_DEAD_PEER_SECONDS // 3)
+_KEEPALIVE_INTERVAL = max(1, NETWORK_DEAD_PEER_SECONDS // 6)
+_KEEPALIVE_PROBES = 3
+_TCP_USER_TIMEOUT_MS = NETWORK_DEAD_PEER_SECONDS * 1000
+REDIS_SOCKET_OPTIONS = {
+    "socket_timeout": NETWORK_DEAD_PEER_SECONDS,
+    "socket_connect_timeout": NETWORK_CONNECT_SECONDS,
+    "socket_keepalive": True,
+    "socket_keepalive_options": {
+        socket.TCP_KEEPIDLE: _KEEPALIVE_IDLE,
+        socket.TCP_KEEPINTVL: _KEEPALIVE_INTERVAL,
+        socket.TCP_KEEPCNT: _KEEPALIVE_PROBES,
+        socket.TCP_USER_TIMEOUT: _TCP_USER_TIMEOUT_MS,
+    },
+    # A connection idle this long is pinged before use; kombu also drops a consumer's BRPOP
+    # connection whose reply is this much overdue, so a healed partition is noticed in seconds.
+    "health_check_interval": max(1, NETWORK_DEAD_PEER_SECONDS // 6),
+}
+
 # --- Database ---------------------------------------------------------------------------------
 DATABASE_URL = env_url(
     "DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql", "postgis"}
@@ -147,6 +175,17 @@ else:
             "CONN_MAX_AGE": DB_CONN_MAX_AGE,
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": NETWORK_CONNECT_SECONDS,
+            "keepalives": 1,
+            "keepalives_idle": _KEEPALIVE_IDLE,
+            "keepalives_interval": _KEEPALIVE_INTERVAL,
+            "keepalives_count": _KEEPALIVE_PROBES,
+            "tcp_user_timeout": _TCP_USER_TIMEOUT_MS,
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: WAL lets readers run beside the writer, IMMEDIATE
     # takes the write lock at BEGIN so read-modify-write blocks queue on the busy timeout
@@ -162,7 +201,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHE_URL = env_url("CACHE_URL", schemes={"redis", "rediss"})
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
+        }
         if CACHE_URL
         else {"BACKEND": "apps.core.cache.DatabaseCache", "LOCATION": "django_cache"}
     )
@@ -300,12 +343,16 @@ if CELERY_BROKER_URL.startswith("filesystem"):
 elif CELERY_BROKER_URL.startswith("redis"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **_BROKER_LEASES,
+        **REDIS_SOCKET_OPTIONS,
         # kombu's sweep for expired leases: every twelfth of the timeout, a scan each time.
         "unacked_restore_interval": max(1, CELERY_VISIBILITY_TIMEOUT // 12),
         "unacked_restore_throttle": 1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# AMQP: heartbeats both ways, so a silent RabbitMQ (or a silent worker) is noticed in seconds.
+CELERY_BROKER_HEARTBEAT = max(2, NETWORK_DEAD_PEER_SECONDS // 2)
+CELERY_BROKER_CONNECTION_TIMEOUT = NETWORK_CONNECT_SECONDS
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")
 # How long a worker keeps trying to record a task's final state or dead letter while the
 # database is away, before it puts the message back on the broker to run again later.
@@ -337,7 +384,10 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 500, minimum=1)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000)
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A running task is left to finish when the broker connection drops: killing it could cut a side
+# effect between the send and its record in the ledger (then done again after the claim's
+# lease). Its message comes back after the visibility timeout and finds the effect done.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # django-celery-beat's scheduler, led by one beat at a time and sending each entry once per
@@ -345,6 +395,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "apps.core.beat:LeaderDatabaseScheduler"
 BEAT_LOCK_LEASE_SECONDS = env_int("BEAT_LOCK_LEASE_SECONDS", 30, minimum=5)
 BEAT_STANDBY_POLL_SECONDS = 5
+# Leases use the database's clock, not a host's; a worker whose clock is off the database's by
+# more than this says so in its log, on /healthz (degraded) and in a metric.
+CLOCK_SKEW_WARN_SECONDS = env_float("CLOCK_SKEW_WARN_SECONDS", 5.0)
 # Multiplies every retry countdown and retry window (apps/core/tasks/utils.py). For tests that
 # compress an outage of hours into seconds; 1 in every deployment.
 RETRY_TIME_SCALE = env_float("RETRY_TIME_SCALE", 1.0)

@@ -259,3 +259,60 @@ def test_private_kombu_attributes_the_transports_use_still_exist() -> None:
     assert hasattr(redis.Channel, "unacked_index_key")
     qos = virtual.QoS(SimpleNamespace(do_restore=False))
     assert isinstance(qos._delivered, dict)  # RedisChannel.renew_leases reads its tags
+
+
+def test_a_message_that_waited_longer_than_the_lease_is_not_taken_for_expired(tmp_path) -> None:
+    """Claiming a message refreshes its file's time before the rename: without that, a message
+    that waited in the queue longer than the lease would look expired the moment it is held,
+    and another consumer's sweep would hand it out a second time."""
+    (tmp_path / "queue").mkdir()
+    options = filesystem_options(tmp_path, visibility_timeout=30)
+    with Connection("filesystem://", transport_options=options) as holder_conn:
+        holder = holder_conn.SimpleQueue("waited")
+        holder.put({"n": 5})
+        (waiting,) = (tmp_path / "queue").glob("*.waited.msg")
+        an_hour_ago = time.time() - 3600
+        os.utime(waiting, (an_hour_ago, an_hour_ago))
+        message = holder.get(timeout=5)
+        with Connection("filesystem://", transport_options=options) as other_conn:
+            other = other_conn.SimpleQueue("waited")
+            assert other.channel.restore_expired() == 0
+            with pytest.raises(Empty):
+                other.get(timeout=0.2)
+        message.ack()
+
+
+@pytest.mark.parametrize(
+    ("holder_skew", "sweeper_skew"),
+    [(-300.0, 0.0), (0.0, 300.0)],
+    ids=["holder-behind", "sweeper-ahead"],
+)
+def test_hosts_with_skewed_clocks_neither_restore_a_live_lease_nor_write_a_short_one(
+    broker, monkeypatch, holder_skew, sweeper_skew
+) -> None:
+    """Leases are stamped and judged by the broker's clock (Redis TIME, the filesystem's
+    stamp): a host whose clock is five minutes off another's changes nothing."""
+    real_time = time.time
+
+    def set_clock(skew: float) -> None:
+        # As a faked clock would: every reader of the time in this process is off.
+        monkeypatch.setattr(time, "time", lambda: real_time() + skew)
+        monkeypatch.setattr(redis, "time", time.time)
+
+    with connect(broker) as holder_conn, connect(broker) as sweeper_conn:
+        holder = holder_conn.SimpleQueue("skewed")
+        holder.put({"n": 6})
+        sweeper = sweeper_conn.SimpleQueue("skewed")
+        set_clock(holder_skew)
+        message = holder.get(timeout=5)
+        for renew in (False, True):  # the lease as delivered, then as renewed
+            set_clock(holder_skew)
+            if renew:
+                holder.channel.renew_leases()
+            set_clock(sweeper_skew)
+            sweeper.channel.restore_expired()
+            sweeper.channel.qos.restore_visible(num=100, interval=1)
+            with pytest.raises(Empty):
+                sweeper.get(timeout=0.1)
+        monkeypatch.undo()
+        message.ack()

@@ -105,6 +105,25 @@ def test_policies_retry_only_named_transient_errors() -> None:
         assert ValueError not in policy["autoretry_for"]
 
 
+@pytest.mark.django_db
+def test_a_cache_outage_is_retried_like_other_transient_errors(settings) -> None:
+    """redis-py's errors are not the built-in ConnectionError: without them named, a cache
+    outage dead-lettered cache warming on its first try."""
+    from django.core.cache import cache
+
+    settings.CACHES = {  # nothing listens on the discard port
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    with pytest.raises(Exception) as outage:
+        cache.set("probe", 1)
+    assert isinstance(outage.value, app.tasks["cache_warming_scheduled"].autoretry_for)
+    for name, policy in RETRY_POLICIES.items():
+        assert isinstance(outage.value, policy["autoretry_for"]), name
+
+
 def test_policy_copies_are_independent_and_unknown_names_fail() -> None:
     task_retry_policy("default")["retry_window"] = 99
     assert task_retry_policy("default")["retry_window"] == 3600

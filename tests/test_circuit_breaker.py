@@ -129,3 +129,13 @@ def test_external_service_task_fails_fast_while_open(clean_cache) -> None:
         assert task.circuit_breaker("partner").state() is CircuitState.OPEN
     finally:
         del app.tasks["tests.partner_call"]
+
+
+def test_a_cache_outage_lets_calls_through_instead_of_stopping_them() -> None:
+    """The breaker's own store down must cost protection, not the mail or publish it guards."""
+    dead = RedisCache("redis://127.0.0.1:9/0", {})  # nothing listens on the discard port
+    breaker = CircuitBreaker("smtp", failure_threshold=1, cache=dead)
+    breaker.before_call()  # no error: the call goes ahead
+    breaker.record_failure()
+    breaker._state_seen = True  # as if it had seen state before the cache went away
+    breaker.record_success()

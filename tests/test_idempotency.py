@@ -11,18 +11,21 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from celery._state import _task_stack
 from django.core.mail.backends import locmem
 from django.db import connection
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from apps.core import idempotency
 from apps.core.idempotency import (
     DEFAULT_LEASE,
     LEASE_MARGIN,
+    ClaimLost,
     SideEffectInProgress,
     claim_many,
     claim_side_effect,
     perform_once,
     running_task_lease,
 )
-from apps.core.mail import Mail, deliver
+from apps.core.mail import Mail, deliver, message_id
 from apps.core.models import IdempotencyKey
 from intelliwiz_config.celery import app
 
@@ -59,7 +62,8 @@ def test_a_live_claim_blocks_and_an_expired_one_is_taken_over() -> None:
     second = claim_side_effect("k2")
     assert second is not None and second.owner != first.owner
     assert IdempotencyKey.objects.get(key="k2").claims == 2
-    first.complete()  # the dead holder's late completion no longer owns the key
+    with pytest.raises(ClaimLost, match="done twice"):  # the late finisher says so
+        first.complete()
     assert IdempotencyKey.objects.get(key="k2").status == IdempotencyKey.Status.IN_PROGRESS
     second.complete()
     assert claim_side_effect("k2") is None
@@ -203,3 +207,77 @@ def test_a_done_side_effect_is_recorded_through_a_database_outage(monkeypatch, s
     monkeypatch.setattr(QuerySet, "update", update_while_the_database_is_away)
     with pytest.raises(OperationalError):  # past its patience the error is the task's to handle
         lost.complete()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("skew", [timedelta(minutes=5), -timedelta(minutes=5)], ids=str)
+def test_a_hosts_skewed_clock_changes_no_lease(monkeypatch, skew) -> None:
+    """Leases are written and judged by the database's clock: a worker whose clock is minutes
+    off neither takes over a live claim early nor writes a lease that ends early or late."""
+    host_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: host_now() + skew)
+    claim_side_effect("skewed", lease=timedelta(minutes=2))
+    with pytest.raises(SideEffectInProgress) as held:
+        claim_side_effect("skewed")
+    assert 110 <= held.value.retry_after <= 120
+    row = IdempotencyKey.objects.get(key="skewed")
+    assert abs(row.lease_expires_at - host_now() - timedelta(minutes=2)) < timedelta(seconds=10)
+
+
+@pytest.mark.django_db
+def test_a_run_renews_its_claim_before_an_effect_and_stops_on_a_lost_one() -> None:
+    claim = claim_side_effect("renewed", lease=timedelta(seconds=30))
+    IdempotencyKey.objects.filter(key="renewed").update(
+        lease_expires_at=Now() + timedelta(seconds=2)
+    )
+    claim.ensure_held()  # renewed a moment ago: nothing to do yet
+    assert _seconds_left("renewed") < 3
+    claim.renewed_at -= 11  # a third of the lease has gone by
+    claim.ensure_held()
+    assert 25 < _seconds_left("renewed") <= 30
+
+    # The run was cut off past its lease; another run took the claim over.
+    IdempotencyKey.objects.filter(key="renewed").update(
+        lease_expires_at=Now() - timedelta(seconds=1)
+    )
+    assert claim_side_effect("renewed") is not None
+    claim.renewed_at -= 11
+    with pytest.raises(ClaimLost, match="nothing was done"):
+        claim.ensure_held()
+
+
+def _seconds_left(key: str) -> float:
+    row = IdempotencyKey.objects.get(key=key)
+    return (row.lease_expires_at - timezone.now()).total_seconds()
+
+
+@pytest.mark.django_db
+def test_deliver_sends_nothing_more_on_claims_another_run_took_over(monkeypatch) -> None:
+    monkeypatch.setattr(idempotency, "RENEW_AFTER_SHARE", 0)  # renew before every send
+    real_send = locmem.EmailBackend.send_messages
+    outbox: list[str] = []
+
+    def send_then_lose_the_rest(self, messages):
+        outbox.extend(message.subject for message in messages)
+        # While the first mail went out, the run's claims ran out and another run took the
+        # second one over.
+        IdempotencyKey.objects.filter(key="mail:second").update(owner="another-run")
+        return real_send(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", send_then_lose_the_rest)
+    delivery = deliver([_mail("mail:first"), _mail("mail:second")])
+    assert outbox == ["mail:first"]
+    assert delivery.sent == ["mail:first"]
+    assert isinstance(delivery.error, ClaimLost) and delivery.error.keys == ["mail:second"]
+    with pytest.raises(ClaimLost):
+        delivery.raise_error()
+
+
+@pytest.mark.django_db
+def test_every_copy_of_a_mail_carries_its_keys_message_id(mailoutbox) -> None:
+    deliver([_mail("mail:once"), _mail("mail:other")])
+    IdempotencyKey.objects.filter(key="mail:once").delete()  # as if the record were lost
+    deliver([_mail("mail:once")])
+    ids = [message.extra_headers["Message-ID"] for message in mailoutbox]
+    assert ids[0] == ids[2] == message_id("mail:once") != ids[1]
+    assert str(mailoutbox[0].message()["Message-ID"]) == ids[0]

@@ -7,10 +7,11 @@ admin survive restarts and deploys; ``--reset`` puts the declared definitions ba
 whose task is not registered yet are skipped, so beat never sends an unknown name.
 
 ``LeaderDatabaseScheduler`` is django-celery-beat's scheduler with two guards. A lease in the
-database (``BeatLock``) elects one beat to send; another beat stands by and takes over within
-``BEAT_LOCK_LEASE_SECONDS`` of the leader's death. And an entry is sent only by the beat whose
-compare-and-set of its ``last_run_at`` succeeds (the row still holds the value the send was
-decided on), so even two beats that both believe they lead cannot send one period twice.
+database (``BeatLock``, by the database's clock) elects one beat to send; another beat stands
+by and takes over within ``BEAT_LOCK_LEASE_SECONDS`` of the leader's death. And an entry is
+sent only by the beat whose compare-and-set of its ``last_run_at`` succeeds (the row still
+holds the value the send was decided on), so even two beats that both believe they lead cannot
+send one period twice.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from django.db import (
     close_old_connections,
     transaction,
 )
-from django.db.models import Case, F, Q, Value, When
-from django.utils import timezone
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.functions import Now
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
@@ -93,16 +94,17 @@ def install_beat_schedule_after_migrate(**kwargs: Any) -> None:
 
 
 def hold_beat_lock(holder: str, lease: timedelta) -> bool:
-    """Take the beat lock, or renew it if `holder` has it; False while another beat holds it."""
-    now = timezone.now()
+    """Take the beat lock, or renew it if `holder` has it; False while another beat holds it.
+    The lease is written and judged by the database's clock, never a beat host's."""
+    expires_at = ExpressionWrapper(Now() + Value(lease), output_field=DateTimeField())
     taken = (
         BeatLock.objects.filter(name=BEAT_LOCK)
-        .filter(Q(holder=holder) | Q(expires_at__lt=now))
+        .filter(Q(holder=holder) | Q(expires_at__lt=Now()))
         .update(
             holder=holder,
-            renewed_at=now,
-            expires_at=now + lease,
-            acquired_at=Case(When(holder=holder, then=F("acquired_at")), default=Value(now)),
+            renewed_at=Now(),
+            expires_at=expires_at,
+            acquired_at=Case(When(holder=holder, then=F("acquired_at")), default=Now()),
         )
     )
     if taken:
@@ -112,9 +114,9 @@ def hold_beat_lock(holder: str, lease: timedelta) -> bool:
             BeatLock.objects.create(
                 name=BEAT_LOCK,
                 holder=holder,
-                acquired_at=now,
-                renewed_at=now,
-                expires_at=now + lease,
+                acquired_at=Now(),
+                renewed_at=Now(),
+                expires_at=expires_at,
             )
     except IntegrityError:
         return False

@@ -1,11 +1,11 @@
 """Broker transports whose unacknowledged messages survive a dead worker, on a short lease.
 
 Both transports here hand a message to a consumer under a lease (``visibility_timeout``
-seconds) that the consuming worker renews while it holds the message (``LeaseRenewal``, a
-consumer bootstep), whether the task runs, waits for its ETA or sits prefetched. A worker that
-dies stops renewing, so its messages are delivered again once their lease runs out, within
-minutes, while a long task of a live worker is never delivered twice. ``tests/test_broker.py``
-and ``tests/faults/`` hold them to it.
+seconds) that the consuming worker renews while it holds the message (a thread of the worker's
+main process, ``apps.core.worker_guard``), whether the task runs, waits for its ETA or sits
+prefetched. A worker that dies stops renewing, so its messages are delivered again once their
+lease runs out, within minutes, while a long task of a live worker is never delivered twice.
+``tests/test_broker.py`` and ``tests/faults/`` hold them to it.
 
 - ``filesystem://`` (the embedded default): kombu's folder transport deletes a message as it
   reads it, so a worker killed mid-task loses it. Here a consumer claims a message by renaming
@@ -19,6 +19,12 @@ and ``tests/faults/`` hold them to it.
   message.
 - ``redis://``: kombu keeps delivered messages in a sorted set scored by delivery time and
   restores those older than the visibility timeout; renewal re-scores the ones still held.
+
+Lease times come from the broker's clock, never a worker's, so hosts whose clocks disagree
+still agree on which lease ran out: on Redis every score is written and compared with the
+server's ``TIME`` (inside a Lua script where it is written); in the folder broker every lease
+is a file's modification time, stamped by the filesystem and compared with a clock file
+stamped the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any, cast
 
-from celery import bootsteps
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, redis, virtual
 from kombu.transport.virtual import Empty
@@ -169,6 +174,17 @@ class FilesystemChannel(filesystem.Channel):
     def visibility_timeout(self) -> float:
         return float(self.transport_options.get("visibility_timeout", 3600))
 
+    def filesystem_now(self) -> float:
+        """The time the filesystem stamps files with now, as a file's modification time reads:
+        the clock every lease of this broker is written and judged by (a worker's own clock
+        may be off, and under a faked clock even stat() may be shifted)."""
+        clock = os.path.join(os.path.dirname(os.path.abspath(self.inflight_folder)), "lease-clock")
+        try:
+            os.utime(clock)
+        except FileNotFoundError:
+            Path(clock).touch()
+        return os.stat(clock).st_mtime
+
     # --- publishing ---------------------------------------------------------------------------
     def _put(self, queue: str, payload: dict, **kwargs: Any) -> None:  # type: ignore[override]
         final = os.path.join(self.data_folder_out, _message_name(queue))
@@ -302,13 +318,15 @@ class FilesystemChannel(filesystem.Channel):
 
     # --- leases -------------------------------------------------------------------------------
     def renew_leases(self) -> None:
-        for name in list(self._inflight.values()):
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(os.path.join(self.inflight_folder, name))
+        for tag in held_tags(self._inflight):
+            name = self._inflight.get(tag)
+            if name is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(os.path.join(self.inflight_folder, name))
 
     def restore_expired(self) -> int:
         """Give back messages whose holder stopped renewing their lease (it died)."""
-        deadline = time.time() - self.visibility_timeout
+        deadline = self.filesystem_now() - self.visibility_timeout
         restored = 0
         for entry in os.scandir(self.inflight_folder):
             try:
@@ -372,18 +390,85 @@ class FilesystemTransport(filesystem.Transport):
         super().close_connection(connection)
 
 
+# A delivered message's lease, scored by the server's clock: kombu scores it with the worker's.
+_DELIVER_SCRIPT = """
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(now[1]) + tonumber(now[2]) / 1000000, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+# Renewal re-scores only messages still unacked (XX: an ack may have removed one meanwhile).
+_RENEW_SCRIPT = """
+local now = redis.call('TIME')
+local score = tonumber(now[1]) + tonumber(now[2]) / 1000000
+for _, tag in ipairs(ARGV) do
+  redis.call('ZADD', KEYS[1], 'XX', score, tag)
+end
+return #ARGV
+"""
+
+
+def _server_time(client: Any) -> float:
+    seconds, microseconds = client.time()
+    return float(seconds) + float(microseconds) / 1_000_000
+
+
+class RedisQoS(redis.QoS):
+    """kombu's Redis QoS with every lease time taken from the server's clock."""
+
+    channel: RedisChannel
+    _sweep_calls = 0
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        delivery = message.delivery_info
+        with self.channel.conn_or_acquire() as client:
+            client.eval(
+                _DELIVER_SCRIPT,
+                2,
+                self.unacked_index_key,
+                self.unacked_key,
+                delivery_tag,
+                dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
+            )
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        """Give back messages whose lease ran out, by the server's clock (kombu's sweep, judged
+        by the server's time instead of the worker's)."""
+        self._sweep_calls += 1
+        if (self._sweep_calls - 1) % (interval or 1):  # a scan on every `interval`th call
+            return
+        with self.channel.conn_or_acquire() as client:
+            ceil = _server_time(client) - self.visibility_timeout
+            try:
+                with redis.Mutex(client, self.unacked_mutex_key, self.unacked_mutex_expire):
+                    visible = client.zrange(
+                        self.unacked_index_key,
+                        ceil,
+                        0,
+                        desc=True,
+                        byscore=True,
+                        offset=num and start,
+                        num=num,
+                        withscores=True,
+                    )
+                    for tag, _score in visible or []:
+                        self.restore_by_tag(tag, client)
+            except redis.MutexHeld:
+                pass
+
+
 class RedisChannel(redis.Channel):
+    QoS = RedisQoS
+
     def renew_leases(self) -> None:
-        tags = list(self.qos._delivered or ())
+        tags = held_tags(self.qos._delivered or {})
         if not tags:
             return
-        now = time.time()
         with self.conn_or_acquire() as client:
-            # XX: only re-score messages still unacked (an ack may have removed one meanwhile).
-            client.zadd(self.unacked_index_key, dict.fromkeys(tags, now), xx=True)
+            client.eval(_RENEW_SCRIPT, 1, self.unacked_index_key, *tags)
 
     def restore_expired(self) -> int:
-        return 0  # kombu's own sweep (unacked_restore_interval) restores them
+        return 0  # kombu's own sweep (unacked_restore_interval, RedisQoS.restore_visible)
 
     def backlog(self, queue: str) -> tuple[int, float | None]:
         """How many messages wait in `queue`, and the age in seconds of the oldest."""
@@ -394,6 +479,16 @@ class RedisChannel(redis.Channel):
             return waiting, None
         published_at = loads(bytes_to_str(oldest)).get("headers", {}).get("published_at")
         return waiting, time.time() - published_at if published_at else None
+
+
+def held_tags(delivered: dict[str, Any]) -> list[str]:
+    """The delivery tags a consumer holds, read from another thread than the one changing
+    them (a dict that changes size while copied raises; copy again)."""
+    while True:
+        try:
+            return list(delivered)
+        except RuntimeError:
+            continue
 
 
 class RedisTransport(redis.Transport):
@@ -411,40 +506,3 @@ def queue_backlog(channel: Any, queue: str) -> dict[str, float | int | None]:
         "waiting": waiting,
         "oldest_age_seconds": None if oldest_age is None else round(oldest_age, 1),
     }
-
-
-class LeaseRenewal(bootsteps.StartStopStep):
-    """Consumer step: renew the leases of held messages and restore those of dead holders."""
-
-    requires = ("celery.worker.consumer.tasks:Tasks",)
-
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self._timer_entry = None
-
-    def start(self, parent: Any) -> None:
-        options = parent.app.conf.broker_transport_options or {}
-        interval = options.get("lease_renewal_interval")
-        if interval:
-            self._timer_entry = parent.timer.call_repeatedly(
-                interval, self.renew, (parent,), priority=10
-            )
-
-    def renew(self, parent: Any) -> None:
-        consumer = getattr(parent, "task_consumer", None)
-        channel = getattr(consumer, "channel", None)
-        if channel is None or not hasattr(channel, "renew_leases"):
-            return
-        try:
-            channel.renew_leases()
-            channel.restore_expired()
-        except Exception:
-            # A broker blip: the next tick tries again, well inside the lease.
-            logger.warning("broker_lease_renewal_failed", exc_info=True)
-
-    def stop(self, parent: Any) -> None:
-        if self._timer_entry is not None:
-            self._timer_entry.cancel()
-            self._timer_entry = None
-
-    shutdown = stop

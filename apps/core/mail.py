@@ -25,7 +25,7 @@ from django.db import connection as db_connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from apps.core.idempotency import BatchClaim, claim_many
+from apps.core.idempotency import BatchClaim, ClaimLost, claim_many, side_effect_identity
 from apps.core.models import IdempotencyKey
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ def local_times(zone: tzinfo, **moments: datetime | None) -> dict[str, str]:
         name: f"{timezone.localtime(moment, zone):%d-%b-%Y %H:%M}" if moment else ""
         for name, moment in moments.items()
     }
+
+
+def message_id(key: str) -> str:
+    """The Message-ID of the mail of ledger key `key`: the same for every copy, so a mail
+    client shows one mail where a send was repeated (the reply to DATA lost, a partition right
+    after the send)."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "intelliwiz.invalid"
+    return f"<{side_effect_identity(key)}@{domain}>"
 
 
 def clean_recipients(addresses: Iterable[str | None]) -> list[str]:
@@ -100,6 +108,7 @@ class Mail:
             to=self.to,
             cc=self.cc,
             reply_to=self.reply_to,
+            headers={"Message-ID": message_id(self.key)},
         )
         message.attach_alternative(render_to_string(f"{self.template}.html", context), "text/html")
         for name, content, mimetype in self.attachments:
@@ -156,14 +165,19 @@ def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
             with get_connection() as smtp:
                 for mail in to_send:
                     if mail.key in batch.keys:
+                        batch.ensure_held()  # no send on a claim another run took over
                         smtp.send_messages([mail.message()])
                         sent.append(mail.key)
         error = batch.busy()
     except Exception as exc:
         error = exc
     finally:
-        batch.complete(set(sent))
-        batch.release_unfinished()
+        try:
+            batch.complete(set(sent))
+        except ClaimLost as lost:
+            error = lost  # sent, but another run holds them now: say so, not success
+        finally:
+            batch.release_unfinished()
     done = set(
         IdempotencyKey.objects.filter(
             key__in=[m.key for m in to_send], status=IdempotencyKey.Status.DONE

@@ -60,6 +60,10 @@ COUNTERS = {
     "task_failed": "Task runs that failed (retries exhausted, or an error that is not retried).",
     "task_ignored": "Task runs that ended ignored or rejected.",
     "task_dead_lettered": "Dead letters recorded (tasks that failed for good).",
+    "task_claim_lost": (
+        "Runs that found their side effect taken over by another run after their claim's "
+        "lease ran out (cut off from the database, or past their time limit)."
+    ),
 }
 _UPSERT = (
     "INSERT INTO {table} (name, labels, value) VALUES (%s, %s, %s) "
@@ -114,6 +118,10 @@ def record_dead_letter(task: str, queue: str) -> None:
     _add("task_dead_lettered", _labels(task=task, queue=queue))
 
 
+def record_claim_lost(task: str, queue: str) -> None:
+    _add("task_claim_lost", _labels(task=task, queue=queue))
+
+
 def record_circuit_opened(service: str) -> None:
     _add("circuit_breaker_opened", _labels(service=service))
 
@@ -128,7 +136,9 @@ def flush() -> None:
     upsert = _UPSERT.format(table=connection.ops.quote_name(TaskMetric._meta.db_table))
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            for (name, labels), value in batch.items():  # a handful of rows a flush
+            # In one order (sorted) in every process: two flushes upserting the same rows in
+            # different orders deadlock on PostgreSQL.
+            for (name, labels), value in sorted(batch.items()):
                 cursor.execute(upsert, (name, labels, value))
     except DatabaseError:
         logger.warning("metrics_flush_failed counters=%d", len(batch), exc_info=True)

@@ -61,7 +61,7 @@ class DeadLetter(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """The latest beat of ``task_every_min`` on each worker."""
+    """The latest beat of ``task_every_min`` on each worker, stamped by the database's clock."""
 
     worker = models.CharField(max_length=255, unique=True)
     task_id = models.CharField(max_length=255, blank=True)
@@ -69,6 +69,11 @@ class WorkerHeartbeat(models.Model):
     scheduled_for = models.DateTimeField(null=True, blank=True)
     lateness_seconds = models.FloatField(null=True, blank=True)
     beats = models.PositiveBigIntegerField(default=1)
+    clock_offset_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="How far the worker's clock was behind (-) or ahead of the database's",
+    )
 
     class Meta:
         ordering = ["-ran_at"]
@@ -163,3 +168,20 @@ class TaskMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{self.labels} = {self.value}"
+
+
+class BrokerMarker(models.Model):
+    """The marker key this deployment keeps in its Redis broker: a broker that comes back without
+    it lost its data (restarted without its append-only file, flushed), and every message that
+    waited in it with them."""
+
+    broker = models.CharField(max_length=255, unique=True, help_text="host:port/db")
+    marker = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    data_lost_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the marker was last found gone"
+    )
+    losses = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.broker

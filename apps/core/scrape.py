@@ -4,7 +4,6 @@ beat lock and each worker's latest heartbeat."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -15,10 +14,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from apps.core.metrics import stored_families
-from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, TaskMetric, WorkerHeartbeat
-from apps.core.services import queue_backlogs
-from apps.core.tasks.base import ExternalServiceTask
-from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitState
+from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
+from apps.core.services import known_circuit_breakers, queue_backlogs
+from apps.core.tasks.circuit_breaker import CircuitState
 
 
 def _gauge(name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -65,23 +63,10 @@ def _ledger_families() -> Iterator[Metric]:
 
 
 def _breaker_families() -> Iterator[Metric]:
-    from intelliwiz_config.celery import app
-
-    # Services named by their tasks, and those (partners: one circuit per host) that opened.
-    breakers = {
-        task.service_name: task.circuit_breaker()
-        for task in app.tasks.values()
-        if isinstance(task, ExternalServiceTask) and task.service_name
-    }
-    for labels in TaskMetric.objects.filter(name="circuit_breaker_opened").values_list(
-        "labels", flat=True
-    ):
-        service = json.loads(labels)["service"]
-        breakers.setdefault(service, CircuitBreaker(service))
     state = _gauge(
         "circuit_breaker_state", "1 for the circuit's current state.", ["service", "state"]
     )
-    for service, breaker in sorted(breakers.items()):
+    for service, breaker in sorted(known_circuit_breakers().items()):
         current = breaker.state()
         for each in CircuitState:
             state.add_metric([service, each.value], 1 if each == current else 0)

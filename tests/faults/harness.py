@@ -231,6 +231,7 @@ class ReceivedMail:
     recipients: tuple[str, ...]
     subject: str
     at: float
+    message_id: str = ""
 
 
 @dataclass
@@ -287,7 +288,12 @@ class SmtpSink:
         # even if the client never reads the reply.
         with self._lock:
             self.received.append(
-                ReceivedMail(tuple(envelope.rcpt_tos), str(message["Subject"]), time.time())
+                ReceivedMail(
+                    tuple(envelope.rcpt_tos),
+                    str(message["Subject"]),
+                    time.time(),
+                    str(message["Message-ID"] or ""),
+                )
             )
         await self._maybe_hold("DATA")
         return "250 OK"
@@ -295,6 +301,10 @@ class SmtpSink:
     def subjects(self) -> list[str]:
         with self._lock:
             return [mail.subject for mail in self.received]
+
+    def mails(self) -> list[ReceivedMail]:
+        with self._lock:
+            return list(self.received)
 
     def count(self) -> int:
         with self._lock:

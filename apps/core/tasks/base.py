@@ -21,7 +21,8 @@ from celery.exceptions import Ignore, Reject, Retry
 from django.conf import settings
 
 from apps.core import metrics
-from apps.core.idempotency import SideEffectInProgress
+from apps.core.idempotency import ClaimLost, SideEffectInProgress
+from apps.core.outages import record_retry
 from apps.core.tasks import legacy
 from apps.core.tasks.circuit_breaker import CircuitBreaker, CircuitOpenError
 
@@ -113,6 +114,8 @@ class BaseTask(DjangoTask):
         if isinstance(exc, SideEffectInProgress):
             jitter = random.uniform(0, 5)  # noqa: S311 (spreads retries, not a secret)
             countdown = max(countdown or 0.0, exc.retry_after + jitter)
+        elif exc is not None:
+            record_retry(self.name, exc)  # /healthz shows what is failing now
         first_published_at = (
             self.request.get("first_published_at") or self.request.get("published_at") or 0
         )
@@ -146,6 +149,12 @@ class BaseTask(DjangoTask):
 
         if self.request.is_eager:
             return  # run in the caller's process (apply()): the caller has the error
+        if isinstance(exc, ClaimLost):
+            # Another run took the work over (its message came back while this run was cut off
+            # or past its time limit) and owns it now: nothing for an operator to re-queue.
+            logger.error("side_effect_claim_lost task=%s id=%s error=%s", self.name, task_id, exc)
+            metrics.record_claim_lost(self.name, self._queue())
+            return
 
         # Without its dead letter a failure would be invisible to operators: if the database
         # stays down, the message goes back to the broker and the task runs again later.

@@ -4,10 +4,14 @@ CLOSED: calls go through; transient failures are counted with an atomic ``cache.
 OPEN: after `failure_threshold` failures, calls fail fast with CircuitOpenError until
 `recovery_timeout` has passed. HALF_OPEN: then exactly one caller (``cache.add`` decides who)
 may probe; its success closes the circuit, its failure opens it again.
+
+A cache that is down itself does not stop the calls: the breaker then lets every call through
+(closed) and logs it, so a cache outage costs protection, never a mail or a publish.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from enum import StrEnum
 
@@ -15,6 +19,8 @@ from django.core.cache import cache as default_cache
 from django.core.cache.backends.base import BaseCache
 
 from apps.core import metrics
+
+logger = logging.getLogger(__name__)
 
 
 class CircuitState(StrEnum):
@@ -72,7 +78,12 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless this caller may call the service now."""
-        seen = self.cache.get_many([self._opened_key, self._failures_key])
+        try:
+            seen = self.cache.get_many([self._opened_key, self._failures_key])
+        except Exception as exc:
+            logger.warning("circuit_breaker_unavailable service=%s error=%r", self.service, exc)
+            self._state_seen = False
+            return
         self._state_seen = bool(seen)
         opened_at = seen.get(self._opened_key)
         if opened_at is None:
@@ -85,10 +96,20 @@ class CircuitBreaker:
             raise CircuitOpenError(self.service, self.recovery_timeout)
 
     def record_success(self) -> None:
-        if self._state_seen:
+        if not self._state_seen:
+            return
+        try:
             self.cache.delete_many([self._failures_key, self._opened_key, self._probe_key])
+        except Exception as exc:
+            logger.warning("circuit_breaker_unavailable service=%s error=%r", self.service, exc)
 
     def record_failure(self) -> None:
+        try:
+            self._record_failure()
+        except Exception as exc:
+            logger.warning("circuit_breaker_unavailable service=%s error=%r", self.service, exc)
+
+    def _record_failure(self) -> None:
         if self.cache.get(self._opened_key) is not None:
             # A failed half-open probe (or a late failure): open for a full period again.
             self.cache.set(self._opened_key, time.time(), timeout=None)

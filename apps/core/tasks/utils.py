@@ -12,13 +12,23 @@ from __future__ import annotations
 import smtplib
 from typing import Any
 
+import redis.exceptions
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.core.idempotency import SideEffectInProgress
 from apps.core.mail import TransientMailError
 from apps.core.tasks.circuit_breaker import CircuitOpenError
 
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+# redis-py's errors (the cache, a Redis broker) are not the built-in ones; kombu raises its own
+# when a task starts another while the broker is away.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerUnavailable,
+)
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 SMTP_ERRORS: tuple[type[BaseException], ...] = (
     TransientMailError,
@@ -93,7 +103,7 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
         **_LATE_ACK,
     },
     "database_heavy": {
-        "autoretry_for": (*DATABASE_ERRORS, SideEffectInProgress),
+        "autoretry_for": (*NETWORK_ERRORS, *DATABASE_ERRORS, SideEffectInProgress),
         "max_retries": None,
         "retry_window": HOUR,
         "retry_backoff": 5,
@@ -105,7 +115,7 @@ RETRY_POLICIES: dict[str, dict[str, Any]] = {
     },
     # Periodic housekeeping: each run is interruptible and the next run continues its work.
     "maintenance": {
-        "autoretry_for": DATABASE_ERRORS,
+        "autoretry_for": (*NETWORK_ERRORS, *DATABASE_ERRORS),
         "max_retries": None,
         "retry_window": HOUR,
         "retry_backoff": 30,
