@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
-from apps.core.idempotency import perform_once
+from apps.core.idempotency import perform_once, side_effect_identity
 from apps.core.tasks.base import ExternalServiceTask
 from apps.core.tasks.legacy import (
     Arguments,
@@ -123,17 +123,26 @@ def external_api_call_async(
     host = urlsplit(url).hostname or ""
     method = method.upper()
     timeout = min(timeout, self.soft_time_limit - PARTNER_CALL_MARGIN)
+    ledger_key = f"partner:{self.request.id}"
 
     def call() -> PartnerCallResult:
         with self.external_call(f"partner:{host}"):
-            return call_partner(url, method, headers, data, timeout, credentials)
+            return call_partner(
+                url,
+                method,
+                headers,
+                data,
+                timeout,
+                credentials,
+                idempotency_key=side_effect_identity(ledger_key),
+            )
 
     try:
         if method in IDEMPOTENT_METHODS:
             return call()
         outcome: list[PartnerCallResult] = []
         done = perform_once(
-            f"partner:{self.request.id}",
+            ledger_key,
             lambda: outcome.append(call()),
             task_id=self.request.id or "",
         )

@@ -10,9 +10,11 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.beat import LeaderDatabaseScheduler, hold_beat_lock, release_beat_lock
+from apps.core.broker_safety import broker_problems
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 from apps.core.services import record_heartbeat
 from background_tasks import task_every_min
+from intelliwiz_config.celery import app
 from tests.conftest import CELERY, ManagedProcess, process_env
 
 
@@ -116,7 +118,10 @@ def test_healthz_is_healthy_with_a_fresh_heartbeat_and_a_leading_beat(client) ->
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "healthy"
+    # The machine's own Redis keeps no append-only file: as a broker it is unsafe, said so.
+    unsafe = broker_problems(app)
+    assert body["status"] == ("degraded" if unsafe else "healthy")
+    assert body["degraded"] == unsafe
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["broker"]["ok"] is True
     assert body["checks"]["heartbeat"]["worker"] == "w1"
@@ -231,3 +236,40 @@ def test_two_beats_due_for_the_same_period_send_it_once(monkeypatch) -> None:
     assert timezone.now() - row.last_run_at < timedelta(seconds=5)
     for beat in beats:
         beat.close()
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_clock_is_off_the_databases_says_so(client, monkeypatch, caplog) -> None:
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 300)  # this host runs 5 min ahead
+    beat = record_heartbeat(worker="skewed@host", task_id="t1", published_at=None)
+    monkeypatch.undo()
+    assert 299 < beat.clock_offset_seconds < 301
+    assert "clock_skew worker=skewed@host offset_s=300" in caplog.text
+    # The heartbeat's own time is the database's: the worker counts as fresh, not 5 min away.
+    assert abs((timezone.now() - beat.ran_at).total_seconds()) < 5
+    hold_beat_lock("beat-host:1:abc", timedelta(seconds=30))
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert "worker skewed@host's clock is 300 s ahead of the database's" in body["degraded"]
+    assert body["workers"]["skewed@host"]["clock_offset_seconds"] == pytest.approx(300, abs=1)
+
+
+@pytest.mark.django_db
+def test_an_outage_of_what_workers_call_is_degraded_not_healthy(client, clean_cache) -> None:
+    from apps.core.mail import TransientMailError
+    from apps.core.outages import record_retry
+
+    record_heartbeat(worker="w1", task_id="t1", published_at=None)
+    hold_beat_lock("beat-host:1:abc", timedelta(seconds=30))
+    breaker = app.tasks["publish_mqtt"].circuit_breaker()
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    record_retry("send_ticket_email", TransientMailError("421 try later"))
+    response = client.get("/healthz")
+    assert response.status_code == 200  # the system works: mail and publishes wait and retry
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert "the circuit of mqtt-broker is open" in body["degraded"]
+    assert "send_ticket_email is retrying (1 retries, last TransientMailError)" in body["degraded"]
+    assert body["services"]["circuits"]["mqtt-broker"] == "open"

@@ -230,6 +230,10 @@ def test_model_changes_are_published_after_commit_only(worker, worker_mqtt_broke
     ]
     assert envelopes[1]["payload"]["name"] == "Renamed"
     assert envelopes[1]["payload"]["pk"] == client.pk
+    # Each change carries an id of its own, in the task's arguments, so every copy of one
+    # change (a publish repeated after a lost PUBACK) carries the same.
+    ids = [envelope["message_id"] for envelope in envelopes]
+    assert len(set(ids)) == 2 and all(len(i) == 32 for i in ids)
 
 
 @pytest.mark.django_db

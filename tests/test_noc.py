@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from apps.core.idempotency import side_effect_identity
 from apps.integrations import mqtt
 from apps.integrations.models import NocAlert
 from apps.integrations.noc import (
@@ -77,7 +78,10 @@ def test_an_alert_is_published_and_mailed_once(settings, mailoutbox) -> None:
         subscriber.close()
         mqtt._client.reset()
         broker.stop()
-    assert json.loads(payload)["details"] == {"expected": 12, "actual": 11}
+    published = json.loads(payload)
+    assert published["details"] == {"expected": 12, "actual": 11}
+    # A repeat of this publish (a PUBACK lost) would carry the same id: the alert's own.
+    assert published["message_id"] == side_effect_identity(f"noc-alert:{alert.pk}:mqtt")
     (mail,) = mailoutbox
     assert mail.to == ["noc@facility.test"]
     assert mail.subject == "[NOC] SYNC_COUNT_MISMATCH: jobneeds of site S1"

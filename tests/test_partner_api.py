@@ -236,3 +236,17 @@ def test_a_subscription_may_name_only_its_own_clients_credentials(
     assert delivery.status == "FAILED" and "belong to another client" in delivery.error
     subscription.client = client_a
     subscription.full_clean()  # A's own subscription may name them
+
+
+def test_every_attempt_of_one_call_carries_the_same_idempotency_key(partner, allow_localhost):
+    """Where a call may reach the partner twice (a timeout after the partner acted, a
+    partition), the partner recognises the repeat by its Idempotency-Key."""
+    from apps.core.idempotency import side_effect_identity
+
+    sent = [
+        external_api_call_async.apply(args=(f"{partner}/headers",), task_id="call-1").get()
+        for _ in range(2)
+    ]
+    other = external_api_call_async.apply(args=(f"{partner}/headers",), task_id="call-2").get()
+    keys = [result["body"]["Idempotency-Key"] for result in (*sent, other)]
+    assert keys[0] == keys[1] == side_effect_identity("partner:call-1") != keys[2]

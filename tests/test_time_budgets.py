@@ -123,7 +123,7 @@ def test_a_partner_call_gets_no_longer_than_its_task_can_wait(monkeypatch) -> No
 
     given: list[float] = []
 
-    def call_partner(url, method, headers, data, timeout, credentials) -> dict[str, object]:
+    def call_partner(url, method, headers, data, timeout, credentials, **_) -> dict[str, object]:
         given.append(timeout)
         return {"status": 200}
 

@@ -13,11 +13,13 @@ from apps.core.services import health_report
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when healthy, 503 when not, to anyone (probes, load balancers); what the report
-    says (worker host names, the beat holder's host and pid, backlogs) only to operators:
-    signed-in superusers, and monitors sending the HEALTHZ_TOKEN bearer token."""
+    """200 while the system works (healthy, or degraded: something needs a look), 503 when a
+    check fails, to anyone (probes, load balancers: they restart or route around only what is
+    down); what the report says (worker host names, the beat holder's host and pid, backlogs)
+    only to operators: signed-in superusers, and monitors sending the HEALTHZ_TOKEN bearer
+    token."""
     report = health_report()
-    status = 200 if report["status"] == "healthy" else 503
+    status = 503 if report["status"] == "unhealthy" else 200
     if not (request.user.is_superuser or _bearer_token_matches(request, settings.HEALTHZ_TOKEN)):
         return JsonResponse({"status": report["status"]}, status=status)
     return JsonResponse(report, status=status)

@@ -4,6 +4,7 @@ over MQTT after the transaction commits; a rolled-back save publishes nothing.""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.apps import apps
@@ -22,6 +23,9 @@ def change_envelope(instance: models.Model, operation: str) -> dict[str, Any]:
         (record,) = json.loads(serializers.serialize("json", [instance]))
         payload = {"pk": record["pk"], **record["fields"]}
     return {
+        # The same on every copy (a retried publish whose PUBACK was lost): a subscriber
+        # recognises a repeat by it.
+        "message_id": uuid.uuid4().hex,
         "operation": operation,
         "app": instance._meta.app_label,
         "models": instance._meta.model_name,

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.core.idempotency import perform_once
+from apps.core.idempotency import perform_once, side_effect_identity
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.integrations.models import NocAlert
 from apps.integrations.results import NocNotification
@@ -83,7 +83,9 @@ def notify_noc(
     """Publish and mail the alert unless done before; safe to repeat after a failure."""
     published = mailed = False
     if alert.published_at is None and settings.MQTT_URL:
+        key = f"noc-alert:{alert.pk}:mqtt"
         envelope = {
+            "message_id": side_effect_identity(key),  # a repeated publish carries the same
             "alert": alert.pk,
             "kind": alert.kind,
             "source": alert.source,
@@ -92,7 +94,7 @@ def notify_noc(
             "first_seen": alert.first_seen.isoformat(),
         }
         published = perform_once(
-            f"noc-alert:{alert.pk}:mqtt",
+            key,
             lambda: publish(settings.MQTT_NOC_ALERTS_TOPIC, envelope),
             task_id=task_id,
         )

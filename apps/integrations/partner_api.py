@@ -184,8 +184,11 @@ def call_partner(
     data: Any = None,
     timeout: float = 30,
     credentials: str | None = None,
+    idempotency_key: str = "",
 ) -> PartnerCallResult:
-    """Call `url`; `timeout` is the deadline of the whole call, redirects and reads included."""
+    """Call `url`; `timeout` is the deadline of the whole call, redirects and reads included.
+    `idempotency_key`, sent as the Idempotency-Key header unless the caller set one, is the
+    same on every attempt of one call, so a partner can recognise a repeated request."""
     method = method.upper()
     if method not in METHODS:
         raise PartnerCallRefused(f"method {method} is not allowed")
@@ -193,6 +196,8 @@ def call_partner(
         raise PartnerCallRefused(f"timeout must be between 0 and {MAX_TIMEOUT} seconds")
     body = data if data is None or isinstance(data, bytes | str) else json.dumps(data)
     request_headers = {**(headers or {}), **credential_headers(credentials)}
+    if idempotency_key and not any(k.lower() == "idempotency-key" for k in request_headers):
+        request_headers["Idempotency-Key"] = idempotency_key
     if data is not None and not isinstance(data, bytes | str):
         request_headers.setdefault("Content-Type", "application/json")
     started = time.monotonic()
