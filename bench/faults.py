@@ -3,11 +3,14 @@
     .venv/bin/python bench/faults.py                # every scenario (about 20 minutes)
     .venv/bin/python bench/faults.py -k "outage"    # some of them (pytest's -k)
 
-Each scenario of tests/faults/ records its figures (enqueued, side effects seen, duplicates,
-lost, dead letters, and recovery: seconds from the end of the fault to the last side effect)
+Each scenario of tests/faults/ records its figures (enqueued, side effects seen, duplicates as a
+mail client counts them (one Message-ID, one mail), copies (a mail sent again under its
+Message-ID: the at-least-once cases), lost, dead letters, and recovery: seconds from the end of
+the fault to the last side effect)
 in a JSON-lines file; this prints one row per scenario and stack, any other figures a scenario
 measured, then pytest's verdict. The suite starts its own Redis, PostgreSQL, Mosquitto and SMTP
-sink (see tests/faults/), so it never touches the machine's services.
+sink (see tests/faults/), so it never touches the machine's services; the multi-host scenarios
+(stack "multi-host") build their hosts of network namespaces (tests/faults/hosts.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ COLUMNS = (
     ("enqueued", "enqueued", 8),
     ("effects", "effects", 7),
     ("duplicates", "dups", 4),
+    ("copies", "copies", 6),
     ("lost", "lost", 4),
     ("dead_letters", "dead", 4),
     ("recovery_s", "recovery_s", 10),

@@ -39,6 +39,7 @@ from django.db.models.functions import Now
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
+from apps.core.broker_safety import refuse_unsafe_broker
 from apps.core.models import BeatLock
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self.leading = False
         self._sent_by_us: dict[str, bool] = {}
         super().__init__(*args, **kwargs)
+        if not kwargs.get("lazy"):
+            refuse_unsafe_broker(self.app)
 
     def _lead(self) -> bool:
         lease = timedelta(seconds=settings.BEAT_LOCK_LEASE_SECONDS)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F
 from django.db.models.functions import Now
 
@@ -93,3 +95,13 @@ def verify_broker_marker(app: Any) -> datetime | None:
         )
     row.refresh_from_db()
     return row.data_lost_at
+
+
+def refuse_unsafe_broker(app: Any) -> None:
+    """A production process that sends messages will not run on a broker that would lose them
+    (apps.core.broker_safety); elsewhere it warns."""
+    problems = broker_problems(app)
+    if problems and settings.PRODUCTION:
+        raise ImproperlyConfigured("unsafe broker: " + "; ".join(problems))
+    if problems:
+        logger.warning("broker_unsafe %s", "; ".join(problems))

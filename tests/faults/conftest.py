@@ -140,9 +140,14 @@ def record(request) -> Callable[..., None]:
     stack = params.get("stack") or params.get("on")
     if stack is None:
         stack = "postgres-redis" if "redis_stack" in request.fixturenames else "-"
+    if "hosts" in request.fixturenames:
+        stack = "multi-host"
     scenario = request.node.originalname.removeprefix("test_").replace("_", " ")
     if params.get("stage"):
         scenario += f" (at {params['stage']})"
+    for name in ("seconds", "offset"):
+        if name in params:
+            scenario += f" ({name} {params[name]})"
 
     def record(**figures: object) -> None:
         line = json.dumps({"scenario": scenario, "stack": stack, **figures}, default=str)

@@ -8,7 +8,11 @@ mixes settings. Each command prints one JSON line.
     enqueue-publishes N         publish_mqtt to intelliwiz/faults/<i> for i < N
     beat-every S                only the heartbeat entry, every S seconds (beat scenarios)
     create-user LOGIN PASSWORD  a staff person who can sign in
-    report                      dead letters, claims in progress, task results by state
+    enqueue-cache-warming N     cache_warming_scheduled N times
+    report                      dead letters, claims in progress, task results by state,
+                                workers' heartbeats with their clock offsets
+    health                      the /healthz report
+    task-states ID...           the result state of each task id
     requeue-dead-letters        re-queue every dead letter through the admin's function
 """
 
@@ -33,11 +37,16 @@ from django_celery_results.models import TaskResult  # noqa: E402
 
 from apps.core.dead_letters import requeue  # noqa: E402
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat  # noqa: E402
+from apps.core.services import health_report  # noqa: E402
 from apps.onboarding.models import BusinessUnit  # noqa: E402
 from apps.peoples.models import People  # noqa: E402
 from apps.reports.models import PdfJob  # noqa: E402
 from apps.y_helpdesk.models import Ticket, TicketEvent  # noqa: E402
-from background_tasks import publish_mqtt, send_ticket_email  # noqa: E402
+from background_tasks import (  # noqa: E402
+    cache_warming_scheduled,
+    publish_mqtt,
+    send_ticket_email,
+)
 from intelliwiz_config.celery import app  # noqa: E402
 from tests import factories  # noqa: E402
 
@@ -131,7 +140,22 @@ def report() -> dict[str, Any]:
             PdfJob.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
         ),
         "heartbeat_runs": sum(WorkerHeartbeat.objects.values_list("beats", flat=True)),
+        "workers": dict(WorkerHeartbeat.objects.values_list("worker", "clock_offset_seconds")),
     }
+
+
+def enqueue_cache_warming(count: int) -> dict[str, Any]:
+    with app.producer_or_acquire() as producer:
+        return {
+            "task_ids": [
+                cache_warming_scheduled.apply_async(producer=producer).id for _ in range(count)
+            ]
+        }
+
+
+def task_states(ids: list[str]) -> dict[str, Any]:
+    stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
+    return {"states": [stored.get(task_id, "PENDING") for task_id in ids]}
 
 
 def requeue_dead_letters() -> dict[str, Any]:
@@ -152,6 +176,9 @@ def main(argv: list[str]) -> None:
     user.add_argument("loginid")
     user.add_argument("password")
     commands.add_parser("report")
+    commands.add_parser("health")
+    commands.add_parser("enqueue-cache-warming").add_argument("count", type=int)
+    commands.add_parser("task-states").add_argument("ids", nargs="*")
     commands.add_parser("requeue-dead-letters")
     args = parser.parse_args(argv)
     if args.command == "enqueue-ticket-mails" and not args.ids:
@@ -164,6 +191,9 @@ def main(argv: list[str]) -> None:
         "beat-every": lambda: beat_every(args.seconds),
         "create-user": lambda: create_user(args.loginid, args.password),
         "report": report,
+        "health": health_report,
+        "enqueue-cache-warming": lambda: enqueue_cache_warming(args.count),
+        "task-states": lambda: task_states(args.ids),
         "requeue-dead-letters": requeue_dead_letters,
     }[args.command]()
     print(json.dumps(outcome, default=str))

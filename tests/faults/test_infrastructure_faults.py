@@ -26,15 +26,26 @@ def test_postgresql_stopped_mid_burst_loses_no_mail(
 ) -> None:
     stack = redis_stack
     stack.reset()
-    stack.worker(concurrency=2, RETRY_TIME_SCALE="0.1")
+    worker = stack.worker(concurrency=2, RETRY_TIME_SCALE="0.1")
     tickets = seed_and_mail(stack, 200)
     wait_for_mails(sink, 20, timeout=120)
     postgres.stop("fast")  # 15 s without a database, mid-burst
     try:
+        # The worker stops taking messages it could only turn into retries.
+        wait_until(lambda: "worker_paused reason=database_unreachable" in worker.log(), 15)
         time.sleep(15)
     finally:
         postgres.start()
-    recovery = assert_recovered(stack, sink, tickets, record, since=time.monotonic(), timeout=240)
+    recovery = assert_recovered(
+        stack,
+        sink,
+        tickets,
+        record,
+        since=time.monotonic(),
+        timeout=240,
+        retries=worker.log().count("outcome=retry"),
+    )
+    assert "worker_resumed reason=database_back" in worker.log()
     assert recovery < 60, recovery
     stack.stop_all()
 

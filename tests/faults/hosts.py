@@ -1,0 +1,386 @@
+"""A deployment of several hosts on one machine: network namespaces joined by a bridge.
+
+Each host is a namespace with one address on a private test network; nothing is routed to any
+other address. The database, the broker, the cache and the mail server each run on a host of
+their own, as do the workers, the beats and the producer, so the suite can cut one host off from
+another (blackhole routes at both ends: established connections stall as in a real partition,
+new connects fail), and run one host's processes on a shifted clock (libfaketime).
+
+Every name starts with a prefix of this run; leftovers of earlier runs (any ``iwzf`` prefix) are
+removed at the start. See /work/shared/reference/fault-injection.md, "Several hosts".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.faults.harness import PG_BIN, wait_until
+
+PREFIX = "iwzf"
+FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def can_build_hosts() -> str:
+    """Empty when namespaces can be made here, else why not."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) is not installed"
+    if not os.path.exists(FAKETIME_LIBRARY):
+        return "libfaketime is not installed (Debian package faketime)"
+    return ""
+
+
+def remove_leftovers() -> None:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(PREFIX):
+            subprocess.run(["ip", "netns", "pids", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@dataclass
+class Host:
+    name: str  # the role: db, broker, w1...
+    namespace: str
+    address: str
+
+    def argv(self, command: list[str]) -> list[str]:
+        """`command`, run on this host."""
+        return ["ip", "netns", "exec", self.namespace, *command]
+
+    def run(self, command: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(command), **kwargs)
+
+
+@dataclass
+class Network:
+    """The test network: a bridge in a namespace of its own and one namespace per host."""
+
+    subnet: str = field(
+        default_factory=lambda: f"10.{random.randint(64, 250)}.{random.randint(1, 250)}"
+    )
+    hosts: dict[str, Host] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid() % 10000}")
+    _cuts: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def switch(self) -> str:
+        return f"{self.run_id}sw"
+
+    def create(self, roles: list[str]) -> None:
+        _ip("netns", "add", self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for number, role in enumerate(roles, start=2):
+            namespace = f"{self.run_id}{role}"
+            host = Host(role, namespace, f"{self.subnet}.{number}")
+            inside, outside = f"v{self.run_id[-4:]}{number}", f"s{self.run_id[-4:]}{number}"
+            _ip("netns", "add", namespace)
+            _ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+            _ip("link", "set", inside, "netns", namespace)
+            _ip("link", "set", outside, "netns", self.switch)
+            _ip("-n", self.switch, "link", "set", outside, "master", "br0", "up")
+            _ip("-n", namespace, "link", "set", "lo", "up")
+            _ip("-n", namespace, "link", "set", inside, "name", "eth0")
+            _ip("-n", namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
+            _ip("-n", namespace, "link", "set", "eth0", "up")
+            self.hosts[role] = host
+
+    def destroy(self) -> None:
+        for host in self.hosts.values():
+            subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
+        self.hosts.clear()
+
+    def cut(self, one: str, *others: str) -> None:
+        """Partition host `one` from `others`, both ways: packets vanish."""
+        for other in others:
+            a, b = self.hosts[one], self.hosts[other]
+            _ip("-n", a.namespace, "route", "add", "blackhole", f"{b.address}/32")
+            _ip("-n", b.namespace, "route", "add", "blackhole", f"{a.address}/32")
+            self._cuts.add((one, other))
+
+    def heal(self) -> None:
+        for one, other in sorted(self._cuts):
+            a, b = self.hosts[one], self.hosts[other]
+            subprocess.run(
+                ["ip", "-n", a.namespace, "route", "del", "blackhole", f"{b.address}/32"],
+                capture_output=True,
+            )
+            subprocess.run(
+                ["ip", "-n", b.namespace, "route", "del", "blackhole", f"{a.address}/32"],
+                capture_output=True,
+            )
+        self._cuts.clear()
+
+
+def _kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        process.wait(20)
+
+
+class HostProcess:
+    """A process on a host, in a process group of its own, with its log in a file."""
+
+    def __init__(
+        self,
+        host: Host,
+        command: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        clock_offset: int = 0,
+        cwd: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        if clock_offset:
+            env = env | {
+                "LD_PRELOAD": FAKETIME_LIBRARY,
+                "FAKETIME": f"{clock_offset:+d}s",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                "FAKETIME_NO_CACHE": "1",
+            }
+        self.proc = subprocess.Popen(
+            host.argv(command),
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 90) -> None:
+        def seen() -> bool:
+            if self.proc.poll() is not None and text not in self.log():
+                raise AssertionError(f"exited before {text!r}:\n{self.log()[-4000:]}")
+            return text in self.log()
+
+        wait_until(seen, timeout, step=0.2, what=f"{text!r} in {self.log_path.name}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.proc)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+    def kill(self) -> None:
+        _kill_group(self.proc)
+        self._log.close()
+
+
+class PostgresOnHost:
+    """A PostgreSQL cluster of its own, listening on its host's address only, in a folder the
+    `postgres` OS user can enter (pytest keeps its own folders private)."""
+
+    def __init__(self, host: Host, subnet: str) -> None:
+        self.host = host
+        self.folder = folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-pg-"))
+        folder.chmod(0o755)
+        shutil.chown(folder, "postgres")
+        self.data = folder / "data"
+        self._as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        )
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {subnet}.0/24 trust\n")
+        self.process: subprocess.Popen | None = None
+
+    def _as_postgres(self, argv: list[str]) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *argv],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@{self.host.address}:5432/{database}"
+
+    def start(self) -> None:
+        log = (self.folder / "pg.log").open("ab")
+        self.process = subprocess.Popen(
+            self.host.argv(
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    "5432",
+                    "-k",
+                    str(self.folder),
+                    "-c",
+                    f"listen_addresses={self.host.address}",
+                    "-c",
+                    "max_connections=200",
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._answers, 60, what="PostgreSQL on its host")
+
+    def _answers(self) -> bool:
+        return (
+            self.host.run(
+                [str(PG_BIN / "pg_isready"), "-h", self.host.address, "-p", "5432"],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+
+    def create_database(self, name: str) -> str:
+        self.host.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "createdb"),
+                "-h",
+                self.host.address,
+                "-p",
+                "5432",
+                "-U",
+                "postgres",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.process)
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RedisOnHost:
+    """A Redis of its own on its host's address; with or without its append-only file."""
+
+    def __init__(self, host: Host, folder: Path) -> None:
+        self.host = host
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{self.host.address}:6379/{db}"
+
+    def start(self, *, appendonly: bool = True) -> None:
+        log = (self.folder / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            self.host.argv(
+                [
+                    "redis-server",
+                    "--bind",
+                    self.host.address,
+                    "--port",
+                    "6379",
+                    "--dir",
+                    str(self.folder),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes" if appendonly else "no",
+                    "--appendfsync",
+                    "always",
+                    "--protected-mode",
+                    "no",
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: (
+                self.host.run(
+                    ["redis-cli", "-h", self.host.address, "ping"], capture_output=True, text=True
+                ).stdout.strip()
+                == "PONG"
+            ),
+            30,
+            what="Redis on its host",
+        )
+
+    def kill(self) -> None:
+        if self.process is not None:
+            _kill_group(self.process)
+        self.process = None
+
+
+class SmtpOnHost:
+    """The mail server's host: a sink (tests.faults.smtp_sink) that keeps each message's
+    recipients, subject and Message-ID, one JSON line each, and answers DATA after a delay."""
+
+    def __init__(self, host: Host, folder: Path, env: dict[str, str], cwd: Path) -> None:
+        self.host = host
+        folder.mkdir(parents=True, exist_ok=True)
+        self.received = folder / "received.jsonl"
+        self.received.touch()
+        self.delay_file = folder / "data-delay"
+        self.delay_file.write_text("0")
+        self.process = HostProcess(
+            host,
+            [
+                sys.executable,
+                "-m",
+                "tests.faults.smtp_sink",
+                host.address,
+                "2525",
+                str(self.received),
+                str(self.delay_file),
+            ],
+            env,
+            folder / "smtp.log",
+            cwd=cwd,
+        )
+        self.process.wait_for_log("listening", timeout=60)
+
+    def answer_data_after(self, seconds: float) -> None:
+        self.delay_file.write_text(str(seconds))
+
+    def stop(self) -> None:
+        self.process.kill()
