@@ -238,6 +238,9 @@ def test_heartbeats_per_worker_and_beat_lag(worker: ManagedProcess, client, metr
         samples, "intelliwiz_worker_last_heartbeat_timestamp_seconds", worker=worker.nodename
     ) == pytest.approx(beat.ran_at.timestamp())
     assert sample(samples, "intelliwiz_beat_lag_seconds") == pytest.approx(beat.lateness_seconds)
+    # The worker and the database share this machine's clock.
+    offset = sample(samples, "intelliwiz_worker_clock_offset_seconds", worker=worker.nodename)
+    assert offset == pytest.approx(beat.clock_offset_seconds) and abs(offset) < 1
 
 
 @pytest.mark.django_db

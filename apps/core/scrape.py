@@ -89,6 +89,12 @@ def _beat_families() -> Iterator[Metric]:
         "How long after its minute slot the worker ran beat's latest heartbeat.",
         ["worker"],
     )
+    offset = _gauge(
+        "worker_clock_offset_seconds",
+        "How far the worker's clock was ahead of (+) or behind (-) the database's at its last "
+        "heartbeat.",
+        ["worker"],
+    )
     lag = _gauge(
         "beat_lag_seconds",
         "How long after its minute slot the latest scheduled heartbeat ran, on any worker.",
@@ -96,13 +102,15 @@ def _beat_families() -> Iterator[Metric]:
     latest: tuple[datetime, float] | None = None  # the latest scheduled run: slot, lateness
     for beat in WorkerHeartbeat.objects.order_by("worker"):
         last.add_metric([beat.worker], beat.ran_at.timestamp())
+        if beat.clock_offset_seconds is not None:
+            offset.add_metric([beat.worker], beat.clock_offset_seconds)
         if beat.scheduled_for is not None and beat.lateness_seconds is not None:
             lateness.add_metric([beat.worker], beat.lateness_seconds)
             if latest is None or beat.scheduled_for > latest[0]:
                 latest = (beat.scheduled_for, beat.lateness_seconds)
     if latest is not None:
         lag.add_metric([], latest[1])
-    yield from (last, lateness, lag)
+    yield from (last, lateness, offset, lag)
 
 
 class TaskLayerCollector(Collector):
