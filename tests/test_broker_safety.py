@@ -25,7 +25,7 @@ def redis_server(tmp_path) -> Iterator[RedisInstance]:
 
 
 def _app(url: str) -> Celery:
-    return Celery("probe", broker=url)
+    return Celery("probe", broker=url, set_as_current=False)  # shared tasks keep our app
 
 
 def _config(server: RedisInstance, *setting: str) -> None:
