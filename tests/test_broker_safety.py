@@ -25,7 +25,9 @@ def redis_server(tmp_path) -> Iterator[RedisInstance]:
 
 
 def _app(url: str) -> Celery:
-    return Celery("probe", broker=url, set_as_current=False)  # shared tasks keep our app
+    app = Celery("probe", set_as_current=False)  # shared tasks keep the project's app
+    app.conf.broker_write_url = url  # CELERY_BROKER_URL in the environment beats broker_url
+    return app
 
 
 def _config(server: RedisInstance, *setting: str) -> None:

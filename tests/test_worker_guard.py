@@ -34,7 +34,11 @@ def _worker(var: Path, name: str, pool: str, logs: Path) -> ManagedProcess:
     nodename = f"{name}-{time.time_ns()}@{socket.gethostname()}"
     argv = worker_argv(nodename, 1, "-I", WORKER_TASKS_MODULE)
     argv[argv.index("prefork")] = pool
-    env = process_env(INTELLIWIZ_VAR_DIR=str(var), CELERY_VISIBILITY_TIMEOUT=str(LEASE))
+    env = process_env(
+        INTELLIWIZ_VAR_DIR=str(var),
+        CELERY_BROKER_URL="filesystem://",  # whatever broker the suite runs on
+        CELERY_VISIBILITY_TIMEOUT=str(LEASE),
+    )
     worker = ManagedProcess(argv, env, logs / f"{name}.log", nodename)
     worker.wait_for_log("ready.", timeout=90)
     return worker
