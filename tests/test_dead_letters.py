@@ -10,6 +10,7 @@ from apps.core.dead_letters import requeue, seal
 from apps.core.models import DeadLetter
 from apps.core.redaction import REDACTED, is_secret_name, redact
 from apps.peoples.models import People
+from tests.faults.harness import wait_until
 from tests.support import worker_tasks
 
 
@@ -178,6 +179,8 @@ def test_a_dead_letter_shows_redacted_arguments_and_requeues_the_real_ones(
     result = worker_tasks.fail_once_then_echo.delay("sealed-1", **sent)
     with pytest.raises(ValueError):
         result.get(timeout=30)
+    # The failure is stored before the dead letter is written (Celery's order): wait for it.
+    wait_until(lambda: DeadLetter.objects.filter(task_id=result.id).exists(), 30)
     letter = DeadLetter.objects.get(task_id=result.id)
     assert letter.args == ["sealed-1"]
     assert letter.kwargs == {"token": REDACTED, "to": REDACTED, "site": "S1"}
