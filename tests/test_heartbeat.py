@@ -90,13 +90,15 @@ def test_healthz_tells_others_the_status_only_and_operators_and_monitors_everyth
     staff = factories.person(factories.client_and_site()[1], is_staff=True, is_client_admin=True)
     signed_in = Client()
     signed_in.force_login(staff)
+    # The machine's own Redis keeps no append-only file: as a broker it is unsafe, said so.
+    working = "degraded" if broker_problems(app) else "healthy"
     for reader, headers in (
         (Client(), {}),
         (signed_in, {}),
         (Client(), {"Authorization": "Bearer wrong-token"}),
     ):
         response = reader.get("/healthz", headers=headers)
-        assert (response.status_code, response.json()) == (200, {"status": "healthy"})
+        assert (response.status_code, response.json()) == (200, {"status": working})
         assert b"worker-host-7" not in response.content and b"4242" not in response.content
     monitor = Client().get(
         "/healthz", headers={"Authorization": f"Bearer {settings.HEALTHZ_TOKEN}"}
