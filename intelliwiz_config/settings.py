@@ -112,7 +112,8 @@ LOGOUT_REDIRECT_URL = "login"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own overrides of libraries' templates (the admin's header).
+        "DIRS": [BASE_DIR / "intelliwiz_config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

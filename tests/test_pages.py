@@ -81,7 +81,7 @@ def test_pages_and_the_admin_show_the_persons_site_time(world) -> None:
     page = signed_in(world["requester"]).get("/tickets/").content.decode()
     assert ">1 Mar 2026, 10:00</time>" in page  # 06:00 UTC
     assert "Raised times are in the site's time zone, Asia/Dubai." in html.unescape(page)
-    assert "times in Asia/Dubai" in page
+    assert "others in yours, Asia/Dubai." in page
     assert ">High</span>" in page and ">HIGH<" not in page
     TicketEvent.objects.create(
         ticket=ticket, at=datetime(2026, 3, 1, 6, 0, tzinfo=UTC), action="CREATED"
@@ -479,3 +479,66 @@ def test_pdf_tables_and_paragraphs_are_left_aligned(world, ppm_site) -> None:
     )
     with render_job(str(job.uuid)).file.open("rb") as handle:
         assert not justified(handle.read())
+
+
+# --- one wording for times (issue 23, point 7) ---------------------------------------------------
+
+
+def test_a_jobs_validity_window_is_in_its_sites_time_like_its_cron(world) -> None:
+    from apps.activity.models import Job
+
+    _, kolkata = factories.client_and_site("Asia/Kolkata")
+    admin = factories.person(kolkata, is_client_admin=True)
+    admin.site = None  # no site of their own: their pages' zone is their client's (UTC)
+    admin.save()
+    worker = factories.person(kolkata)
+    job = factories.job(kolkata, worker, valid_from=datetime(2026, 6, 1, 3, 30, tzinfo=UTC))
+    browser = signed_in(admin)
+    form = browser.get(f"/jobs/{job.pk}/edit").content.decode()
+    assert 'value="2026-06-01T09:00"' in form  # 03:30 UTC is 09:00 in Kolkata
+    assert form.count("In the site&#x27;s time zone") == 2 and "your time zone" not in form
+    data = {
+        "name": job.name,
+        "identifier": job.identifier,
+        "cron": job.cron,
+        "valid_from": "2026-07-01T09:00",
+        "valid_to": "2026-09-01T18:00",
+        "plan_duration_minutes": 60,
+        "grace_minutes": 0,
+        "expiry_minutes": 0,
+        "site": kolkata.pk,
+        "people": worker.pk,
+        "priority": "MEDIUM",
+        "enabled": "on",
+    }
+    assert browser.post(f"/jobs/{job.pk}/edit", data).status_code == 302
+    job = Job.objects.get(pk=job.pk)
+    assert job.valid_from == datetime(2026, 7, 1, 3, 30, tzinfo=UTC)
+    assert job.valid_to == datetime(2026, 9, 1, 12, 30, tzinfo=UTC)
+
+
+def test_site_work_shows_site_time_everywhere_and_says_so(world) -> None:
+    site = world["site"]  # Asia/Dubai
+    operator = factories.person(site, is_superuser=True, is_staff=True)
+    operator.site = None
+    operator.save()
+    ticket = Ticket.objects.create(description="Leak", site=site, created_by=world["requester"])
+    Ticket.objects.filter(pk=ticket.pk).update(created_at=datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
+    need = Jobneed.objects.create(
+        identifier="TASK",
+        description="Round",
+        plan_at=datetime(2026, 3, 1, 6, 0, tzinfo=UTC),
+        expiry_at=datetime(2026, 3, 1, 7, 0, tzinfo=UTC),
+        site=site,
+        client=site.client,
+    )
+    browser = signed_in(operator)
+    for path in ("/tickets/", f"/tickets/{ticket.pk}", "/jobs/planned?planned_from="):
+        page = html.unescape(browser.get(path).content.decode())
+        assert "1 Mar 2026, 10:00" in page, path  # 06:00 UTC in Dubai, not UTC
+        assert "site's time zone, Asia/Dubai" in page, path
+        assert "Times of site work are in the site's time zone; others in yours, UTC." in page
+    admin_list = browser.get("/admin/activity/jobneed/").content.decode()
+    assert "1 Mar 2026, 10:00 (Asia/Dubai)" in admin_list
+    assert "Times in your time zone (UTC); site records in their site" in html.unescape(admin_list)
+    assert need.pk

@@ -10,7 +10,7 @@ from apps.activity.models import (
     QuestionSet,
     Reminder,
 )
-from apps.peoples.admin import ScopedAdmin
+from apps.peoples.admin import ScopedAdmin, site_time
 
 
 @admin.register(Asset)
@@ -43,7 +43,8 @@ class CheckpointInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(ScopedAdmin):
-    list_display = ("name", "identifier", "site", "cron", "enabled", "last_generated_at")
+    list_display = ("name", "identifier", "site", "cron", "enabled", "planned_up_to")
+    planned_up_to = site_time("last_generated_at", "planned up to")
     list_filter = ("identifier", "enabled")
     search_fields = ("name",)
     list_select_related = ("site",)
@@ -72,7 +73,9 @@ class DetailsInline(admin.TabularInline):
 
 @admin.register(Jobneed)
 class JobneedAdmin(ScopedAdmin):
-    list_display = ("description", "identifier", "site", "plan_at", "expiry_at", "status")
+    list_display = ("description", "identifier", "site", "planned", "expires", "status")
+    planned = site_time("plan_at", "planned")
+    expires = site_time("expiry_at", "expires")
     list_filter = ("status", "identifier")
     search_fields = ("description",)
     date_hierarchy = "plan_at"
@@ -85,6 +88,9 @@ class JobneedAdmin(ScopedAdmin):
 
 @admin.register(Reminder)
 class ReminderAdmin(ScopedAdmin):
-    list_display = ("description", "site", "due_at", "status", "attempts", "sent_at")
+    list_display = ("description", "site", "due", "status", "attempts", "sent")
+    list_select_related = ("site",)
+    due = site_time("due_at", "due")
+    sent = site_time("sent_at", "sent")
     list_filter = ("status",)
     raw_id_fields = ("job", "jobneed", "rule", "people", "group")

@@ -57,6 +57,7 @@ class JobForm(forms.ModelForm):
             ("", "---------"),
             *lookup_choices("TICKETCATEGORY"),
         ]
+        self.site_window()
 
     class Meta:
         model = Job
@@ -87,9 +88,31 @@ class JobForm(forms.ModelForm):
         help_texts = {
             "cron": "Minute, hour, day of month, month, weekday, in the site's time zone: "
             "0 9 * * 1-5 is 09:00 on weekdays",
-            "valid_from": "In your time zone",
-            "valid_to": "In your time zone",
+            "valid_from": "In the site's time zone",
+            "valid_to": "In the site's time zone",
         }
+
+    WINDOW = ("valid_from", "valid_to")
+
+    def site_window(self) -> None:
+        """Show the validity window in the job's site's time, as its cron and instances are."""
+        if self.instance.pk and not self.is_bound:
+            zone = self.instance.site.tzinfo
+            for name in self.WINDOW:
+                value = getattr(self.instance, name)
+                self.initial[name] = timezone.localtime(value, zone).replace(tzinfo=None)
+
+    def clean(self) -> dict:
+        """Read the validity window in the chosen site's time (the browser's pickers send a
+        wall-clock time; Django read it in the person's zone)."""
+        data = super().clean()
+        site = data.get("site")
+        if site is not None:
+            for name in self.WINDOW:
+                if data.get(name):
+                    wall_clock = timezone.make_naive(data[name])
+                    data[name] = timezone.make_aware(wall_clock, site.tzinfo)
+        return data
 
 
 DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")

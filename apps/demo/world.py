@@ -104,7 +104,12 @@ class _World:
         }
         self.client, _ = BusinessUnit.objects.update_or_create(
             code="ACME",
-            defaults={"name": "Acme Facilities", "kind": BusinessUnit.Kind.CLIENT},
+            # Head office in Mumbai: the zone of the pages of people without a site.
+            defaults={
+                "name": "Acme Facilities",
+                "kind": BusinessUnit.Kind.CLIENT,
+                "time_zone": "Asia/Kolkata",
+            },
         )
         self.mumbai, self.new_york = (
             BusinessUnit.objects.update_or_create(

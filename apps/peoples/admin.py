@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from apps.core.times import local_label
 from apps.onboarding.models import BusinessUnit, SiteGroup, TypeAssist
 from apps.peoples.access import of_their_client
 from apps.peoples.models import GroupMembership, People, PeopleGroup
@@ -19,6 +20,20 @@ def admin_scope(queryset: QuerySet, person) -> QuerySet:
     if any(field.name == "client" for field in queryset.model._meta.get_fields()):
         return of_their_client(queryset, person)
     return queryset.none()
+
+
+def site_time(field: str, label: str, site: str = "site"):
+    """A list column showing `field` in its row's site's time, the zone named: site work reads
+    in site time in the admin as on the pages (anything else shows in the person's zone, as
+    the admin's header says)."""
+
+    @admin.display(description=f"{label} (site time)", ordering=field)
+    def show(model_admin, row) -> str:  # a method of the ModelAdmin it is set on
+        unit = getattr(row, site)
+        value = getattr(row, field)
+        return f"{local_label(value, unit.tzinfo)} ({unit.time_zone})" if value else "-"
+
+    return show
 
 
 class ScopedAdmin(admin.ModelAdmin):

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from apps.core.enqueue import enqueue_on_commit
-from apps.peoples.admin import ScopedAdmin
+from apps.peoples.admin import ScopedAdmin, site_time
 from apps.work_order_management.models import (
     ApprovalStep,
     PermitAnswer,
@@ -60,7 +60,8 @@ class RemarkInline(admin.TabularInline):
 class WorkPermitAdmin(ScopedAdmin):
     """Read-only: permits move only through their flow (web pages and decision links)."""
 
-    list_display = ("__str__", "kind", "site", "vendor", "status", "score", "created_at")
+    list_display = ("__str__", "kind", "site", "vendor", "status", "score", "raised")
+    raised = site_time("created_at", "raised")
     list_filter = ("kind", "status")
     search_fields = ("permit_type__name", "vendor__name")
     list_select_related = ("permit_type", "site", "vendor")

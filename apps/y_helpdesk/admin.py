@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from apps.peoples.admin import ScopedAdmin
+from apps.peoples.admin import ScopedAdmin, site_time
 from apps.y_helpdesk.actions import save_ticket
 from apps.y_helpdesk.conversation import describe
 from apps.y_helpdesk.models import EscalationMatrix, Ticket, TicketComment, TicketEvent
@@ -50,7 +50,16 @@ class TicketEventInline(ReadOnlyInline):
 
 @admin.register(Ticket)
 class TicketAdmin(ScopedAdmin):
-    list_display = ("number", "description", "site", "status", "priority", "escalation_level")
+    list_display = (
+        "number",
+        "description",
+        "site",
+        "status",
+        "priority",
+        "escalation_level",
+        "raised",
+    )
+    raised = site_time("created_at", "raised")
     list_filter = ("status", "priority", "source", "escalation_level")
     search_fields = ("description",)
     list_select_related = ("site",)

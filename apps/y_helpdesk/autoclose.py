@@ -42,6 +42,7 @@ TICKET_SOURCE_FIELDS = (
     "priority",
     "people_id",
     "group_id",
+    "site__time_zone",  # the plan time is told in the site's time, as every page tells it
 )
 
 
@@ -100,17 +101,22 @@ def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> No
 
 
 def _raise_tickets(now: datetime) -> int:
-    owed = Jobneed.objects.filter(
-        parent__isnull=True,
-        autoclosed_at__gte=now - LOOKBACK,
-        ticket_category__code=RAISE_TICKET,
-        ticket__isnull=True,
-    ).only(*TICKET_SOURCE_FIELDS)
+    owed = (
+        Jobneed.objects.filter(
+            parent__isnull=True,
+            autoclosed_at__gte=now - LOOKBACK,
+            ticket_category__code=RAISE_TICKET,
+            ticket__isnull=True,
+        )
+        .select_related("site")
+        .only(*TICKET_SOURCE_FIELDS)
+    )
     tickets = [
         Ticket(
             jobneed_id=jn.pk,
             description=f"AUTOCLOSED {_kind(jn.identifier)} {jn.description} planned on "
-            f"{jn.plan_at:%Y-%m-%d %H:%M} UTC was not reported in time",
+            f"{timezone.localtime(jn.plan_at, jn.site.tzinfo):%Y-%m-%d %H:%M} "
+            f"({jn.site.time_zone}) was not reported in time",
             site_id=jn.site_id,
             client_id=jn.client_id,
             asset_id=jn.asset_id,

@@ -81,6 +81,11 @@ class Entry:
     text: str = ""
     kind: str = "event"
 
+    @property
+    def when(self) -> str:
+        """`at` as the page prints it, in the zone it was given in (the site's)."""
+        return f"{self.at.day} {self.at:%b %Y, %H:%M}"
+
 
 def _change_sentence(change: dict[str, str]) -> str:
     if change["field"] == "description":

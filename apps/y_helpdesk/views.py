@@ -248,7 +248,7 @@ def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "title": f"Ticket #{ticket.number}",
             "ticket": ticket,
-            "raised_at": timezone.localtime(ticket.created_at, zone),
+            "raised_at": local_label(ticket.created_at, zone),
             "entries": timeline(ticket),
             "form": form,
             "may_edit": may_reply,
