@@ -123,14 +123,22 @@ def test_an_answer_over_its_rows_is_refused_whole_having_read_no_more_than_the_c
 
 def test_an_answer_over_its_bytes_is_refused_whole(world) -> None:
     """The report's answer: a small query, 20 aliases, long texts; refused, not sent."""
+    from apps.activity.models import Jobneed, JobneedDetails
     from apps.mobile.limits import MAX_ANSWER_BYTES, MAX_ANSWER_ROWS
 
-    more_jobneeds(world, 30, description="d" * 4000)  # 20 x 31 rows, ~2.5 MB of text
+    more_jobneeds(world, 30)
+    JobneedDetails.objects.bulk_create(
+        JobneedDetails(
+            jobneed=jobneed, seqno=2, question="Notes", answer_type="MULTILINE", answer="d" * 4000
+        )
+        for jobneed in Jobneed.objects.filter(people=world["person"])
+    )  # 20 x 31 answers of 4,000 characters: ~2.5 MB
     aliases = " ".join(
-        f"a{n}: myJobneeds(dateFrom: $from, dateTo: $to) {{ description }}" for n in range(20)
+        f"a{n}: myJobneeds(dateFrom: $from, dateTo: $to) {{ details {{ answer }} }}"
+        for n in range(20)
     )
     query = f"query($from: DateTime!, $to: DateTime!) {{ {aliases} }}"
-    assert len(query) < 2048 and MAX_ANSWER_ROWS > 20 * 31
+    assert len(query) < 2048 and MAX_ANSWER_ROWS > 20 * 31 * 3
     status, answer = ask(signed_in(world["person"]), query, **around(world))
     assert status == 400 and "data" not in answer
     assert f"more than {MAX_ANSWER_BYTES} bytes" in answer["errors"][0]["message"]
