@@ -76,3 +76,13 @@ def test_when_one_verifier_rejects_the_other_is_told(world, mailoutbox) -> None:
     assert "No decision is needed from you" in told and "No fire blanket" in told
     # Sent once, however often the task runs.
     assert notify_rejection(permit.pk)["sent"] == 0
+
+
+def test_every_permit_mail_names_who_raised_it(world, mailoutbox) -> None:
+    from apps.work_order_management.notifications import request_decisions
+
+    permit = new_permit(world, contacts="")
+    request_decisions(permit.pk, "VERIFIER")
+    (mail,) = mailoutbox
+    assert f"Raised: by {world['requester'].name}" in mail.body
+    assert f"<td>{world['requester'].name}</td>" in mail.alternatives[0][0]

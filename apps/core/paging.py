@@ -134,8 +134,9 @@ class ListFilters(forms.Form):
         return {name: value for name, value in self.cleaned_data.items() if value}
 
     def active(self) -> int:
-        """How many filters other than the search are on (the panel says so)."""
-        return len([name for name in self.values() if name != "q"])
+        """How many filters other than the search the URL turns on (the panel says so; a
+        list's own default is not one)."""
+        return len([name for name in self.values() if name != "q" and name in self.data])
 
 
 def day_range(start: date | None, end: date | None, zone: tzinfo) -> dict[str, datetime]:

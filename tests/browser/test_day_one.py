@@ -90,6 +90,8 @@ def test_a_ticket_carries_its_conversation(page, site, size) -> None:
     assert lines[2].startswith("Ira In-charge changed the status from New to Open")
     assert "Ira In-charge" in lines[3] and "10 minutes away" in lines[3]
     assert "Asia/Kolkata" in page.text()
+    if size == DESKTOP:
+        page.readme_shot("ticket-conversation")
     page.sign_out()
     page.sign_in(tech)
     page.open(f"/tickets/{ticket.pk}")
@@ -151,6 +153,7 @@ def test_on_a_phone_the_header_is_one_row_and_lists_are_cards(page, site) -> Non
         assert shape["header"] <= 80, shape  # was 280-356 of 844 px
         assert shape["scroll"] <= shape["viewport"], shape  # nothing scrolls sideways
         assert shape["status"] and shape["assigned"], shape
+    page.open("/tickets/")
     page.readme_shot("tickets-phone")
     assert not page.find(".sign-out").is_displayed()  # behind the menu
     page.press("Menu")
@@ -205,6 +208,7 @@ def test_a_permit_on_a_phone_with_its_mailed_decisions(page, site, worker, mail_
     page.tick("approvers", "Anna Approver")
     page.fill("a-1-1", "Boiler room")
     page.choose("a-1-2", "Yes")
+    page.readme_shot("permit-form-phone")
     page.press("Raise permit")
     assert "verifiers are asked by mail" in page.wait_for(".messages").text
     permit = WorkPermit.objects.get()
