@@ -241,3 +241,51 @@ def test_error_statuses_show_the_products_own_page(page, site, size) -> None:
     page.open("/reports/pdf")  # a GET of a POST-only address: 405
     assert "405" in page.find(".error-code").text and "HTTP ERROR" not in page.text()
     assert page.find(".brand").is_displayed()  # the product's page, header and all
+
+
+@pytest.fixture
+def demo_mail_unsent():
+    """The demo's permit asks its verifier by mail: no worker of this test sends it, and no
+    later test's worker may find it."""
+    from django.conf import settings
+
+    from tests.conftest import purge_queues
+
+    yield
+    purge_queues(settings.CELERY_BROKER_URL)
+
+
+def test_the_demo_lets_every_printed_sign_in_walk_its_day(page, demo_mail_unsent) -> None:
+    """What `./dev up` prints works in a browser: each role signs in with the demo password and
+    lands on work of its own, the in-charge's dashboard has today's work, the verifier's
+    decision waits, the tickets have their conversation."""
+    import io
+
+    from django.core.management import call_command
+
+    from apps.peoples.models import People
+
+    out = io.StringIO()
+    call_command("load_demo_data", stdout=out)
+    logins = [line.split()[0] for line in out.getvalue().splitlines()[1:]]
+    assert len(logins) == 8
+
+    def as_(loginid: str) -> None:
+        page.sign_in(People.objects.get(loginid=loginid), password="demo")
+
+    as_("incharge.mum")
+    assert page.path == "/dashboard/"
+    assert "None planned today" not in page.text() and "Today's jobs" in page.text()
+    page.sign_out()
+    as_("verifier")
+    assert page.path == "/permits/" and page.find("#my-steps a[role=button]").text == "Decide"
+    page.sign_out()
+    as_("tech.mum")
+    assert page.path == "/tickets/"
+    page.click("#tickets tbody tr a")
+    assert page.find_all(".conversation li.comment")  # demo tickets carry a conversation
+    page.sign_out()
+    for loginid in ("admin", "clientadmin", "incharge.nyc", "tech.nyc", "approver"):
+        as_(loginid)
+        assert "Page not found" not in page.text() and "Not allowed" not in page.text()
+        page.sign_out()
