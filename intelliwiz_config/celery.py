@@ -198,6 +198,9 @@ app.conf.task_routes = {
     **{old: {"queue": TASK_QUEUES[name]} for old, name in UPSTREAM_TASK_NAMES.items()},
 }
 app.conf.upstream_queues = UPSTREAM_QUEUE_NAMES
+# What manage.py sync_beat_schedule loads into django-celery-beat's tables. Not beat_schedule:
+# the database scheduler would write that over the operators' edits at every start.
+app.conf.declared_beat_schedule = BEAT_SCHEDULE
 app.conf.worker_consumer = "apps.core.tasks.consumer:Consumer"
 # Loaded by name when a worker starts: it reads models, which are not ready at import.
 app.steps["consumer"].add("apps.core.worker_guard:WorkerGuard")

@@ -45,6 +45,13 @@ def test_every_beat_entry_has_a_crontab_a_declared_queue_and_expires() -> None:
         assert entry["options"]["expires"] > 0, name
 
 
+def test_the_declared_schedule_is_loaded_into_the_tables_not_beats_own_setting() -> None:
+    """django-celery-beat writes app.conf.beat_schedule over the tables at every start, which
+    would undo operators' edits; sync_beat_schedule reads the declared schedule instead."""
+    assert not app.conf.beat_schedule
+    assert app.conf.declared_beat_schedule is BEAT_SCHEDULE
+
+
 def test_beat_uses_the_database_scheduler() -> None:
     assert app.conf.beat_scheduler == "apps.core.beat:LeaderDatabaseScheduler"
     assert app.conf.result_backend == "apps.core.results:DatabaseBackend"

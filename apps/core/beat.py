@@ -54,12 +54,12 @@ def _crontab_row(schedule: crontab) -> CrontabSchedule:
 
 
 def sync_beat_schedule(*, reset: bool = False) -> dict[str, list[str]]:
-    from intelliwiz_config.celery import BEAT_SCHEDULE, app
+    from celery import current_app as app
 
     app.loader.import_default_modules()
     report: dict[str, list[str]] = {"created": [], "reset": [], "kept": [], "skipped": []}
     with transaction.atomic():
-        for name, entry in BEAT_SCHEDULE.items():
+        for name, entry in app.conf.declared_beat_schedule.items():
             if entry["task"] not in app.tasks:
                 report["skipped"].append(name)
                 continue

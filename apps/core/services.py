@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.db.models.functions import Now
@@ -111,18 +112,16 @@ def _check_database() -> tuple[dict[str, Any], datetime | None]:
 def _check_broker() -> tuple[dict[str, Any], list[str]]:
     """Whether the broker answers; and, for a Redis broker, what makes it unsafe and when it
     last lost its data (degraded: warnings)."""
-    from intelliwiz_config.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
             check: dict[str, Any] = {"ok": True, "transport": conn.transport_cls}
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}, []
     warnings: list[str] = []
     try:
-        problems = broker_problems(app)
-        data_lost_at = verify_broker_marker(app)
+        problems = broker_problems(current_app)
+        data_lost_at = verify_broker_marker(current_app)
     except Exception as exc:
         check["safety"] = {"error": type(exc).__name__}
         return check, warnings
@@ -196,11 +195,9 @@ def _workers(database_now: datetime) -> tuple[dict[str, Any], list[str]]:
 def known_circuit_breakers() -> dict[str, CircuitBreaker]:
     """The services behind a circuit: those named by tasks, and those (partners: one circuit
     per host) that ever opened."""
-    from intelliwiz_config.celery import app
-
     breakers = {
         task.service_name: task.circuit_breaker()
-        for task in app.tasks.values()
+        for task in current_app.tasks.values()
         if isinstance(task, ExternalServiceTask) and task.service_name
     }
     for labels in TaskMetric.objects.filter(name="circuit_breaker_opened").values_list(
@@ -214,13 +211,13 @@ def known_circuit_breakers() -> dict[str, CircuitBreaker]:
 def _services() -> tuple[dict[str, Any], list[str]]:
     """Open circuits and tasks retrying on transient errors: an outage of something the
     workers call (degraded, not unhealthy: the tasks wait and retry)."""
-    from intelliwiz_config.celery import app
-
     try:
         circuits = {
             name: breaker.state().value for name, breaker in known_circuit_breakers().items()
         }
-        retrying = retrying_tasks(name for name in app.tasks if not name.startswith("celery."))
+        retrying = retrying_tasks(
+            name for name in current_app.tasks if not name.startswith("celery.")
+        )
     except Exception as exc:
         return {"error": type(exc).__name__}, []
     warnings = [
@@ -237,13 +234,11 @@ def _services() -> tuple[dict[str, Any], list[str]]:
 
 def queue_backlogs() -> dict[str, Any]:
     """Each queue's waiting messages and its oldest one's age (/healthz and /metrics)."""
-    from intelliwiz_config.celery import QUEUE_NAMES, app
-
     backlogs: dict[str, Any] = {}
     try:
-        with app.connection_for_read() as conn:
+        with current_app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
-            for queue in QUEUE_NAMES:
+            for queue in (declared.name for declared in current_app.conf.task_queues):
                 # A channel per queue: RabbitMQ closes one that asks about an unknown queue.
                 with conn.channel() as channel:
                     try:

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from apps.integrations.partner_api import (
+    PartnerCallRefused,
+    PartnerUnavailable,
+    credentials_problem,
+    resolve,
+)
 
 
 class NocAlert(models.Model):
@@ -106,9 +114,17 @@ class PartnerSubscription(models.Model):
         return f"{self.name}: {self.get_event_display()}"
 
     def clean(self) -> None:
-        from apps.integrations.partner_events import check_subscription
-
-        check_subscription(self)
+        """Its URL must pass the partner checks; its credentials must be its client's."""
+        try:
+            resolve(self.url)
+        except PartnerCallRefused as exc:
+            raise ValidationError({"url": str(exc)}) from None
+        except PartnerUnavailable:
+            pass  # the host does not resolve right now; calls will retry
+        client_code = self.client.code if self.client_id else None
+        problem = credentials_problem(self.credentials, client_code)
+        if problem:
+            raise ValidationError({"credentials": problem})
 
 
 class PartnerDelivery(models.Model):

@@ -144,6 +144,28 @@ def partner_credentials(name: str) -> PartnerCredentials:
     return PartnerCredentials({str(k): str(v) for k, v in entry.items()}, None)
 
 
+def credentials_problem(name: str, client_code: str | None) -> str:
+    """Why a subscription of the client `client_code` may not use the credentials `name` (""
+    when it may): they must exist and belong to that client."""
+    if not name:
+        return ""
+    if name not in settings.PARTNER_API_CREDENTIALS:
+        return f"no set named {name!r} in PARTNER_API_CREDENTIALS"
+    try:
+        owner = partner_credentials(name).client
+    except PartnerCallRefused as exc:
+        return str(exc)
+    if owner is None:
+        return (
+            f"the credentials {name!r} belong to no client, and a subscription may name only "
+            "its client's: give them one in PARTNER_API_CREDENTIALS, "
+            f'{{"{name}": {{"client": "<client code>", "headers": {{...}}}}}}'
+        )
+    if owner != client_code:
+        return f"the credentials {name!r} belong to another client"
+    return ""
+
+
 def credential_headers(name: str | None) -> dict[str, str]:
     """The headers of the named partner credential (PARTNER_API_CREDENTIALS)."""
     return partner_credentials(name).headers if name is not None else {}

@@ -14,61 +14,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery.signals import task_failure, task_retry, task_success
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from apps.core.enqueue import enqueue_on_commit
 from apps.core.redaction import redact_text
 from apps.integrations.models import PartnerDelivery, PartnerEvent, PartnerSubscription
-from apps.integrations.partner_api import (
-    PartnerCallRefused,
-    PartnerUnavailable,
-    partner_credentials,
-    resolve,
-)
+from apps.integrations.partner_api import credentials_problem
 
 PARTNER_TASK = "external_api_call_async"
 CALL_TIMEOUT = 10  # seconds for a whole notification call
-
-
-def check_subscription(subscription: PartnerSubscription) -> None:
-    """A subscription's URL must pass the partner checks; its credentials must be its
-    client's."""
-    try:
-        resolve(subscription.url)
-    except PartnerCallRefused as exc:
-        raise ValidationError({"url": str(exc)}) from None
-    except PartnerUnavailable:
-        pass  # the host does not resolve right now; calls will retry
-    problem = credentials_problem(subscription)
-    if problem:
-        raise ValidationError({"credentials": problem})
-
-
-def credentials_problem(subscription: PartnerSubscription) -> str:
-    """Why the subscription may not use the credentials it names ("" when it may): they must
-    exist and belong to the subscription's client."""
-    name = subscription.credentials
-    if not name:
-        return ""
-    if name not in settings.PARTNER_API_CREDENTIALS:
-        return f"no set named {name!r} in PARTNER_API_CREDENTIALS"
-    try:
-        owner = partner_credentials(name).client
-    except PartnerCallRefused as exc:
-        return str(exc)
-    client = subscription.client if subscription.client_id else None
-    if owner is None:
-        return (
-            f"the credentials {name!r} belong to no client, and a subscription may name only "
-            "its client's: give them one in PARTNER_API_CREDENTIALS, "
-            f'{{"{name}": {{"client": "<client code>", "headers": {{...}}}}}}'
-        )
-    if client is None or owner != client.code:
-        return f"the credentials {name!r} belong to another client"
-    return ""
 
 
 Happening = tuple[int, str, dict[str, Any]]  # (client id, subject, payload)
@@ -88,7 +43,7 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
         return 0
     # A subscription saved before its credentials were tied to clients, or whose credentials
     # were moved to another client since: its deliveries fail, saying why, and nothing is sent.
-    refused = {s.pk: credentials_problem(s) for s in subscriptions}
+    refused = {s.pk: credentials_problem(s.credentials, s.client.code) for s in subscriptions}
     deliveries = [
         PartnerDelivery(
             subscription=subscription,

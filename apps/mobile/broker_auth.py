@@ -7,13 +7,12 @@ only ``intelliwiz/mobile/<its id>/request`` and read only ``.../<its id>/respons
 file and ACL file from the table; Mosquitto reads them again on SIGHUP.
 
 The broker keeps PBKDF2-SHA512 hashes in Mosquitto's own format ($7$), computed when a secret
-is issued (the only moment the secret is known) and stored with the device.
+is issued (the only moment the secret is known) and stored with the device
+(``apps.mobile.models.mosquitto_hash``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +20,10 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-ITERATIONS = 101  # what mosquitto_passwd writes for $7$
+from apps.mobile.models import MobileDevice, mosquitto_hash
+
 REQUEST_TOPIC = "intelliwiz/mobile/{device}/request"
 RESPONSE_TOPIC = "intelliwiz/mobile/{device}/response"
-
-
-def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
-    """`password` hashed as mosquitto_passwd does: $7$<iterations>$<salt>$<PBKDF2-SHA512>."""
-    salt = salt or os.urandom(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS, 64)
-    encode = base64.b64encode
-    return f"$7${ITERATIONS}${encode(salt).decode()}${encode(digest).decode()}"
 
 
 @dataclass(frozen=True)
@@ -59,8 +51,6 @@ def service_user_names() -> set[str]:
 
 
 def password_file() -> str:
-    from apps.mobile.models import MobileDevice
-
     lines = []
     for user in service_users():
         if user is not None:

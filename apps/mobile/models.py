@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 
 from django.contrib.auth.hashers import check_password
 from django.core.validators import RegexValidator
@@ -11,12 +13,22 @@ from apps.peoples.models import People
 
 device_id_validator = RegexValidator(r"^[A-Za-z0-9_-]{3,64}$", "3 to 64 letters, digits, - or _")
 _DIGEST = "sha256$"
+MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd writes for $7$
 
 
 def secret_digest(secret: str) -> str:
     """How a device secret is stored: it is random (192 bits from issue_device_secret), so a
     plain SHA-256 resists guessing, and checking it is fast and takes the same time always."""
     return _DIGEST + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    """How the MQTT broker checks the same secret (apps.mobile.broker_auth): hashed as
+    mosquitto_passwd does, $7$<iterations>$<salt>$<PBKDF2-SHA512>."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS, 64)
+    encode = base64.b64encode
+    return f"$7${MOSQUITTO_ITERATIONS}${encode(salt).decode()}${encode(digest).decode()}"
 
 
 class MobileDevice(models.Model):
@@ -38,8 +50,6 @@ class MobileDevice(models.Model):
         return f"{self.device_id} ({self.person})"
 
     def set_secret(self, secret: str) -> None:
-        from apps.mobile.broker_auth import mosquitto_hash
-
         self.secret_hash = secret_digest(secret)
         self.broker_password_hash = mosquitto_hash(secret)
 
