@@ -186,6 +186,9 @@ app = Celery(
     task_cls="apps.core.tasks.base:BaseTask",
     tasks=TaskNames(UPSTREAM_TASK_NAMES, RETIRED_UPSTREAM_TASKS),
 )
+# The apps reach this app as celery.current_app (they never import this module): the default
+# app too, so a thread that did not create it (a web server's, the worker guard's) finds it.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 if app.conf.result_backend == "django-db":
     # django-db results that requeue a message rather than lose it to a database blip.

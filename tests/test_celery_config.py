@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import smtplib
+import threading
 
 import pytest
-from celery import shared_task
+from celery import current_app, shared_task
 from celery.schedules import crontab
 from django.conf import settings
 from django.db import OperationalError
@@ -14,6 +15,16 @@ from apps.core.idempotency import SideEffectInProgress
 from apps.core.tasks.circuit_breaker import CircuitOpenError
 from apps.core.tasks.utils import RETRY_POLICIES, task_retry_policy
 from intelliwiz_config.celery import BEAT_SCHEDULE, DEFAULT_QUEUE, QUEUE_NAMES, app
+
+
+def test_the_apps_find_this_app_as_the_current_one_in_any_thread() -> None:
+    """The apps never import intelliwiz_config: /healthz, run in a web server's thread, reaches
+    the broker through celery.current_app."""
+    found = []
+    thread = threading.Thread(target=lambda: found.append(current_app._get_current_object()))
+    thread.start()
+    thread.join()
+    assert found == [app]
 
 
 def test_json_only() -> None:
