@@ -263,3 +263,14 @@ def test_a_cursor_that_is_not_ours_shows_the_first_page(world) -> None:
         response = browser.get(f"/tickets/?after={cursor}")
         assert response.status_code == 200
         assert len(ids_on(response.content.decode(), r'href="/tickets/(\d+)"')) == 5
+
+
+def test_managers_filter_tickets_by_whom_they_are_assigned_to(world) -> None:
+    world.add(12)
+    browser = browser_of(world.in_charge)
+    page = browser.get(f"/tickets/?assignee={world.tech.pk}").content.decode()
+    shown = {int(pk) for pk in ids_on(page, r'href="/tickets/(\d+)"')}
+    assert shown == set(
+        Ticket.objects.filter(assigned_people=world.tech).values_list("pk", flat=True)
+    )
+    assert 'name="assignee"' not in browser_of(world.tech).get("/tickets/").content.decode()

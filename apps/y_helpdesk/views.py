@@ -114,12 +114,19 @@ class TicketFilters(ListFilters):
     )
     priority = forms.ChoiceField(required=False, choices=[("", "Any priority"), *Priority.choices])
     site = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every site")
+    assignee = forms.ModelChoiceField(
+        label="Assigned to", queryset=None, required=False, empty_label="Anyone"
+    )
     raised_from = forms.DateField(label="Raised from", required=False, widget=DATE_PICKER)
     raised_to = forms.DateField(label="Raised to", required=False, widget=DATE_PICKER)
 
     def __init__(self, request: HttpRequest, sites) -> None:
         super().__init__(request)
         self.fields["site"].queryset = sites
+        if can(request.user, "manage"):  # whom managers assign; a technician has My work
+            self.fields["assignee"].queryset = visible_people(request.user).order_by("name")
+        else:
+            del self.fields["assignee"]
         zone = timezone.get_current_timezone_name()
         self.fields["raised_to"].help_text = f"Both days included, in your time zone ({zone})"
 
@@ -142,6 +149,8 @@ class TicketFilters(ListFilters):
             tickets = tickets.filter(priority=given["priority"])
         if given.get("site"):
             tickets = tickets.filter(site=given["site"])
+        if given.get("assignee"):
+            tickets = tickets.filter(assigned_people=given["assignee"])
         bounds = day_range(
             given.get("raised_from"), given.get("raised_to"), timezone.get_current_timezone()
         )
