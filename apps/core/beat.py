@@ -129,6 +129,10 @@ def release_beat_lock(holder: str) -> None:
 
 
 class LeasedEntry(ModelEntry):
+    # last_run_at and total_run_count are written by reserve()'s compare-and-set, never by
+    # django-celery-beat's sync (a stale beat's sync would move them back).
+    save_fields = ["no_changes"]
+
     def __init__(self, model: PeriodicTask, app: Any = None) -> None:
         # What the row said when this entry was read (or last written by us), before the
         # parent class fills in a missing value: the compare-and-set compares against it.
@@ -165,7 +169,9 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if not self.leading:
             logger.info("beat_lock_acquired holder=%s: sending periodic tasks", self.holder)
             self.leading = True
-            # The schedule read while standing by is stale: read it again before sending.
+            # The schedule read while standing by is stale (the leader moved its entries on):
+            # django-celery-beat reads it all again on its initial read (its _initial_read),
+            # and Celery's tick rebuilds its heap of due entries when there is none (_heap).
             self._initial_read = True
             self._heap = None
         return min(float(super().tick(*args, **kwargs)), settings.BEAT_STANDBY_POLL_SECONDS)
@@ -187,8 +193,6 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("beat_entry_not_claimed entry=%s error=%s", entry.name, exc)
             won = False
-        if won:
-            self._dirty.discard(new_entry.name)  # the row is written already
         self._sent_by_us[entry.name] = won
         return new_entry
 

@@ -37,6 +37,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -143,11 +144,13 @@ class FilesystemQoS(virtual.QoS):
 
     channel: FilesystemChannel
 
+    # Replaces: kombu's ack forgets the message (its file was deleted when it was read).
     def ack(self, delivery_tag: str) -> None:
         self.channel.settle(delivery_tag, requeue=False)
         super().ack(delivery_tag)
         self.channel.connection.doorbell.nudge()
 
+    # Replaces: kombu's reject restores by publishing a copy; here the held file goes back.
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         self.channel.settle(delivery_tag, requeue=requeue)
         super().ack(delivery_tag)
@@ -186,6 +189,8 @@ class FilesystemChannel(filesystem.Channel):
         return os.stat(clock).st_mtime
 
     # --- publishing ---------------------------------------------------------------------------
+    # Replaces: kombu writes the message file in place (a reader can see half of it) and names
+    # it by uuid only (no delivery order); here it is written aside, renamed in, rung for.
     def _put(self, queue: str, payload: dict, **kwargs: Any) -> None:  # type: ignore[override]
         final = os.path.join(self.data_folder_out, _message_name(queue))
         partial = final + ".part"
@@ -197,6 +202,7 @@ class FilesystemChannel(filesystem.Channel):
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
         self.connection.doorbell.ring()
 
+    # Replaces: kombu records a binding in memory before writing its table (see below).
     def queue_bind(
         self,
         queue: str,
@@ -216,6 +222,7 @@ class FilesystemChannel(filesystem.Channel):
         self._queue_bind(exchange, *meta)
         super().queue_bind(queue, exchange, routing_key, arguments, **kwargs)
 
+    # Replaces: kombu rewrites the table file in place; here under a lock, aside, renamed in.
     def _queue_bind(
         self, exchange: str, routing_key: str | None, pattern: str | None, queue: str | None
     ) -> None:
@@ -239,6 +246,7 @@ class FilesystemChannel(filesystem.Channel):
             raise ChannelError(f"Cannot bind {queue!r} to {exchange!r}") from exc
 
     # --- consuming ----------------------------------------------------------------------------
+    # Adds to kombu's: a no-ack queue (broadcasts, replies) is noted so nothing of it is held.
     def basic_consume(
         self, queue: str, no_ack: bool, callback: Any, consumer_tag: str | None, **kwargs: Any
     ) -> Any:
@@ -251,6 +259,7 @@ class FilesystemChannel(filesystem.Channel):
         """A producer rang: what the last listing said is out of date."""
         self._listed_at = 0.0
 
+    # Adds to kombu's: as basic_consume.
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         if no_ack:
             self._noack_queues.add(queue)
@@ -264,6 +273,8 @@ class FilesystemChannel(filesystem.Channel):
                 self._waiting[_queue_of(name)].append(name)
         self._listed_at = time.monotonic()
 
+    # Replaces: kombu reads and deletes the file (a worker killed mid-task loses the message)
+    # and lists the folder once per queue per look; here a rename into inflight/ claims it.
     def _get(self, queue: str) -> dict:  # type: ignore[override]
         names = self._waiting[queue]
         if not names and time.monotonic() - self._listed_at > LISTING_REUSE:
@@ -310,6 +321,7 @@ class FilesystemChannel(filesystem.Channel):
         if name is not None:
             (self._give_back if requeue else self._forget)(name)
 
+    # Replaces: kombu restores by publishing a copy; a held file goes back in its place.
     def _restore(self, message: Any) -> None:
         if message.delivery_tag in self._inflight:
             self.settle(message.delivery_tag, requeue=True)
@@ -339,6 +351,7 @@ class FilesystemChannel(filesystem.Channel):
             logger.warning("broker_restored messages=%d reason=lease_expired", restored)
         return restored
 
+    # Replaces: kombu counts files by its own naming.
     def _size(self, queue: str) -> int:
         return sum(1 for name in os.listdir(self.data_folder_in) if _queue_of(name) == queue)
 
@@ -358,6 +371,7 @@ class FilesystemChannel(filesystem.Channel):
 class FilesystemTransport(filesystem.Transport):
     Channel = FilesystemChannel
 
+    # Adds to kombu's: the doorbell of this broker's folder.
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         folder = client.transport_options.get("doorbell_folder") or os.path.join(
@@ -366,6 +380,8 @@ class FilesystemTransport(filesystem.Transport):
         )
         self.doorbell = Doorbell(folder)
 
+    # Replaces: kombu's virtual transport polls every polling_interval; here a consumer sleeps
+    # until a producer rings (or IDLE_WAIT).
     def drain_events(  # type: ignore[override]
         self, connection: Any, timeout: float | None = None
     ) -> None:
@@ -385,6 +401,7 @@ class FilesystemTransport(filesystem.Transport):
                     for channel in channels:
                         channel.forget_listing()
 
+    # Adds to kombu's: the doorbell's socket goes with the connection.
     def close_connection(self, connection: Any) -> None:
         self.doorbell.close()
         super().close_connection(connection)
@@ -413,11 +430,17 @@ def _server_time(client: Any) -> float:
 
 
 class RedisQoS(redis.QoS):
-    """kombu's Redis QoS with every lease time taken from the server's clock."""
+    """kombu's Redis QoS with every lease time taken from the server's clock, and the tags of the
+    messages it holds kept where the worker guard's thread reads them (``held``)."""
 
     channel: RedisChannel
     _sweep_calls = 0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: set[str] = set()
+
+    # Replaces: kombu scores a delivered message with the worker's time().
     def append(self, message: Any, delivery_tag: str) -> None:
         delivery = message.delivery_info
         with self.channel.conn_or_acquire() as client:
@@ -430,7 +453,24 @@ class RedisQoS(redis.QoS):
                 dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
             )
         virtual.QoS.append(self, message, delivery_tag)
+        self.held.add(delivery_tag)
 
+    # Adds to kombu's: the message is no longer held.
+    def ack(self, delivery_tag: str) -> None:
+        self.held.discard(delivery_tag)
+        super().ack(delivery_tag)
+
+    # Adds to kombu's: the message is no longer held.
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        self.held.discard(delivery_tag)
+        super().reject(delivery_tag, requeue=requeue)
+
+    # Adds to kombu's: a closing channel gives everything back.
+    def restore_unacked(self, client: Any = None) -> None:
+        super().restore_unacked(client)
+        self.held.clear()
+
+    # Replaces: kombu judges expiry by the worker's time().
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
         """Give back messages whose lease ran out, by the server's clock (kombu's sweep, judged
         by the server's time instead of the worker's)."""
@@ -459,9 +499,10 @@ class RedisQoS(redis.QoS):
 
 class RedisChannel(redis.Channel):
     QoS = RedisQoS
+    qos: RedisQoS
 
     def renew_leases(self) -> None:
-        tags = held_tags(self.qos._delivered or {})
+        tags = held_tags(self.qos.held)
         if not tags:
             return
         with self.conn_or_acquire() as client:
@@ -481,9 +522,9 @@ class RedisChannel(redis.Channel):
         return waiting, time.time() - published_at if published_at else None
 
 
-def held_tags(delivered: dict[str, Any]) -> list[str]:
+def held_tags(delivered: Iterable[str]) -> list[str]:
     """The delivery tags a consumer holds, read from another thread than the one changing
-    them (a dict that changes size while copied raises; copy again)."""
+    them (a set or dict that changes size while copied raises; copy again)."""
     while True:
         try:
             return list(delivered)
