@@ -203,7 +203,7 @@ CACHE_URL = env_url("CACHE_URL", schemes={"redis", "rediss"})
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": CACHE_URL,
             "OPTIONS": REDIS_SOCKET_OPTIONS,
         }

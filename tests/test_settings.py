@@ -79,7 +79,7 @@ def test_real_services_are_chosen_by_variables(tmp_path) -> None:
         "db": "django.db.backends.postgresql",
         "broker": "amqp://guest:guest@mq.example:5672//",
         "results": "django-db",
-        "cache": "django.core.cache.backends.redis.RedisCache",
+        "cache": "apps.core.cache.RedisCache",
         "mail": "django.core.mail.backends.smtp.EmailBackend",
         "media": "storages.backends.s3.S3Storage",
         "beat": None,

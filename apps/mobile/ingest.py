@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from graphql import OperationType
 
+from apps.core.cache import count_in_window
 from apps.core.enqueue import enqueue_on_commit
 from apps.mobile.limits import QueryRefused, checked_document
 from apps.mobile.models import MobileDevice, MobileMessage, secret_digest
@@ -63,8 +64,7 @@ def _throttled(keys: dict[str, int]) -> bool:
 
 def _count_failure(keys: dict[str, int]) -> None:
     for key in keys:
-        cache.add(key, 0, timeout=FAILURE_WINDOW)
-        cache.incr(key)
+        count_in_window(key, FAILURE_WINDOW)
 
 
 class BadRequest(ValueError):

@@ -12,13 +12,13 @@ from typing import Any, NamedTuple
 
 from croniter import croniter
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.core.cache import count_in_window
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.onboarding.models import BusinessUnit
 from apps.peoples.models import People
@@ -434,11 +434,10 @@ def spend_outside_mail(person_id: int, addresses: int) -> str:
     then nothing is counted. One counter per person and clock hour, in the shared cache."""
     limit = settings.OUTSIDE_MAIL_RECIPIENTS_PER_HOUR
     key = f"outside-mail:{person_id}:{int(clock.time() // OUTSIDE_MAIL_WINDOW_SECONDS)}"
-    cache.add(key, 0, timeout=OUTSIDE_MAIL_WINDOW_SECONDS)
-    total = cache.incr(key, addresses)
+    total = count_in_window(key, OUTSIDE_MAIL_WINDOW_SECONDS, addresses)
     if total <= limit:
         return ""
-    cache.decr(key, addresses)
+    count_in_window(key, OUTSIDE_MAIL_WINDOW_SECONDS, -addresses)
     used = total - addresses
     return (
         f"You may mail at most {limit} addresses an hour and have mailed {used} this hour: "

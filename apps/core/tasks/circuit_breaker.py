@@ -1,6 +1,7 @@
 """A circuit breaker whose state every worker process shares through the Django cache.
 
-CLOSED: calls go through; transient failures are counted with an atomic ``cache.incr``.
+CLOSED: calls go through; transient failures are counted within `failure_window` (atomically:
+``apps.core.cache.count_in_window``).
 OPEN: after `failure_threshold` failures, calls fail fast with CircuitOpenError until
 `recovery_timeout` has passed. HALF_OPEN: then exactly one caller (``cache.add`` decides who)
 may probe; its success closes the circuit, its failure opens it again.
@@ -19,6 +20,7 @@ from django.core.cache import cache as default_cache
 from django.core.cache.backends.base import BaseCache
 
 from apps.core import metrics
+from apps.core.cache import count_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +119,8 @@ class CircuitBreaker:
             metrics.record_circuit_opened(self.service)
             return
         # add(): of all the processes crossing the threshold together, one opens.
-        if self._count_failure() >= self.failure_threshold and self.cache.add(
+        failures = count_in_window(self._failures_key, self.failure_window, cache=self.cache)
+        if failures >= self.failure_threshold and self.cache.add(
             self._opened_key, time.time(), timeout=None
         ):
             metrics.record_circuit_opened(self.service)
-
-    def _count_failure(self) -> int:
-        for _ in range(3):
-            self.cache.add(self._failures_key, 0, timeout=self.failure_window)
-            try:
-                return self.cache.incr(self._failures_key)
-            except ValueError:  # expired between add() and incr(): start a new window
-                continue
-        return self.failure_threshold

@@ -15,17 +15,16 @@ from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined] 
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request as CeleryRequest
 from celery.worker.state import task_ready
-from django.core.cache import cache
+
+from apps.core.cache import count_in_window
 
 logger = logging.getLogger(__name__)
 MAX_WORKER_LOSSES = 3
 
 
 def _losses(task_id: str) -> int:
-    key = f"task-worker-losses:{task_id}"
     try:
-        cache.add(key, 0, timeout=24 * 60 * 60)
-        return cache.incr(key)
+        return count_in_window(f"task-worker-losses:{task_id}", window=24 * 60 * 60)
     except Exception:  # the cache is away: count nothing, requeue as usual
         logger.warning("worker_loss_not_counted id=%s", task_id, exc_info=True)
         return 0
