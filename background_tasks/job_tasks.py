@@ -26,8 +26,7 @@ def autoclose_job(self, jobneed_id: int | None = None) -> AutocloseResult:
     return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "").as_dict()
 
 
-# Its WorkerHeartbeat row is what /healthz and operators read, so no result row as well.
-@shared_task(name="task_every_min", bind=True, ignore_result=True, **task_retry_policy("default"))
+@shared_task(name="task_every_min", bind=True, **task_retry_policy("default"))
 def task_every_min(self) -> HeartbeatResult:
     """Worker heartbeat: which worker ran it, when, and how late against its minute slot."""
     # Beat's messages carry periodic_task_name; a run sent by hand has no schedule to be late on.

@@ -16,10 +16,7 @@ def cache_warming_scheduled() -> DashboardWarmResult:
     return warm_all()
 
 
-# Hourly housekeeping whose outcome nobody reads: no result row.
-@shared_task(
-    name="cleanup_expired_pdf_tasks", ignore_result=True, **task_retry_policy("maintenance")
-)
+@shared_task(name="cleanup_expired_pdf_tasks", **task_retry_policy("maintenance"))
 def cleanup_expired_pdf_tasks() -> PdfCleanupResult:
     """Delete expired PDF jobs and their files."""
     return cleanup_expired()

@@ -123,6 +123,14 @@ RETIRED_UPSTREAM_TASKS: dict[str, tuple[str, str]] = {
 # hold onto the queues above, by task name (apps.core.tasks.consumer.UpstreamQueueDrain).
 UPSTREAM_QUEUE_NAMES: tuple[str, ...] = ("celery", "django5_queue")
 
+# The tasks whose results someone reads, and who: every other task stores no result (settings,
+# CELERY_TASK_IGNORE_RESULT), so a run costs no result row nobody looks at. Pages and the API
+# read their own rows (Report, PdfJob, MobileMessage, SyncBatch, PartnerDelivery), never a
+# task's result; no chord or group waits on one.
+RESULTS_READ: dict[str, str] = {
+    "external_api_call_async": "the producer that called a partner: its answer (status, body)",
+}
+
 MINUTE = 60
 HOUR = 60 * MINUTE
 
@@ -193,6 +201,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 if app.conf.result_backend == "django-db":
     # django-db results that requeue a message rather than lose it to a database blip.
     app.conf.result_backend = "apps.core.results:DatabaseBackend"
+app.conf.task_annotations = {name: {"ignore_result": False} for name in RESULTS_READ}
 app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_create_missing_queues = False

@@ -361,6 +361,12 @@ RESULT_STORE_PATIENCE_SECONDS = env_int("RESULT_STORE_PATIENCE_SECONDS", 20, min
 # How long a worker keeps trying to record a side effect it has done (a mail sent) while the
 # database is away; left unrecorded, the effect would be repeated once its claim's lease ends.
 LEDGER_RECORD_PATIENCE_SECONDS = env_int("LEDGER_RECORD_PATIENCE_SECONDS", 60, minimum=1)
+# A task's result is stored only where someone reads it (RESULTS_READ in
+# intelliwiz_config/celery.py); a producer that waits for any other task's result asks for it
+# per call (apply_async(..., ignore_result=False)). Failures and retries are stored for every
+# task, for the results admin and monitors.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 3 * 24 * 60 * 60
 CELERY_CACHE_BACKEND = "django-cache"

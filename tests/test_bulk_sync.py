@@ -138,7 +138,7 @@ def test_the_task_applies_once_per_message(worker, mail_sink) -> None:
     )
     records = [{"uuid": str(item.uuid), "answer": "8"}, {"uuid": str(uuid.uuid4()), "answer": "1"}]
     outcome = insert_json_records_async.apply_async(
-        (records, "jobneeddetails", sender.pk), task_id="sync-1"
+        (records, "jobneeddetails", sender.pk), task_id="sync-1", ignore_result=False
     ).get(timeout=30)
     assert (outcome["applied"], len(outcome["rejected"])) == (1, 1)
     # The same message delivered again (same task id): nothing is applied or kept twice.

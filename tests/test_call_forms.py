@@ -61,7 +61,7 @@ def legacy_lines(worker: ManagedProcess, task_id: str) -> list[str]:
 
 def runs(worker: ManagedProcess, task, *args: Any, **kwargs: Any) -> Any:
     """Send an upstream form; it runs as the current form. Its result."""
-    result = task.delay(*args, **kwargs)
+    result = task.apply_async(args, kwargs, ignore_result=False)
     outcome = result.get(timeout=60)
     (line,) = legacy_lines(worker, result.id)
     assert f"task={task.name} " in line and " use=" in line and "refused" not in line
@@ -70,7 +70,7 @@ def runs(worker: ManagedProcess, task, *args: Any, **kwargs: Any) -> Any:
 
 def refused(worker: ManagedProcess, task, reason: str, *args: Any, **kwargs: Any) -> DeadLetter:
     """Send an upstream form; it is refused with `reason` and left as a dead letter."""
-    result = task.delay(*args, **kwargs)
+    result = task.apply_async(args, kwargs, ignore_result=False)
     result.get(timeout=60, propagate=False)
     deadline = time.monotonic() + 30
     while (letter := DeadLetter.objects.filter(task_id=result.id).first()) is None:
@@ -373,7 +373,7 @@ def test_send_ticket_email_positionally_is_told_by_its_shape(worker, site_world,
         ticket = Ticket.objects.create(
             description="Leak", site=site_world["site"], assigned_people=site_world["worker"]
         )
-    result = tasks.send_ticket_email.delay(None, ticket.pk)
+    result = tasks.send_ticket_email.apply_async((None, ticket.pk), ignore_result=False)
     assert result.get(timeout=60) == {"ticket": ticket.pk, "sent": True, "recipients": 1}
     (line,) = legacy_lines(worker, result.id)
     assert " form=ticket,id use=send_ticket_email(ticket_id,version)" in line
@@ -424,7 +424,9 @@ def test_publish_mqtt_with_upstreams_json_string_payload(worker, worker_mqtt_bro
     subscriber = Subscriber(worker_mqtt_broker.url, "intelliwiz/legacy/#")
     try:
         payload = json.dumps({"operation": "UPDATE", "models": "Asset", "payload": {"a": "<b>"}})
-        tasks.publish_mqtt.delay("intelliwiz/legacy/asset", payload).get(timeout=60)
+        tasks.publish_mqtt.apply_async(
+            ("intelliwiz/legacy/asset", payload), ignore_result=False
+        ).get(timeout=60)
         ((topic, body),) = subscriber.wait_for(1)
     finally:
         subscriber.close()
@@ -538,7 +540,7 @@ def test_face_recognition_forms(worker, site_world, style) -> None:
         "keywords": ((), {"pel_uuid": str(event.uuid), "peopleid": site_world["worker"].pk}),
     }[style]
     # The current argument list: it runs as it is (no selfie: a recorded outcome, no retry).
-    result = tasks.perform_facerecognition_bgt.delay(*args[0], **args[1])
+    result = tasks.perform_facerecognition_bgt.apply_async(*args, ignore_result=False)
     result.get(timeout=60)
     assert not legacy_lines(worker, result.id)
     event.refresh_from_db()
@@ -559,7 +561,7 @@ def test_face_recognition_on_a_tenant_database_is_refused(worker, site_world) ->
 def test_audio_transcript_runs_as_it_is(worker, site_world) -> None:
     jobneed = expired_jobneed(site_world)
     detail = JobneedDetails.objects.create(jobneed=jobneed, seqno=1, question="Say it")
-    result = tasks.process_audio_transcript.delay(detail.pk)
+    result = tasks.process_audio_transcript.apply_async((detail.pk,), ignore_result=False)
     assert result.get(timeout=60)["reason"] == "the answer has no audio attachment"
     assert not legacy_lines(worker, result.id)
 
@@ -648,7 +650,7 @@ def test_report_files_inside_the_reports_area_run_as_they_are(worker, mail_sink)
         (tasks.cleanup_reports_which_are_12hrs_old, (str(folder), 12)),
         (tasks.send_generated_report_onfly_email, upstream_call),
     ):
-        result = task.delay(*args)
+        result = task.apply_async(args, ignore_result=False)
         result.get(timeout=60)
         assert not legacy_lines(worker, result.id)
     assert not old.exists() and fresh.exists()

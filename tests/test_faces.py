@@ -161,5 +161,7 @@ def test_processes_that_never_verify_faces_never_load_dlib() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_the_task_runs_on_the_worker(worker, world) -> None:
     event = punch(world, astronaut_selfie())
-    result = perform_facerecognition_bgt.delay(str(event.uuid), world["person"].pk).get(timeout=60)
+    result = perform_facerecognition_bgt.apply_async(
+        (str(event.uuid), world["person"].pk), ignore_result=False
+    ).get(timeout=60)
     assert result["outcome"] == "MATCH"

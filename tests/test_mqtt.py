@@ -170,12 +170,12 @@ def test_publish_without_a_broker_raises_a_connection_error(settings, fresh_clie
 def test_task_publishes_once_and_refuses_bad_topics_without_retry(worker, worker_mqtt_broker):
     subscriber = Subscriber(worker_mqtt_broker.url, "noc/task/#")
     try:
-        result = publish_mqtt.delay("noc/task/a", {"n": 1})
+        result = publish_mqtt.apply_async(("noc/task/a", {"n": 1}), ignore_result=False)
         assert result.get(timeout=30) == {"topic": "noc/task/a", "published": True, "bytes": 7}
         assert subscriber.wait_for(1) == [("noc/task/a", b'{"n":1}')]
     finally:
         subscriber.close()
-    bad = publish_mqtt.delay("noc/+/a", {"n": 1})
+    bad = publish_mqtt.apply_async(("noc/+/a", {"n": 1}), ignore_result=False)
     with pytest.raises(MqttValidationError, match="wildcards"):
         bad.get(timeout=30)
     assert DeadLetter.objects.get(task_id=bad.id).retries == 0
@@ -188,7 +188,7 @@ def test_task_retries_while_the_broker_is_down_and_delivers_once_it_is_back(
 ):
     worker_mqtt_broker.stop()
     try:
-        result = publish_mqtt.delay("noc/outage/a", "after the outage")
+        result = publish_mqtt.apply_async(("noc/outage/a", "after the outage"), ignore_result=False)
         deadline = time.monotonic() + 30
         while AsyncResult(result.id).state != "RETRY" and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -200,7 +200,12 @@ def test_task_retries_while_the_broker_is_down_and_delivers_once_it_is_back(
         assert result.get(timeout=60)["published"] is True
         # The worker's one child publishes a marker next, on the same connection: a second copy
         # of the message would arrive before it.
-        assert publish_mqtt.delay("noc/outage/end", "end").get(timeout=30)["published"] is True
+        assert (
+            publish_mqtt.apply_async(("noc/outage/end", "end"), ignore_result=False).get(
+                timeout=30
+            )["published"]
+            is True
+        )
         assert subscriber.wait_for(2) == [
             ("noc/outage/a", b"after the outage"),
             ("noc/outage/end", b"end"),

@@ -92,8 +92,12 @@ def test_an_alert_is_published_and_mailed_once(settings, mailoutbox) -> None:
 def test_the_task_reports_through_the_worker(worker, worker_mqtt_broker, mail_sink) -> None:
     subscriber = Subscriber(worker_mqtt_broker.url, "noc/alerts")
     try:
-        first = send_mismatch_notification.delay(REPORT).get(timeout=30)
-        second = send_mismatch_notification.delay(REPORT).get(timeout=30)
+        first = send_mismatch_notification.apply_async((REPORT,), ignore_result=False).get(
+            timeout=30
+        )
+        second = send_mismatch_notification.apply_async((REPORT,), ignore_result=False).get(
+            timeout=30
+        )
         assert subscriber.wait_for(1) and len(subscriber.messages) == 1
     finally:
         subscriber.close()
@@ -103,4 +107,6 @@ def test_the_task_reports_through_the_worker(worker, worker_mqtt_broker, mail_si
     ((recipients, _message),) = mail_sink.wait_for(1)
     assert recipients == ["noc@facility.test"]
     with pytest.raises(MismatchValidationError):
-        send_mismatch_notification.delay({"kind": "x"}).get(timeout=30)
+        send_mismatch_notification.apply_async(({"kind": "x"},), ignore_result=False).get(
+            timeout=30
+        )

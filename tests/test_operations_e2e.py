@@ -122,9 +122,9 @@ def test_autoclose_through_the_worker_mails_once_and_survives_a_failed_send(
     mail_sink.reject_next = 0
     assert Jobneed.objects.filter(status="AUTOCLOSED").count() == 3  # the state change stayed
 
-    outcome = autoclose_job.delay().get(timeout=30)
+    outcome = autoclose_job.apply_async(ignore_result=False).get(timeout=30)
     assert (outcome["closed"], outcome["mails_sent"]) == (0, 3)
-    assert autoclose_job.delay().get(timeout=30)["mails_sent"] == 0
+    assert autoclose_job.apply_async(ignore_result=False).get(timeout=30)["mails_sent"] == 0
     messages = mail_sink.wait_for(3)
     assert len(messages) == 3
     assert {m["Subject"][:26] for _, m in messages} == {"AUTOCLOSE TASK planned on "}
@@ -149,8 +149,14 @@ def test_escalation_reminders_and_alerts_through_the_worker(worker, mail_sink, w
         assigned_people=world["in_charge"],
     )
     Ticket.objects.filter(pk=ticket.pk).update(created_at=timezone.now() - timedelta(minutes=6))
-    assert ticket_escalation.delay().get(timeout=30) == {"escalated": 1, "mails_sent": 1}
-    assert ticket_escalation.delay().get(timeout=30) == {"escalated": 0, "mails_sent": 0}
+    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=30) == {
+        "escalated": 1,
+        "mails_sent": 1,
+    }
+    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=30) == {
+        "escalated": 0,
+        "mails_sent": 0,
+    }
 
     job = factories.job(world["site"], world["in_charge"], cron="0 9 * * *")
     EscalationMatrix.objects.create(
@@ -160,16 +166,32 @@ def test_escalation_reminders_and_alerts_through_the_worker(worker, mail_sink, w
         frequency="DAY",
         frequency_value=40,
     )
-    create_ppm_job.delay(job.pk).get(timeout=30)
-    create_ppm_job.delay(job.pk).get(timeout=30)
+    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=30)
+    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=30)
     assert Reminder.objects.filter(due_at__lte=timezone.now()).count() == 30
-    assert send_reminder_email.delay().get(timeout=30) == {"sent": 30, "failed_for_good": 0}
-    assert send_reminder_email.delay().get(timeout=30) == {"sent": 0, "failed_for_good": 0}
+    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=30) == {
+        "sent": 30,
+        "failed_for_good": 0,
+    }
+    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=30) == {
+        "sent": 0,
+        "failed_for_good": 0,
+    }
 
     jobneed = Jobneed.objects.filter(job=job).first()
     Jobneed.objects.filter(pk=jobneed.pk).update(has_alerts=True)
-    assert alert_sendmail.delay(jobneed.pk, "observation").get(timeout=30)["sent"] is True
-    assert alert_sendmail.delay(jobneed.pk, "observation").get(timeout=30)["sent"] is False
+    assert (
+        alert_sendmail.apply_async((jobneed.pk, "observation"), ignore_result=False).get(
+            timeout=30
+        )["sent"]
+        is True
+    )
+    assert (
+        alert_sendmail.apply_async((jobneed.pk, "observation"), ignore_result=False).get(
+            timeout=30
+        )["sent"]
+        is False
+    )
 
     messages = mail_sink.wait_for(32)
     subjects = [m["Subject"] for _, m in messages]

@@ -229,7 +229,9 @@ def test_concurrent_last_approvals_complete_the_phase_once(worker, mail_sink, wo
         thread.join(30)
     mails_to(mail_sink, "vendor@sparks.test")
     # The worker runs the same mail task again (a retry or a redelivery): nothing new goes out.
-    again = send_email_notification_for_vendor_and_security_after_approval.delay(permit.pk)
+    again = send_email_notification_for_vendor_and_security_after_approval.apply_async(
+        (permit.pk,), ignore_result=False
+    )
     assert again.get(timeout=30) == {
         "permit": permit.pk,
         "sent": 0,

@@ -177,8 +177,13 @@ def test_scheduled_reports_arrive_over_smtp_with_their_file(worker, mail_sink, s
         file_format="xlsx",
         to_emails="boss@facility.test",
     )
-    assert create_scheduled_reports.delay().get(timeout=60)["generated"] == 1
-    assert send_generated_report_on_mail.delay().get(timeout=60) == {"mailed": 1, "reports": 1}
+    assert (
+        create_scheduled_reports.apply_async(ignore_result=False).get(timeout=60)["generated"] == 1
+    )
+    assert send_generated_report_on_mail.apply_async(ignore_result=False).get(timeout=60) == {
+        "mailed": 1,
+        "reports": 1,
+    }
     ((recipients, message),) = mail_sink.wait_for(1)
     assert recipients == ["boss@facility.test"]
     (attachment,) = list(message.iter_attachments())

@@ -177,6 +177,11 @@ def test_google_speech_through_a_local_grpc_server(google_speech) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_the_task_transcribes_on_the_worker(worker) -> None:
     detail = audio_answer()
-    assert process_audio_transcript.delay(detail.pk).get(timeout=60)["status"] == "COMPLETED"
+    assert (
+        process_audio_transcript.apply_async((detail.pk,), ignore_result=False).get(timeout=60)[
+            "status"
+        ]
+        == "COMPLETED"
+    )
     detail.refresh_from_db()
     assert "four" in detail.transcript

@@ -97,8 +97,10 @@ def test_ticket_events_reach_the_partner_once_with_the_named_credentials(
         client=client, category=category, level=1, frequency="MINUTE", frequency_value=1
     )
     Ticket.objects.filter(pk=ticket.pk).update(created_at=ticket.created_at - timedelta(hours=1))
-    ticket_escalation.delay().get(timeout=60)
-    ticket_escalation.delay().get(timeout=60)  # nothing more is due: nothing more is told
+    ticket_escalation.apply_async(ignore_result=False).get(timeout=60)
+    ticket_escalation.apply_async(ignore_result=False).get(
+        timeout=60
+    )  # nothing more is due: nothing more is told
 
     deliveries = wait_for_deliveries(2)
     assert [(d.subject, d.status, d.response_status) for d in deliveries] == [
@@ -153,8 +155,10 @@ def test_an_autoclosed_job_reaches_the_partner_once(worker, partner, settings) -
             site=where,
             client=where.client,
         )
-    assert autoclose_job.delay().get(timeout=60)["closed"] == 2
-    autoclose_job.delay().get(timeout=60)  # nothing more closes: nothing more is told
+    assert autoclose_job.apply_async(ignore_result=False).get(timeout=60)["closed"] == 2
+    autoclose_job.apply_async(ignore_result=False).get(
+        timeout=60
+    )  # nothing more closes: nothing more is told
 
     [delivery] = wait_for_deliveries(1)
     jobneed = Jobneed.objects.get(site=site)

@@ -148,7 +148,9 @@ def enqueue_cache_warming(count: int) -> dict[str, Any]:
     with app.producer_or_acquire() as producer:
         return {
             "task_ids": [
-                cache_warming_scheduled.apply_async(producer=producer).id for _ in range(count)
+                # Results asked for: the scenario reads their states (task-states).
+                cache_warming_scheduled.apply_async(producer=producer, ignore_result=False).id
+                for _ in range(count)
             ]
         }
 

@@ -16,8 +16,13 @@ from django.core.cache import cache
 from apps.core.idempotency import perform_once
 from apps.core.tasks.utils import task_retry_policy
 
-# The default policy with a one-second backoff, so retries happen within a test's patience.
-FAST_RETRIES = task_retry_policy("default") | {"retry_backoff": 1, "retry_backoff_max": 1}
+# The default policy with a one-second backoff, so retries happen within a test's patience; their
+# tests read what they return, so they store it (the project's tasks store no result).
+FAST_RETRIES = task_retry_policy("default") | {
+    "retry_backoff": 1,
+    "retry_backoff_max": 1,
+    "ignore_result": False,
+}
 
 
 def _next_attempt(key: str) -> int:
