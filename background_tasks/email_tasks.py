@@ -34,7 +34,7 @@ from apps.work_order_management.notifications import (
 @shared_task(name="send_reminder_email", bind=True, **task_retry_policy("bulk_email"))
 def send_reminder_email(self) -> ReminderResult:
     """Mail each due, unsent reminder to its people, group and extra addresses, once."""
-    return send_due_reminders(task_id=self.request.id or "").as_dict()
+    return send_due_reminders(task_id=self.request.id or "")
 
 
 # --- Work permits and SLA reports. Each task takes the permit id; the mails go to each recipient

@@ -185,9 +185,9 @@ def insert_json_records_async(
     result = apply_records_once(records, tablename, user_id, self.request.id or "")
     if result is None:
         return {"table": tablename, "duplicate": True}
-    for jobneed_id in result.alerting_jobneeds:
+    for jobneed_id in result["alerting_jobneeds"]:
         alert_sendmail.delay(jobneed_id, "observation")
-    return result.as_dict()
+    return result
 
 
 def _refuse_upstream_table(arguments: Arguments) -> Arguments:

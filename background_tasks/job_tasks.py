@@ -16,14 +16,14 @@ from apps.y_helpdesk.autoclose import autoclose
 @accepts_upstream(UpstreamForm("jobid=None", rename(job_id="jobid")))
 def create_ppm_job(job_id: int | None = None) -> GenerationResult:
     """Expand enabled PPM jobs (or the one job `job_id`) into planned instances and reminders."""
-    return generate_jobneeds(job_id=job_id).as_dict()
+    return generate_jobneeds(job_id=job_id)
 
 
 @shared_task(name="auto_close_jobs", bind=True, **task_retry_policy("bulk_email"))
 @accepts_upstream(UpstreamForm("jobneedid=None", rename(jobneed_id="jobneedid")))
 def autoclose_job(self, jobneed_id: int | None = None) -> AutocloseResult:
     """Close expired unfinished work of the last day, raise tickets, tell the sites."""
-    return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "").as_dict()
+    return autoclose(jobneed_id=jobneed_id, task_id=self.request.id or "")
 
 
 @shared_task(name="task_every_min", bind=True, **task_retry_policy("default"))

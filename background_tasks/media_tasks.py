@@ -22,7 +22,7 @@ def move_media_to_cloud_storage(self) -> OffloadResult:
             self.update_state(state="PROGRESS", meta={"done": done, "total": total})
 
     try:
-        return offload_media(progress=progress).as_dict()
+        return offload_media(progress=progress)
     except OffloadBusy as exc:
         return {"skipped": str(exc)}
 

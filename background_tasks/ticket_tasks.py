@@ -26,7 +26,7 @@ def send_ticket_email(self, ticket_id: int, version: int | None = None) -> Ticke
 @shared_task(name="ticket_escalation", bind=True, **task_retry_policy("bulk_email"))
 def ticket_escalation(self) -> EscalationResult:
     """Move every open ticket whose next level is due up one level and mail the escalation."""
-    return escalate_due_tickets(task_id=self.request.id or "").as_dict()
+    return escalate_due_tickets(task_id=self.request.id or "")
 
 
 @shared_task(name="alert_sendmail", bind=True, **task_retry_policy("email"))

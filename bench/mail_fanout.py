@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> None:
         ("escalation", escalated, escalation),
         ("autoclose", closed, closing),
     ):
-        rate = report.mails_sent / measured.seconds
-        line(f"{name}_mails", report.mails_sent)
+        rate = report["mails_sent"] / measured.seconds
+        line(f"{name}_mails", report["mails_sent"])
         line(f"{name}_seconds", f"{measured.seconds:.2f}")
         line(f"{name}_queries", measured.queries)
         line(f"{name}_mails_per_s", f"{rate:.0f}")

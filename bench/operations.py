@@ -45,6 +45,7 @@ from django.utils import timezone
 import apps.y_helpdesk.autoclose as autoclose_module
 import apps.y_helpdesk.services as helpdesk_services
 from apps.activity.models import TOURS, Identifier, Jobneed, JobneedStatus
+from apps.activity.results import AutocloseResult
 from apps.activity.state_machine import allowed
 from apps.core.mail import deliver
 from apps.onboarding.models import BusinessUnit, TypeAssist
@@ -54,11 +55,10 @@ from apps.y_helpdesk.autoclose import (
     LOOKBACK,
     NOTIFY,
     RAISE_TICKET,
-    AutocloseReport,
     autoclose,
 )
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
-from apps.y_helpdesk.services import EscalationReport, escalate_due_tickets
+from apps.y_helpdesk.services import EscalationResult, escalate_due_tickets
 
 BATCH_SIZE = 2000
 SITE_TIME_ZONES = ("Asia/Kolkata", "Asia/Dubai", "Europe/London", "America/New_York")
@@ -67,7 +67,7 @@ TOUR_EVERY = 10  # every 10th Jobneed is an INTERNALTOUR, the rest are TASKs
 TICKET_AGE = timedelta(hours=2)
 RULES = ((1, 60), (2, 600))  # (level, minutes): only level 1 is due for 2-hour-old tickets
 
-Report = TypeVar("Report", AutocloseReport, EscalationReport)
+Report = TypeVar("Report", AutocloseResult, EscalationResult)
 
 
 class BenchError(Exception):
@@ -485,14 +485,15 @@ def run(args: argparse.Namespace) -> None:
     # Escalation first, so that it sees only the seeded tickets, not autoclose's system ones.
     escalation_report, escalation = measure_service(lambda: escalate_due_tickets(now=now))
     print_measurement(
-        "escalate_set_based", escalation_report.escalated if escalation_report else 0, escalation
+        "escalate_set_based", escalation_report["escalated"] if escalation_report else 0, escalation
     )
     line("escalate_set_based_mails", escalation.mails)
     line("escalate_set_based_mail_seconds", f"{escalation.mail_seconds:.2f}")
     close_report, closing = measure_service(lambda: autoclose(now=now))
-    closed = close_report.closed + close_report.partially_completed if close_report else 0
+    closed = close_report["closed"] + close_report["partially_completed"] if close_report else 0
     print_measurement("autoclose_set_based", closed, closing)
-    line("autoclose_set_based_tickets_raised", close_report.tickets_raised if close_report else 0)
+    raised = close_report["tickets_raised"] if close_report else 0
+    line("autoclose_set_based_tickets_raised", raised)
     line("autoclose_set_based_mails", closing.mails)
     line("autoclose_set_based_mail_seconds", f"{closing.mail_seconds:.2f}")
     if args.skip_baseline:

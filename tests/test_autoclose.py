@@ -66,7 +66,7 @@ def test_closes_expired_unfinished_work_of_the_last_day_only(world) -> None:
         "ASSIGNED",
         "ASSIGNED",
     )
-    assert report.closed == 2
+    assert report["closed"] == 2
 
 
 def test_tour_with_some_checkpoints_done_is_partially_completed(world) -> None:
@@ -81,7 +81,7 @@ def test_tour_with_some_checkpoints_done_is_partially_completed(world) -> None:
     assert (tour.status, other_tour.status) == ("PARTIALLYCOMPLETED", "AUTOCLOSED")
     checkpoints = list(tour.checkpoints.order_by("seqno").values_list("status", flat=True))
     assert checkpoints == ["COMPLETED", "AUTOCLOSED", "AUTOCLOSED"]
-    assert report.checkpoints_closed == 3
+    assert report["checkpoints_closed"] == 3
 
 
 def test_notify_category_mails_in_charges_and_admins_once(world, mailoutbox) -> None:
@@ -139,7 +139,7 @@ def test_crash_between_close_and_mail_is_recovered_by_the_next_run(
     assert not IdempotencyKey.objects.exists()  # the failed send released its claim
     monkeypatch.undo()
     report = autoclose(now=NOW + timedelta(minutes=30))
-    assert (report.closed, report.mails_sent, len(mailoutbox)) == (0, 1, 1)
+    assert (report["closed"], report["mails_sent"], len(mailoutbox)) == (0, 1, 1)
 
 
 def test_a_mail_already_sent_is_not_sent_again_after_a_crash_before_marking(
@@ -148,7 +148,7 @@ def test_a_mail_already_sent_is_not_sent_again_after_a_crash_before_marking(
     jobneed = make_jobneed(world, category="AUTOCLOSENOTIFY")
     autoclose(now=NOW)
     Jobneed.objects.filter(pk=jobneed.pk).update(autoclose_notified_at=None)  # lost the mark
-    assert autoclose(now=NOW + timedelta(minutes=30)).mails_sent == 0
+    assert autoclose(now=NOW + timedelta(minutes=30))["mails_sent"] == 0
     assert len(mailoutbox) == 1
     assert Jobneed.objects.get().autoclose_notified_at is not None
 
@@ -160,7 +160,7 @@ def test_query_count_does_not_grow_with_rows(world, rows, django_assert_max_num_
         make_jobneed(world, category=category, description=f"Job {n}")
     with django_assert_max_num_queries(30):
         report = autoclose(now=NOW)
-    assert report.closed == rows
+    assert report["closed"] == rows
 
 
 def test_the_soft_time_limit_records_what_was_sent_and_releases_the_rest(
@@ -186,4 +186,4 @@ def test_the_soft_time_limit_records_what_was_sent_and_releases_the_rest(
     assert IdempotencyKey.objects.filter(status="IN_PROGRESS").count() == 0
     assert Jobneed.objects.filter(autoclose_notified_at__isnull=False).count() == 1
     monkeypatch.undo()
-    assert autoclose(now=NOW + timedelta(minutes=30)).mails_sent == 2  # the rest, not the first
+    assert autoclose(now=NOW + timedelta(minutes=30))["mails_sent"] == 2  # the rest, not the first

@@ -66,8 +66,8 @@ def test_valid_records_apply_and_the_rest_are_kept_with_reasons(world) -> None:
         ["not", "an", "object"],
     ]
     result = apply_records(records, "jobneeddetails", world["sender"])
-    assert result.applied == 1
-    assert [(r["index"], r["reason"]) for r in result.rejected] == [
+    assert result["applied"] == 1
+    assert [(r["index"], r["reason"]) for r in result["rejected"]] == [
         (1, "belongs to another client or site, or is not assigned to the sender"),
         (2, "uuid repeated in batch"),
         (3, "unknown uuid"),
@@ -79,7 +79,7 @@ def test_valid_records_apply_and_the_rest_are_kept_with_reasons(world) -> None:
     theirs.refresh_from_db()
     assert (mine.answer, mine.is_alert, theirs.answer) == ("9", True, "")
     assert Jobneed.objects.get(pk=world["mine"].pk).has_alerts is True
-    assert result.alerting_jobneeds == [world["mine"].pk]
+    assert result["alerting_jobneeds"] == [world["mine"].pk]
     assert RejectedSyncRecord.objects.count() == 6
     kept = RejectedSyncRecord.objects.get(record_uuid=str(theirs.uuid))
     assert (
@@ -102,7 +102,7 @@ def test_ids_status_and_tenancy_fields_cannot_be_assigned(world) -> None:
         "jobneed",
         world["sender"],
     )
-    assert result.rejected[0]["reason"] == "not writable: client, id, status"
+    assert result["rejected"][0]["reason"] == "not writable: client, id, status"
     assert Jobneed.objects.get(pk=mine.pk).status == "ASSIGNED"
 
 
@@ -110,7 +110,7 @@ def test_bad_values_and_bad_batches_are_refused_clearly(world) -> None:
     result = apply_records(
         [{"uuid": str(world["mine"].uuid), "started_at": "yesterday"}], "jobneed", world["sender"]
     )
-    assert result.rejected[0]["reason"].startswith("started_at:")
+    assert result["rejected"][0]["reason"].startswith("started_at:")
     with pytest.raises(SyncError, match="table 'people' cannot be synced"):
         apply_records([], "people", world["sender"])
     with pytest.raises(SyncError, match="at most 1000"):
@@ -177,8 +177,8 @@ def test_a_bad_value_rejects_its_record_only(world, table, field, value, reason)
     target, fine = (mine, other) if table == "jobneed" else (detail(mine), detail(other))
     good = {"uuid": str(fine.uuid), field: "2026-01-01T08:00:00Z" if table == "jobneed" else "4"}
     result = apply_records([{"uuid": str(target.uuid), field: value}, good], table, world["sender"])
-    assert result.applied == 1
-    assert result.rejected[0]["index"] == 0 and reason in result.rejected[0]["reason"]
+    assert result["applied"] == 1
+    assert result["rejected"][0]["index"] == 0 and reason in result["rejected"][0]["reason"]
 
 
 def test_closed_work_is_final_and_work_ends_after_it_starts(world) -> None:
@@ -189,12 +189,12 @@ def test_closed_work_is_final_and_work_ends_after_it_starts(world) -> None:
         "ended_at": "2026-01-01T08:00:00Z",
     }
     result = apply_records([backwards], "jobneed", world["sender"])
-    assert result.rejected[0]["reason"] == "ended_at is before started_at"
+    assert result["rejected"][0]["reason"] == "ended_at is before started_at"
     Jobneed.objects.filter(pk=mine.pk).update(status="COMPLETED")
     late = apply_records(
         [{"uuid": str(detail(mine).uuid), "answer": "3"}], "jobneeddetails", world["sender"]
     )
-    assert late.rejected[0]["reason"] == "the work is completed; its record is final"
+    assert late["rejected"][0]["reason"] == "the work is completed; its record is final"
     assert detail(mine).answer == ""
 
 
@@ -203,7 +203,7 @@ def test_rejects_are_kept_capped_in_count_and_size(world) -> None:
     result = apply_records(
         [dict(huge, uuid=str(uuid.uuid4())) for _ in range(150)], "jobneeddetails", world["sender"]
     )
-    assert len(result.rejected) == 150
+    assert len(result["rejected"]) == 150
     kept = RejectedSyncRecord.objects.all()
     assert kept.count() == 100
     assert all(row.record.get("truncated") is True for row in kept)
@@ -216,14 +216,14 @@ def test_answers_over_the_stored_length_are_rejected_and_oversized_batches_refus
     mine = detail(world["mine"])
     long_answer = {"uuid": str(mine.uuid), "answer": "7" * (MAX_ANSWER_CHARS + 1)}
     result = apply_records([long_answer], "jobneeddetails", world["sender"])
-    assert result.applied == 0
-    assert result.rejected[0]["reason"] == (
+    assert result["applied"] == 0
+    assert result["rejected"][0]["reason"] == (
         f"answer: {MAX_ANSWER_CHARS + 1} characters long; at most {MAX_ANSWER_CHARS} are kept"
     )
     mine.refresh_from_db()
     assert mine.answer == ""
     fits = {"uuid": str(mine.uuid), "answer": "7" * MAX_ANSWER_CHARS}
-    assert apply_records([fits], "jobneeddetails", world["sender"]).applied == 1
+    assert apply_records([fits], "jobneeddetails", world["sender"])["applied"] == 1
 
     # 200 KB answers, as in the report: the batch is refused before it is queued.
     batch = [{"uuid": str(uuid.uuid4()), "answer": "x" * 200_000} for _ in range(30)]

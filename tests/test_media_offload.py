@@ -75,7 +75,7 @@ def test_old_media_moves_verified_and_stays_readable(bucket) -> None:
     recent = attachment(b"new photo", days_old=1)
     seen: list[tuple[int, int]] = []
     report = offload_media(progress=lambda done, total: seen.append((done, total)))
-    assert (report.candidates, report.moved, report.failed) == (6, 6, [])
+    assert (report["candidates"], report["moved"], report["failed"]) == (6, 6, [])
     assert seen[-1] == (6, 6)
     for item in old:
         item.refresh_from_db()
@@ -86,7 +86,7 @@ def test_old_media_moves_verified_and_stays_readable(bucket) -> None:
             assert handle.read().startswith(b"photo")
     recent.refresh_from_db()
     assert recent.location == "LOCAL" and default_storage.exists(recent.file.name)
-    assert offload_media().as_dict()["candidates"] == 0  # a rerun finds nothing to do
+    assert offload_media()["candidates"] == 0  # a rerun finds nothing to do
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,7 +112,8 @@ def test_interruptions_between_steps_are_finished_by_a_rerun(bucket, monkeypatch
 
     monkeypatch.setattr(bucket.__class__, "upload_file", counting_upload)
     report = offload_media()
-    assert (report.moved, report.already_in_bucket, report.local_copies_removed) == (1, 1, 1)
+    moved = (report["moved"], report["already_in_bucket"], report["local_copies_removed"])
+    assert moved == (1, 1, 1)
     assert uploads == []  # the copy already in the bucket was not uploaded again
     assert not default_storage.exists(marked_only.file.name)
     uploaded_only.refresh_from_db()

@@ -26,7 +26,7 @@ def test_expands_cron_in_the_site_time_zone_with_details(site) -> None:
         site, factories.person(site), now=now, question_set=factories.checklist(site.client)
     )
     report = generate_jobneeds(now=now)
-    assert report.as_dict()["instances_created"] == 30  # 09:00 each day of the 30-day horizon
+    assert report["instances_created"] == 30  # 09:00 each day of the 30-day horizon
     first = Jobneed.objects.filter(job=job).order_by("plan_at").first()
     assert first.plan_at.astimezone(ZoneInfo("Asia/Kolkata")).hour == 9
     assert first.plan_at == datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
@@ -57,7 +57,7 @@ def test_rerun_and_double_beat_create_nothing_twice(site) -> None:
     generate_jobneeds(now=now)
     counts = (Jobneed.objects.count(), JobneedDetails.objects.count())
     Job.objects.filter(pk=job.pk).update(last_generated_at=None)  # a second beat that raced
-    assert generate_jobneeds(now=now).instances_created == 0
+    assert generate_jobneeds(now=now)["instances_created"] == 0
     assert (Jobneed.objects.count(), JobneedDetails.objects.count()) == counts
 
 
@@ -68,8 +68,8 @@ def test_bad_cron_is_reported_and_the_other_jobs_still_run(site) -> None:
     Job.objects.filter(pk=broken.pk).update(cron="61 25 * * *")
     good = factories.job(site, assignee, now=now)
     report = generate_jobneeds(now=now)
-    assert report.failed == [{"job_id": broken.pk, "error": report.failed[0]["error"]}]
-    assert "bad cron '61 25 * * *'" in report.failed[0]["error"]
+    assert report["failed"] == [{"job_id": broken.pk, "error": report["failed"][0]["error"]}]
+    assert "bad cron '61 25 * * *'" in report["failed"][0]["error"]
     assert Jobneed.objects.filter(job=good).count() == 30
     assert not Jobneed.objects.filter(job=broken).exists()
 

@@ -1,10 +1,14 @@
 """Every task's result is a named TypedDict declared in an app: its keys and value types are
-written once, beside the service that builds them, and mypy holds the service and the task to
-them. A result is stored only where someone reads it (RESULTS_READ)."""
+written once, beside the service that builds them (the service builds and returns the TypedDict
+itself: no class of its own converted to it), and mypy holds the service and the task to them.
+The types are JSON's, what the result backend stores. A result is stored only where someone reads
+it (RESULTS_READ)."""
 
 from __future__ import annotations
 
 import inspect
+import sys
+import types
 import typing
 
 import pytest
@@ -69,3 +73,40 @@ def test_a_run_writes_a_result_row_only_when_its_result_is_asked_for(worker, cle
     assert unread.id not in stored
     assert stored[asked.id] == "SUCCESS"
     assert stored[failed.id] == "FAILURE"
+
+
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def not_json(declared: object, where: str, owner: type, seen: set[object]) -> list[str]:
+    """Where the declared type holds something JSON has no value for."""
+    if isinstance(declared, typing.ForwardRef):  # a recursive alias (JSONValue), by name
+        if declared.__forward_arg__ in seen:
+            return []
+        seen = seen | {declared.__forward_arg__}
+        declared = typing.get_type_hints(
+            type("Probe", (), {"__annotations__": {"value": declared.__forward_arg__}}),
+            globalns=vars(sys.modules[owner.__module__]),
+        )["value"]
+    if declared in JSON_SCALARS:
+        return []
+    if typing.is_typeddict(declared):
+        return [
+            problem
+            for key, value in typing.get_type_hints(declared).items()
+            for problem in not_json(value, f"{where}.{key}", declared, seen)
+        ]
+    origin, arguments = typing.get_origin(declared), typing.get_args(declared)
+    if origin is list:
+        return not_json(arguments[0], f"{where}[]", owner, seen)
+    if origin is dict and arguments[0] is str:
+        return not_json(arguments[1], f"{where}{{}}", owner, seen)
+    if origin in (typing.Union, types.UnionType):
+        return [p for argument in arguments for p in not_json(argument, where, owner, seen)]
+    return [f"{where}: {declared}"]
+
+
+@pytest.mark.parametrize("name", PROJECT_TASKS)
+def test_task_result_holds_only_json_types(name: str) -> None:
+    returned = result_type(app.tasks[name])
+    assert not not_json(returned, returned.__qualname__, returned, set())

@@ -128,7 +128,7 @@ def test_escalates_one_level_per_run_when_due_and_mails_once(world, mailoutbox) 
     ticket = make_ticket(world, age=timedelta(hours=2))  # both levels are due
     not_yet = make_ticket(world, age=timedelta(minutes=30))
 
-    assert escalate_due_tickets().escalated == 1
+    assert escalate_due_tickets()["escalated"] == 1
     ticket.refresh_from_db()
     assert (ticket.escalation_level, ticket.assigned_people) == (1, supervisor)
     assert ticket.events.get().details["level"] == 1
@@ -151,7 +151,7 @@ def test_escalates_one_level_per_run_when_due_and_mails_once(world, mailoutbox) 
 def test_tickets_that_are_not_open_never_escalate(world, status) -> None:
     rule(world, 1, 1)
     make_ticket(world, status=status)
-    assert escalate_due_tickets().escalated == 0
+    assert escalate_due_tickets()["escalated"] == 0
 
 
 def test_rules_are_scoped_to_their_client_site_and_category(world) -> None:
@@ -172,7 +172,7 @@ def test_rules_are_scoped_to_their_client_site_and_category(world) -> None:
     general = make_ticket(world)
     own_rule = make_ticket(world, site=second_site)
     other_category = make_ticket(world, category=factories.lookup("TICKETCATEGORY", "HVAC"))
-    assert escalate_due_tickets().escalated == 1
+    assert escalate_due_tickets()["escalated"] == 1
     levels = dict(Ticket.objects.values_list("pk", "escalation_level"))
     assert (levels[general.pk], levels[own_rule.pk], levels[other_category.pk]) == (0, 1, 0)
 
@@ -191,7 +191,7 @@ def test_a_crash_before_the_mail_is_made_good_by_the_next_run(
     assert Ticket.objects.get().escalation_level == 1
     monkeypatch.undo()
     report = escalate_due_tickets()
-    assert (report.escalated, report.mails_sent, len(mailoutbox)) == (0, 1, 1)
+    assert (report["escalated"], report["mails_sent"], len(mailoutbox)) == (0, 1, 1)
 
 
 @pytest.mark.parametrize("rows", [4, 40])
@@ -203,4 +203,4 @@ def test_query_count_does_not_grow_with_tickets(world, rows, django_assert_max_n
     # 16 for escalating and mailing, 1 asking whether a partner listens to escalations.
     with django_assert_max_num_queries(17):
         report = escalate_due_tickets()
-    assert (report.escalated, report.mails_sent) == (rows, rows)
+    assert (report["escalated"], report["mails_sent"]) == (rows, rows)

@@ -87,7 +87,7 @@ def test_only_a_tour_in_progress_with_some_but_not_all_checkpoints_done_is_parti
     status = dict(Jobneed.objects.filter(parent__isnull=True).values_list("pk", "status"))
     assert status[partial.pk] == "PARTIALLYCOMPLETED"
     assert status[assigned.pk] == status[all_done.pk] == status[none_done.pk] == "AUTOCLOSED"
-    assert (report.partially_completed, report.closed) == (1, 3)
+    assert (report["partially_completed"], report["closed"]) == (1, 3)
     assert allowed("INPROGRESS", "PARTIALLYCOMPLETED", by_system=True)
     assert not allowed("ASSIGNED", "PARTIALLYCOMPLETED", by_system=True)
 
@@ -123,7 +123,7 @@ def test_reminders_also_go_to_the_jobs_creator_and_last_modifier(world, mailoutb
         due_at=timezone.now() - timedelta(minutes=1),
         people=world["worker"],
     )
-    assert send_due_reminders().sent == 1
+    assert send_due_reminders()["sent"] == 1
     (mail,) = mailoutbox
     assert mail.to == [world["worker"].email, "planner@facility.test", "editor@facility.test"]
 
@@ -146,8 +146,8 @@ def default_settings(settings):
 def test_the_media_move_without_a_bucket_is_skipped_visibly(default_settings, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="apps.core.offload"):
         report = offload_media()
-    assert report.skipped == "MEDIA_CLOUD_BUCKET is not set: there is no bucket to move media to"
-    assert report.moved == report.candidates == 0
+    assert report["skipped"] == "MEDIA_CLOUD_BUCKET is not set: there is no bucket to move media to"
+    assert report["moved"] == report["candidates"] == 0
     assert 'media_offload_skipped reason="MEDIA_CLOUD_BUCKET is not set' in caplog.text
 
 

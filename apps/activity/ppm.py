@@ -8,7 +8,6 @@ fixed number of queries, whatever the number of instances it expands into.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
@@ -27,27 +26,11 @@ from apps.activity.models import (
     Question,
     Reminder,
 )
-from apps.activity.results import FailedJob, GenerationResult
+from apps.activity.results import GenerationResult
 
 logger = logging.getLogger(__name__)
 
 MAX_INSTANCES_PER_JOB = 5000  # a cron of every minute over a month must not flood the table
-
-
-@dataclass
-class GenerationReport:
-    jobs: int = 0
-    instances_created: int = 0
-    reminders_created: int = 0
-    failed: list[FailedJob] = field(default_factory=list)
-
-    def as_dict(self) -> GenerationResult:
-        return GenerationResult(
-            jobs=self.jobs,
-            instances_created=self.instances_created,
-            reminders_created=self.reminders_created,
-            failed=self.failed,
-        )
 
 
 def plan_times(job: Job, start: datetime, end: datetime) -> list[datetime]:
@@ -63,7 +46,7 @@ def plan_times(job: Job, start: datetime, end: datetime) -> list[datetime]:
     return times
 
 
-def generate_jobneeds(job_id: int | None = None, now: datetime | None = None) -> GenerationReport:
+def generate_jobneeds(job_id: int | None = None, now: datetime | None = None) -> GenerationResult:
     """Expand every enabled PPM job (or the one job `job_id`, of any kind) ahead of `now`."""
     now = now or timezone.now()
     horizon = now + timedelta(days=settings.PPM_HORIZON_DAYS)
@@ -73,23 +56,23 @@ def generate_jobneeds(job_id: int | None = None, now: datetime | None = None) ->
         .select_related("site")
     )
     jobs = jobs.filter(pk=job_id) if job_id is not None else jobs.filter(identifier=Identifier.PPM)
-    report = GenerationReport()
+    report = GenerationResult(jobs=0, instances_created=0, reminders_created=0, failed=[])
     for job in jobs:
-        report.jobs += 1
+        report["jobs"] += 1
         start = max(filter(None, [now, job.valid_from, job.last_generated_at]))
         try:
             times = plan_times(job, start, min(job.valid_to, horizon))
         except (CroniterError, ValueError, KeyError) as exc:
             logger.warning("ppm_bad_schedule job=%s error=%s", job.pk, exc)
-            report.failed.append({"job_id": job.pk, "error": f"bad cron {job.cron!r}: {exc}"})
+            report["failed"].append({"job_id": job.pk, "error": f"bad cron {job.cron!r}: {exc}"})
             continue
         with transaction.atomic():
-            report.instances_created += _create_instances(job, times)
-            report.reminders_created += _create_reminders(job, now)
+            report["instances_created"] += _create_instances(job, times)
+            report["reminders_created"] += _create_reminders(job, now)
             if times:
                 Job.objects.filter(pk=job.pk).update(last_generated_at=times[-1])
-    if job_id is not None and report.jobs == 0:
-        report.failed.append({"job_id": job_id, "error": "no enabled job with this id"})
+    if job_id is not None and report["jobs"] == 0:
+        report["failed"].append({"job_id": job_id, "error": "no enabled job with this id"})
     return report
 
 

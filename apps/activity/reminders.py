@@ -6,7 +6,6 @@ did, the person who created its job and the one who last changed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -19,15 +18,6 @@ from apps.core.mail import Mail, clean_recipients, deliver, local_times
 from apps.peoples.services import group_member_emails
 
 
-@dataclass
-class ReminderReport:
-    sent: int = 0
-    failed_for_good: int = 0
-
-    def as_dict(self) -> ReminderResult:
-        return ReminderResult(sent=self.sent, failed_for_good=self.failed_for_good)
-
-
 def due_reminders(now: datetime):
     return Reminder.objects.filter(
         due_at__lte=now,
@@ -36,16 +26,15 @@ def due_reminders(now: datetime):
     )
 
 
-def send_due_reminders(now: datetime | None = None, task_id: str = "") -> ReminderReport:
+def send_due_reminders(now: datetime | None = None, task_id: str = "") -> ReminderResult:
     now = now or timezone.now()
     reminders = list(
         due_reminders(now).select_related(
             "job__created_by", "job__modified_by", "site", "people", "group"
         )
     )
-    report = ReminderReport()
     if not reminders:
-        return report
+        return ReminderResult(sent=0, failed_for_good=0)
     groups = group_member_emails(r.group_id for r in reminders)
     mails = [
         Mail(
@@ -77,8 +66,7 @@ def send_due_reminders(now: datetime | None = None, task_id: str = "") -> Remind
     Reminder.objects.filter(pk__in=[reminder_ids[k] for k in no_recipient]).update(
         status=Reminder.Status.FAILED, last_error="no valid recipient"
     )
-    report.sent = len(delivery.sent)
-    report.failed_for_good = len(no_recipient)
+    report = ReminderResult(sent=len(delivery.sent), failed_for_good=len(no_recipient))
     if delivery.error is not None:
         # Count the attempt on each reminder still unsent, so one that keeps failing stops
         # being tried; then raise, so the task retries the transient error.

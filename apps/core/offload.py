@@ -17,7 +17,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Required, TypedDict
 
@@ -56,28 +55,18 @@ class OffloadResult(TypedDict, total=False):
     skipped: Required[str]
 
 
-@dataclass
-class OffloadReport:
-    candidates: int = 0
-    moved: int = 0
-    already_in_bucket: int = 0
-    local_copies_removed: int = 0
-    failed: list[OffloadFailure] = field(default_factory=list)
-    bytes: int = 0
-    dry_run: bool = False
-    skipped: str = ""  # why nothing was attempted, when the move is not configured
-
-    def as_dict(self) -> OffloadResult:
-        return OffloadResult(
-            candidates=self.candidates,
-            moved=self.moved,
-            already_in_bucket=self.already_in_bucket,
-            local_copies_removed=self.local_copies_removed,
-            failed=self.failed,
-            bytes=self.bytes,
-            dry_run=self.dry_run,
-            skipped=self.skipped,
-        )
+def _nothing_yet(dry_run: bool, skipped: str = "") -> OffloadResult:
+    """A run's counts before it starts; `skipped` says why it will not, if it will not."""
+    return OffloadResult(
+        candidates=0,
+        moved=0,
+        already_in_bucket=0,
+        local_copies_removed=0,
+        failed=[],
+        bytes=0,
+        dry_run=dry_run,
+        skipped=skipped,
+    )
 
 
 def not_configured_reason() -> str:
@@ -119,11 +108,11 @@ def offload_media(
     older_than: timedelta | None = None,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> OffloadReport:
+) -> OffloadResult:
     reason = not_configured_reason()
     if reason:
         logger.warning('media_offload_skipped reason="%s"', reason)
-        return OffloadReport(dry_run=dry_run, skipped=reason)
+        return _nothing_yet(dry_run, skipped=reason)
     client, bucket = _bucket()
     token = uuid.uuid4().hex
     if not cache.add(LOCK_KEY, token, timeout=LOCK_SECONDS):
@@ -141,15 +130,15 @@ def _run(
     older_than: timedelta | None,
     dry_run: bool,
     progress: Callable[[int, int], None] | None,
-) -> OffloadReport:
-    report = OffloadReport(dry_run=dry_run)
+) -> OffloadResult:
+    report = _nothing_yet(dry_run)
     # Moves interrupted after the database update: the bucket copy is the record; drop ours.
     for attachment in Attachment.objects.filter(location=Attachment.Location.CLOUD).only("file"):
         name = attachment.file.name
         if name and default_storage.exists(name):
             if not dry_run:
                 default_storage.delete(name)
-            report.local_copies_removed += 1
+            report["local_copies_removed"] += 1
     age = (
         older_than if older_than is not None else timedelta(days=settings.MEDIA_OFFLOAD_AFTER_DAYS)
     )
@@ -158,9 +147,9 @@ def _run(
             location=Attachment.Location.LOCAL, created_at__lte=timezone.now() - age
         ).order_by("pk")
     )
-    report.candidates = len(candidates)
+    report["candidates"] = len(candidates)
     if dry_run:
-        report.bytes = sum(a.size for a in candidates)
+        report["bytes"] = sum(a.size for a in candidates)
         return report
 
     def move(attachment: Attachment) -> tuple[str, int, str]:
@@ -177,11 +166,11 @@ def _run(
             zip(candidates, pool.map(move, candidates), strict=True), start=1
         ):
             if outcome == "failed":
-                report.failed.append({"attachment": str(attachment.uuid), "error": error})
+                report["failed"].append({"attachment": str(attachment.uuid), "error": error})
             else:
-                report.moved += 1
-                report.bytes += size
-                report.already_in_bucket += outcome == "already"
+                report["moved"] += 1
+                report["bytes"] += size
+                report["already_in_bucket"] += outcome == "already"
             if progress:
                 progress(done, len(candidates))
     return report

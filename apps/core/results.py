@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from celery import current_task, states
 from celery.exceptions import Reject
@@ -26,6 +26,9 @@ from apps.core.redaction import redact, redact_text
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# What a task result may hold where its shape is not ours (a partner's answer, GraphQL data):
+# what json.loads returns.
+JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 

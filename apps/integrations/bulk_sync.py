@@ -68,18 +68,7 @@ class SyncError(ValueError):
     """The whole batch is unusable (unknown table, too many records, no sender)."""
 
 
-@dataclass
-class SyncResult:
-    table: str
-    applied: int
-    rejected: list[RejectedRecord]
-    alerting_jobneeds: list[int]
-
-    def as_dict(self) -> BulkSyncResult:
-        return BulkSyncResult(table=self.table, applied=self.applied, rejected=self.rejected)
-
-
-def apply_records(records: object, table: str, sender: People) -> SyncResult:
+def apply_records(records: object, table: str, sender: People) -> BulkSyncResult:
     spec = SYNC_TABLES.get(table)
     if spec is None:
         raise SyncError(f"table {table!r} cannot be synced; allowed: {', '.join(SYNC_TABLES)}")
@@ -134,7 +123,9 @@ def apply_records(records: object, table: str, sender: People) -> SyncResult:
             for item in rejected[:MAX_REJECTS_KEPT]
         )
     rejected.sort(key=lambda item: item["index"])
-    return SyncResult(table, len(changed), rejected, alerting)
+    return BulkSyncResult(
+        table=table, applied=len(changed), rejected=rejected, alerting_jobneeds=alerting
+    )
 
 
 def _uuid_text(record: object) -> str:
@@ -210,7 +201,7 @@ def _check_domain(row: models.Model) -> str:
 
 def apply_records_once(
     records: object, table: str, sender_id: int, message_key: str
-) -> SyncResult | None:
+) -> BulkSyncResult | None:
     """Apply a message's records unless that message was applied before (None then): the
     ledger entry commits with the rows, all or nothing."""
     sender = People.objects.get(pk=sender_id, is_active=True)
@@ -222,8 +213,8 @@ def apply_records_once(
         claim.complete()
         SyncBatch.objects.filter(task_id=message_key).update(
             status=SyncBatch.Status.DONE,
-            applied=result.applied,
-            rejected=result.rejected,
+            applied=result["applied"],
+            rejected=result["rejected"],
             finished_at=timezone.now(),
         )
     return result

@@ -28,6 +28,7 @@ import urllib3
 from django.conf import settings
 
 from apps.core.redaction import is_harmless_header
+from apps.core.results import JSONValue
 from apps.integrations.results import PartnerCallResult
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -305,11 +306,12 @@ def _socket_of(response: urllib3.HTTPResponse) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _decode(content: bytes, content_type: str) -> Any:
+def _decode(content: bytes, content_type: str) -> JSONValue:
     text = content.decode("utf-8", "replace")
     if "json" in content_type:
         try:
-            return json.loads(text)
+            decoded: JSONValue = json.loads(text)
+            return decoded
         except ValueError:
             return text
     return text

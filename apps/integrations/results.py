@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Required, TypedDict
 
+from apps.core.results import JSONValue
+
 
 class PublishResult(TypedDict):
     topic: str
@@ -30,7 +32,7 @@ class PartnerCallResult(TypedDict, total=False):
     status: int
     ok: bool
     elapsed_ms: float
-    body: object  # decoded JSON when the partner says so, else text
+    body: JSONValue  # decoded JSON when the partner says so, else text
     skipped: str
 
 
@@ -46,4 +48,5 @@ class BulkSyncResult(TypedDict, total=False):
     table: Required[str]
     applied: int
     rejected: list[RejectedRecord]
+    alerting_jobneeds: list[int]  # work with an answer that raised an alert (each mailed)
     duplicate: bool

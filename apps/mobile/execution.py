@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from graphql import ExecutionResult, GraphQLError
 
+from apps.core.results import JSONValue
 from apps.mobile.ingest import OPERATIONS
 from apps.mobile.limits import QueryRefused, bounded_execute, checked_document
 from apps.mobile.models import MobileMessage
@@ -31,7 +32,7 @@ class MutationResult(TypedDict, total=False):
     """`data` when the mutation ran, `errors` when it did not."""
 
     ok: Required[bool]
-    data: dict[str, Any] | None
+    data: dict[str, JSONValue] | None
     errors: list[str]
 
 

@@ -13,7 +13,6 @@ The number of queries does not depend on the number of Jobneeds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -46,37 +45,24 @@ TICKET_SOURCE_FIELDS = (
 )
 
 
-@dataclass
-class AutocloseReport:
-    closed: int = 0
-    partially_completed: int = 0
-    checkpoints_closed: int = 0
-    tickets_raised: int = 0
-    mails_sent: int = 0
-
-    def as_dict(self) -> AutocloseResult:
-        return AutocloseResult(
-            closed=self.closed,
-            partially_completed=self.partially_completed,
-            checkpoints_closed=self.checkpoints_closed,
-            tickets_raised=self.tickets_raised,
-            mails_sent=self.mails_sent,
-        )
-
-
 def autoclose(
     now: datetime | None = None, jobneed_id: int | None = None, task_id: str = ""
-) -> AutocloseReport:
+) -> AutocloseResult:
     now = now or timezone.now()
-    report = AutocloseReport()
     with transaction.atomic():
-        _close(now, jobneed_id, report)
-        report.tickets_raised = _raise_tickets(now)
-    report.mails_sent = _notify(now, task_id)
-    return report
+        closed, partially_completed, checkpoints_closed = _close(now, jobneed_id)
+        tickets_raised = _raise_tickets(now)
+    return AutocloseResult(
+        closed=closed,
+        partially_completed=partially_completed,
+        checkpoints_closed=checkpoints_closed,
+        tickets_raised=tickets_raised,
+        mails_sent=_notify(now, task_id),
+    )
 
 
-def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> None:
+def _close(now: datetime, jobneed_id: int | None) -> tuple[int, int, int]:
+    """How many Jobneeds closed, closed partially completed, and checkpoints closed."""
     if jobneed_id is not None:
         expired = Jobneed.objects.filter(pk=jobneed_id, parent__isnull=True)
     else:
@@ -88,16 +74,17 @@ def _close(now: datetime, jobneed_id: int | None, report: AutocloseReport) -> No
         )
     candidates = autoclosable(expired)
     closing = {"autoclosed_at": now, "modified_at": now}
-    report.partially_completed = partially_completable(candidates).update(
+    partially_completed = partially_completable(candidates).update(
         status=JobneedStatus.PARTIALLYCOMPLETED, ended_at=now, **closing
     )
-    report.closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
+    closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
     closed_now = Jobneed.objects.filter(parent__isnull=True, autoclosed_at=now)
     jobneeds_autoclosed.send(Jobneed, jobneeds=closed_now.select_related("site"))
     closed_now = closed_now.values("pk")
-    report.checkpoints_closed = autoclosable(Jobneed.objects.filter(parent__in=closed_now)).update(
+    checkpoints_closed = autoclosable(Jobneed.objects.filter(parent__in=closed_now)).update(
         status=JobneedStatus.AUTOCLOSED, **closing
     )
+    return closed, partially_completed, checkpoints_closed
 
 
 def _raise_tickets(now: datetime) -> int:

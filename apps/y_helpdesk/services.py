@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Required, TypedDict
 
@@ -119,23 +118,14 @@ class EscalationResult(TypedDict):
     mails_sent: int
 
 
-@dataclass
-class EscalationReport:
-    escalated: int = 0
-    mails_sent: int = 0
-
-    def as_dict(self) -> EscalationResult:
-        return EscalationResult(escalated=self.escalated, mails_sent=self.mails_sent)
-
-
-def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> EscalationReport:
+def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> EscalationResult:
     """Move every open ticket whose next level is due one level up, then mail the escalations.
 
     One UPDATE per rule (a site's own rule wins over its client's general rule for the same
     category and level), so the query count grows with the rules, never with the tickets.
     """
     now = now or timezone.now()
-    report = EscalationReport()
+    escalated = 0
     rules = list(EscalationMatrix.objects.filter(job__isnull=True, category__isnull=False))
     sites_with_own_rule: dict[tuple[int, int, int], set[int]] = defaultdict(set)
     for rule in rules:
@@ -167,7 +157,7 @@ def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> Esca
                     "assigned_people_id": rule.assign_people_id,
                     "assigned_group_id": rule.assign_group_id,
                 }
-            report.escalated += due.update(**changes)
+            escalated += due.update(**changes)
         TicketEvent.objects.bulk_create(
             TicketEvent(
                 ticket_id=pk,
@@ -182,8 +172,7 @@ def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> Esca
         tickets_escalated.send(
             Ticket, tickets=Ticket.objects.filter(escalated_at=now).select_related("site")
         )
-    report.mails_sent = notify_escalations(rules, task_id)
-    return report
+    return EscalationResult(escalated=escalated, mails_sent=notify_escalations(rules, task_id))
 
 
 def notify_escalations(rules: list[EscalationMatrix], task_id: str = "") -> int:

@@ -32,5 +32,5 @@ class Command(BaseCommand):
         except OffloadBusy as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write("")
-        for name, value in report.as_dict().items():
+        for name, value in report.items():
             self.stdout.write(f"{name}: {value}")
