@@ -101,6 +101,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Django's form renderer, select boxes written in Python (a select of a client's people is not a
+# template include per person).
+FORM_RENDERER = "apps.core.form_rendering.FormRenderer"
 ROOT_URLCONF = "intelliwiz_config.urls"
 WSGI_APPLICATION = "intelliwiz_config.wsgi.application"
 AUTH_USER_MODEL = "peoples.People"

@@ -274,3 +274,83 @@ def test_managers_filter_tickets_by_whom_they_are_assigned_to(world) -> None:
         Ticket.objects.filter(assigned_people=world.tech).values_list("pk", flat=True)
     )
     assert 'name="assignee"' not in browser_of(world.tech).get("/tickets/").content.decode()
+
+
+def _grow_ticket(world: World, ticket: Ticket) -> None:
+    from apps.y_helpdesk.models import TicketComment, TicketEvent
+
+    at = timezone.now()
+    TicketComment.objects.bulk_create(
+        TicketComment(ticket=ticket, author=world.in_charge, text=f"Note {n}") for n in range(6)
+    )
+    TicketEvent.objects.bulk_create(
+        TicketEvent(ticket=ticket, at=at, actor=world.in_charge, action="UPDATED") for _ in range(6)
+    )
+
+
+def _grow_job(world: World, job: Job) -> None:
+    now = timezone.now()
+    Jobneed.objects.bulk_create(
+        Jobneed(
+            job=job,
+            identifier=job.identifier,
+            description=job.name,
+            plan_at=now + timedelta(days=n - 10, minutes=7),
+            expiry_at=now + timedelta(days=n - 10, hours=1),
+            site=job.site,
+            client=world.client,
+            people=job.people,
+            group=job.group,
+        )
+        for n in range(20)
+    )
+
+
+def _grow_permit(world: World, permit: WorkPermit) -> None:
+    from apps.work_order_management.models import PermitRemark
+
+    for n in range(4):
+        ApprovalStep.objects.create(
+            permit=permit, person=factories.person(world.site), role=("VERIFIER", "APPROVER")[n % 2]
+        )
+    PermitRemark.objects.bulk_create(
+        PermitRemark(permit=permit, person=world.in_charge, text=f"Remark {n}") for n in range(5)
+    )
+
+
+def _grow_dashboard(world: World, _: None) -> None:
+    for n in range(3):
+        type(world.site).objects.create(
+            code=f"{world.site.code}-X{n}", name=f"Extra {n}", kind="SITE", parent=world.client
+        )
+
+
+# A page, the row it shows (None: the dashboard) and what grows with it.
+PAGES = {
+    "ticket": (lambda p: Ticket.objects.visible_to(p).first(), "/tickets/{}", _grow_ticket),
+    "job": (
+        lambda p: Job.objects.visible_to(p).filter(parent__isnull=True).first(),
+        "/jobs/{}",
+        _grow_job,
+    ),
+    "permit": (lambda p: WorkPermit.objects.visible_to(p).first(), "/permits/{}", _grow_permit),
+    "dashboard": (lambda p: None, "/dashboard/", _grow_dashboard),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("kind", PAGES)
+def test_a_pages_query_count_does_not_grow_with_what_it_shows(world, kind, role) -> None:
+    """A ticket's conversation, a job's instances, a permit's steps and remarks, the dashboard's
+    sites (read from the cache at once, warm as cache_warming_scheduled keeps it)."""
+    person = getattr(world, role)
+    browser = browser_of(person)
+    world.add(6)
+    shown, path, grow = PAGES[kind]
+    row = shown(person)
+    path = path.format(row.pk if row else "")
+    browser.get(path)  # the dashboard's first view fills the cache
+    few = queries(browser, path)
+    grow(world, row)
+    browser.get(path)
+    assert queries(browser, path) == few, "a query per row crept in"

@@ -542,3 +542,36 @@ def test_site_work_shows_site_time_everywhere_and_says_so(world) -> None:
     assert "1 Mar 2026, 10:00 (Asia/Dubai)" in admin_list
     assert "Times in your time zone (UTC); site records in their site" in html.unescape(admin_list)
     assert need.pk
+
+
+def test_select_boxes_are_written_as_djangos_templates_write_them() -> None:
+    """FORM_RENDERER writes selects in Python (a select of a client's people was a template
+    include per person); the markup is the templates', option for option."""
+    import re as regex
+
+    from django import forms
+    from django.forms.renderers import DjangoTemplates, get_default_renderer
+
+    from apps.core.form_rendering import FormRenderer
+
+    class Choices(forms.Form):
+        plain = forms.ChoiceField(choices=[("", "Any"), ("a&b", 'A "quoted" <b>'), ("c", "C")])
+        grouped = forms.ChoiceField(
+            choices=[("Near", [("n1", "One"), ("n2", "Two")]), ("Far", [("f1", "Three")])],
+            widget=forms.Select(attrs={"class": "wide", "data-x": 'y"z', "autofocus": True}),
+        )
+        many = forms.MultipleChoiceField(choices=[(1, "1"), (2, "2"), (3, "3")])
+        off = forms.ChoiceField(choices=[("x", "X")], disabled=True, required=False)
+
+    assert isinstance(get_default_renderer(), FormRenderer)
+    data = {"plain": "a&b", "grouped": "n2", "many": ["1", "3"]}
+
+    def markup(renderer) -> str:
+        form = Choices(data, renderer=renderer)
+        html = "".join(str(form[name]) for name in form.fields)
+        return regex.sub(r">\s+<", "><", html)
+
+    ours, djangos = markup(FormRenderer()), markup(DjangoTemplates())
+    assert ours == djangos
+    assert '<option value="a&amp;b" selected>A &quot;quoted&quot; &lt;b&gt;</option>' in ours
+    assert '<optgroup label="Near">' in ours and "multiple" in ours

@@ -150,6 +150,12 @@ def visible_people(person) -> QuerySet:
     return visible(active, person, own=lambda scope: Q(pk=scope.person_id))
 
 
+def people_choices(person) -> QuerySet:
+    """`visible_people` as a filter's select box lists them, by name: a client's people are
+    many, and a filter needs only the id and the label (name and code)."""
+    return visible_people(person).only("pk", "name", "code").order_by("name")
+
+
 def visible_groups(person) -> QuerySet:
     """The people groups `person` may assign to: their client's; a site in-charge's sites' and
     the client-wide ones; a technician's own."""

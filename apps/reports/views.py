@@ -21,7 +21,7 @@ from apps.activity.models import JobneedStatus, Priority
 from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.access import visible_sites
 from apps.reports.builders import REPORT_TYPES, ReportError, check_range, report_title
-from apps.reports.dashboard import site_dashboard
+from apps.reports.dashboard import site_dashboards
 from apps.reports.freshness import forget_site_dashboard
 from apps.reports.models import GeneratedReport, PdfJob, ProductionStatus
 from apps.reports.pdf_jobs import DocumentError, request_pdf
@@ -44,7 +44,11 @@ def _dashboard_sites(person) -> list:
 
 
 def _boards(person) -> list[dict]:
-    return [readable_dashboard(site, site_dashboard(site)) for site in _dashboard_sites(person)]
+    sites = _dashboard_sites(person)
+    return [
+        readable_dashboard(site, board)
+        for site, board in zip(sites, site_dashboards(sites), strict=True)
+    ]
 
 
 def dashboard_report(boards: list[dict], now: datetime) -> dict:

@@ -15,6 +15,7 @@ from apps.onboarding.lookups import lookup_choices
 from apps.peoples.access import (
     assigned_to,
     can,
+    people_choices,
     scope_of,
     visible_groups,
     visible_people,
@@ -124,7 +125,7 @@ class TicketFilters(ListFilters):
         super().__init__(request)
         self.fields["site"].queryset = sites
         if can(request.user, "manage"):  # whom managers assign; a technician has My work
-            self.fields["assignee"].queryset = visible_people(request.user).order_by("name")
+            self.fields["assignee"].queryset = people_choices(request.user)
         else:
             del self.fields["assignee"]
         zone = timezone.get_current_timezone_name()
