@@ -192,7 +192,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 app = Celery(
     "intelliwiz_config",
     task_cls="apps.core.tasks.base:BaseTask",
-    tasks=TaskNames(UPSTREAM_TASK_NAMES, RETIRED_UPSTREAM_TASKS),
+    # celery-types allows a registry class only; Celery takes an instance too (Celery.__init__)
+    tasks=TaskNames(UPSTREAM_TASK_NAMES, RETIRED_UPSTREAM_TASKS),  # type: ignore[arg-type]
 )
 # The apps reach this app as celery.current_app (they never import this module): the default
 # app too, so a thread that did not create it (a web server's, the worker guard's) finds it.
@@ -200,7 +201,7 @@ app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 if app.conf.result_backend == "django-db":
     # django-db results that requeue a message rather than lose it to a database blip.
-    app.conf.result_backend = "apps.core.results:DatabaseBackend"
+    app.conf.update(result_backend="apps.core.results:DatabaseBackend")
 app.conf.task_annotations = {name: {"ignore_result": False} for name in RESULTS_READ}
 app.conf.task_queues = [Queue(name) for name in QUEUE_NAMES]
 app.conf.task_default_queue = DEFAULT_QUEUE
@@ -247,13 +248,13 @@ def recycle_database_connections(sender: Any = None, signal: Any = None, **_: An
     for connection in connections.all(initialized_only=True):
         idle = now - _last_task_end.get(connection.alias, float("-inf"))
         known_good = (
-            connection.health_check_done
+            connection.health_check_done  # type: ignore[attr-defined]  # django-stubs lacks it
             and not connection.errors_occurred
             and (signal is task_postrun or idle < HEALTH_CHECK_AFTER_IDLE_SECONDS)
         )
         connection.close_if_unusable_or_obsolete()  # pings after an error; closes on age
         if known_good and connection.connection is not None:
-            connection.health_check_done = True
+            connection.health_check_done = True  # type: ignore[attr-defined]
         if signal is task_postrun:
             _last_task_end[connection.alias] = now
 

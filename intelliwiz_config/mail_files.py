@@ -34,7 +34,10 @@ class EmlFileBackend(EmailBackend):
             path = folder / f"{stamp}-{secrets.token_hex(3)}.eml"
             # Written under a temporary name first, so a reader never sees half a message.
             partial = path.with_suffix(".part")
-            partial.write_bytes(message.message().as_bytes(linesep="\r\n"))
+            # django-stubs types message() as email's Message; it is Django's SafeMIME*, whose
+            # as_bytes takes linesep.
+            mime = message.message()
+            partial.write_bytes(mime.as_bytes(linesep="\r\n"))  # type: ignore[call-arg]
             partial.rename(path)
             sent += 1
         return sent

@@ -174,8 +174,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+            "NAME": str(VAR_DIR / "db.sqlite3"),
+            "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
             "CONN_MAX_AGE": DB_CONN_MAX_AGE,
         }
     }

@@ -16,10 +16,20 @@ def distance_m(lat1: Decimal, lon1: Decimal, lat2: Decimal, lon2: Decimal) -> fl
     return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
+def distance_from_site(
+    site: BusinessUnit, latitude: Decimal | None, longitude: Decimal | None
+) -> float | None:
+    """Metres from the site's position; None when either position is unknown."""
+    if latitude is None or longitude is None or site.latitude is None or site.longitude is None:
+        return None
+    return distance_m(latitude, longitude, site.latitude, site.longitude)
+
+
 def inside_geofence(
     site: BusinessUnit, latitude: Decimal | None, longitude: Decimal | None
 ) -> bool | None:
-    """Whether a position is within the site's geofence; None when either is unknown."""
-    if None in (latitude, longitude, site.latitude, site.longitude, site.geofence_radius_m):
-        return None
-    return distance_m(latitude, longitude, site.latitude, site.longitude) <= site.geofence_radius_m
+    """Whether a position is within the site's geofence; None when the position, the site's
+    or its geofence is unknown."""
+    distance = distance_from_site(site, latitude, longitude)
+    radius = site.geofence_radius_m
+    return None if distance is None or radius is None else distance <= radius

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from apps.attendance.geofence import distance_m, inside_geofence
+from apps.attendance.geofence import distance_from_site, inside_geofence
 from apps.attendance.models import AttendanceEvent
 from apps.core.enqueue import enqueue_on_commit
 from apps.peoples.models import People
@@ -24,6 +24,9 @@ def record_punch(
     """Record a punch at the person's site; one made outside the geofence is reported to the
     NOC (after commit) as a mismatch."""
     site = person.site
+    if site is None:
+        raise ValueError(f"{person} is not assigned to a site: a punch is made at one")
+    distance = distance_from_site(site, latitude, longitude)
     inside = inside_geofence(site, latitude, longitude)
     event = AttendanceEvent.objects.create(
         person=person,
@@ -34,7 +37,7 @@ def record_punch(
         longitude=longitude,
         inside_geofence=inside,
     )
-    if inside is False:
+    if inside is False and distance is not None:
         mismatch = {
             "kind": OUTSIDE_GEOFENCE,
             "source": f"site:{site.code}",
@@ -42,7 +45,7 @@ def record_punch(
             "details": {
                 "event": str(event.uuid),
                 "punch": kind,
-                "distance_m": round(distance_m(latitude, longitude, site.latitude, site.longitude)),
+                "distance_m": round(distance),
                 "radius_m": site.geofence_radius_m,
             },
         }

@@ -4,6 +4,7 @@ import re
 import uuid
 from pathlib import PurePosixPath
 
+from django.core.files import File
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -129,10 +130,12 @@ class Attachment(models.Model):
     def __str__(self) -> str:
         return self.filename
 
-    def open(self):
+    def open(self) -> File:
         """The content, from wherever it is stored now (local media or the cloud bucket)."""
         from django.core.files.storage import storages
 
+        if not self.file.name:
+            raise FileNotFoundError(f"attachment {self.uuid} has no file")
         storage = storages["cloud"] if self.location == self.Location.CLOUD else self.file.storage
         return storage.open(self.file.name, "rb")
 

@@ -9,6 +9,7 @@ from apps.integrations.models import (
     RejectedSyncRecord,
     SyncBatch,
 )
+from apps.peoples.access import of_their_client
 from apps.peoples.admin import ScopedAdmin
 
 
@@ -58,9 +59,7 @@ class PartnerDeliveryAdmin(ScopedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         deliveries = admin.ModelAdmin.get_queryset(self, request)
-        if request.user.is_superuser:
-            return deliveries
-        return deliveries.filter(subscription__client_id=request.user.client_id)
+        return of_their_client(deliveries, request.user, client="subscription__client")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

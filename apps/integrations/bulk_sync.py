@@ -80,13 +80,13 @@ def apply_records(records: object, table: str, sender: People) -> BulkSyncResult
     keyed: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
     for index, record in enumerate(records):
         reason, key = _check_shape(record, spec)
-        if reason:
+        if key is None:
             rejected.append({"index": index, "uuid": _uuid_text(record), "reason": reason})
         elif key in keyed:
             rejected.append({"index": index, "uuid": str(key), "reason": "uuid repeated in batch"})
         else:
             keyed[key] = (index, record)
-    rows = {row.uuid: row for row in spec.model.objects.filter(uuid__in=keyed)}
+    rows = spec.model._default_manager.in_bulk(list(keyed), field_name="uuid")
     reachable = set(
         Jobneed.objects.visible_to(sender)
         .filter(pk__in={_jobneed_id(row, spec) for row in rows.values()})
@@ -97,9 +97,13 @@ def apply_records(records: object, table: str, sender: People) -> BulkSyncResult
     for key, (index, record) in keyed.items():
         row = rows.get(key)
         reason = (
-            _check_row(row, spec, reachable) or _assign(row, record, spec) or _check_domain(row)
+            "unknown uuid"
+            if row is None
+            else _check_reach(row, spec, reachable)
+            or _assign(row, record, spec)
+            or _check_domain(row)
         )
-        if reason:
+        if row is None or reason:
             rejected.append({"index": index, "uuid": str(key), "reason": reason})
             continue
         changed.append(row)
@@ -109,9 +113,11 @@ def apply_records(records: object, table: str, sender: People) -> BulkSyncResult
         if changed:
             if spec.model is JobneedDetails:
                 fields.add("is_alert")
-                alerting = sorted({row.jobneed_id for row in changed if row.is_alert})
+                alerting = sorted(
+                    {r.jobneed_id for r in changed if isinstance(r, JobneedDetails) and r.is_alert}
+                )
                 Jobneed.objects.filter(pk__in=alerting, has_alerts=False).update(has_alerts=True)
-            spec.model.objects.bulk_update(changed, sorted(fields))
+            spec.model._default_manager.bulk_update(changed, sorted(fields))
         RejectedSyncRecord.objects.bulk_create(
             RejectedSyncRecord(
                 table=table,
@@ -149,9 +155,7 @@ def _jobneed_id(row: models.Model, spec: SyncTable) -> int:
     return getattr(row, spec.scope.rstrip("_") + "_id") if spec.scope else row.pk
 
 
-def _check_row(row: models.Model | None, spec: SyncTable, reachable: set[int]) -> str:
-    if row is None:
-        return "unknown uuid"
+def _check_reach(row: models.Model, spec: SyncTable, reachable: set[int]) -> str:
     if _jobneed_id(row, spec) not in reachable:  # apps.peoples.access decides
         return "belongs to another client or site, or is not assigned to the sender"
     return ""
@@ -173,6 +177,8 @@ def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
         if name == "uuid":
             continue
         model_field = spec.model._meta.get_field(name)
+        if not isinstance(model_field, models.Field):  # a relation's reverse side
+            return f"{name}: not writable"
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             return f"{name}: must be text or a number, not {type(value).__name__}"
         limit = spec.max_chars.get(name)
@@ -191,7 +197,7 @@ def _assign(row: models.Model, record: dict[str, Any], spec: SyncTable) -> str:
 def _check_domain(row: models.Model) -> str:
     """The rules of the work itself: closed work is final; it ends after it starts."""
     jobneed = row.jobneed if isinstance(row, JobneedDetails) else row
-    if jobneed.status in CLOSED_STATUSES:
+    if isinstance(jobneed, Jobneed) and jobneed.status in CLOSED_STATUSES:
         return f"the work is {jobneed.status.lower()}; its record is final"
     started, ended = getattr(row, "started_at", None), getattr(row, "ended_at", None)
     if started and ended and ended < started:

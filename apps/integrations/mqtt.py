@@ -155,6 +155,8 @@ def new_client(purpose: str, broker_url: str | None = None) -> Any:
     if not broker_url:
         raise MqttNotConfigured("MQTT_URL is not configured, so nothing can be published")
     url = urlsplit(broker_url)
+    if not url.hostname:
+        raise MqttNotConfigured(f"the MQTT URL for {purpose} names no host")
     client = paho.Client(
         paho.CallbackAPIVersion.VERSION2,
         client_id=f"{settings.MQTT_CLIENT_ID_PREFIX}-{purpose}-{os.getpid()}-{os.urandom(3).hex()}",

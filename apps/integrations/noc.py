@@ -34,9 +34,11 @@ def validate_mismatch(data: object) -> dict[str, Any]:
     kind, source, subject = data.get("kind"), data.get("source"), data.get("subject")
     if not isinstance(kind, str) or not _KIND.match(kind):
         raise MismatchValidationError("kind must be an upper-case code like SYNC_COUNT_MISMATCH")
+    texts: dict[str, str] = {}
     for name, value, limit in (("source", source, 128), ("subject", subject, 200)):
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
             raise MismatchValidationError(f"{name} must be a non-empty string of at most {limit}")
+        texts[name] = value.strip()
     details = data.get("details", {})
     if not isinstance(details, dict):
         raise MismatchValidationError("details must be an object")
@@ -49,7 +51,7 @@ def validate_mismatch(data: object) -> dict[str, Any]:
     unknown = set(data) - {"kind", "source", "subject", "details"}
     if unknown:
         raise MismatchValidationError(f"unknown fields: {', '.join(sorted(unknown))}")
-    return {"kind": kind, "source": source.strip(), "subject": subject.strip(), "details": details}
+    return {"kind": kind, **texts, "details": details}
 
 
 def record_mismatch(data: dict[str, Any], now: datetime | None = None) -> tuple[NocAlert, bool]:

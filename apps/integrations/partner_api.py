@@ -94,7 +94,7 @@ def resolve(url: str) -> Target:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise PartnerUnavailable(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # IPv4 and IPv6: text
     for address in addresses:
         _check_address(host, address)
     path = parts.path or "/"
@@ -274,12 +274,13 @@ def call_partner(
     raise PartnerCallRefused(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _read_capped(response: urllib3.HTTPResponse, deadline: float, host: str) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float, host: str) -> bytes:
     """The body, up to the size cap, read before the deadline: each read waits only for what
     is left of it, so a partner that trickles a byte at a time cannot stretch the call."""
     limit = settings.PARTNER_API_MAX_RESPONSE_BYTES
     sock = _socket_of(response)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         left = _left(deadline, host)
         if sock is not None:
@@ -297,7 +298,7 @@ def _read_capped(response: urllib3.HTTPResponse, deadline: float, host: str) -> 
         chunks.append(chunk)
 
 
-def _socket_of(response: urllib3.HTTPResponse) -> socket.socket | None:
+def _socket_of(response: urllib3.BaseHTTPResponse) -> socket.socket | None:
     """The socket under a streamed response (http.client's reader over a SocketIO), so each
     read can wait only for what is left of the deadline; None where it is not reachable (the
     pool's read timeout then bounds each read)."""

@@ -36,8 +36,8 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
     subscribed = PartnerSubscription.objects.filter(event=event, enabled=True)
     if not subscribed.exists():  # the common case: nobody listens, nothing to read
         return 0
-    happenings = list(happenings())
-    clients = {client_id for client_id, _, _ in happenings}
+    happened = list(happenings())
+    clients = {client_id for client_id, _, _ in happened}
     subscriptions = list(subscribed.filter(client_id__in=clients).select_related("client"))
     if not subscriptions:
         return 0
@@ -57,7 +57,7 @@ def announce(event: str, happenings: Callable[[], Iterable[Happening]]) -> int:
             finished_at=timezone.now() if refused[subscription.pk] else None,
         )
         for subscription in subscriptions
-        for client_id, subject, payload in happenings
+        for client_id, subject, payload in happened
         if subscription.client_id == client_id
     ]
     PartnerDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)

@@ -62,7 +62,9 @@ def _execute(message: MobileMessage) -> ExecutionResult:
     again here, where it runs, whatever path it came by) and the answer's budget."""
     try:
         document = checked_document(
-            schema.graphql_schema, message.query, allowed=OPERATIONS[message.kind]
+            schema.graphql_schema,
+            message.query,
+            allowed=OPERATIONS[MobileMessage.Kind(message.kind)],
         )
     except QueryRefused as exc:
         return ExecutionResult(errors=[GraphQLError(str(exc))])
@@ -90,12 +92,12 @@ def run_mutation(message_id: int) -> MutationResult:
         if errors:
             transaction.set_rollback(True)  # nothing of a failed mutation stays
         else:
-            _finish(message, MutationResult(ok=True, data=result.data), MobileMessage.Status.DONE)
-    if errors:
-        outcome = MutationResult(ok=False, errors=errors)
-        _finish(MobileMessage.objects.get(pk=message_id), outcome, MobileMessage.Status.FAILED)
-        return outcome
-    return MobileMessage.objects.get(pk=message_id).result
+            done = MutationResult(ok=True, data=result.data)
+            _finish(message, done, MobileMessage.Status.DONE)
+            return done
+    failed = MutationResult(ok=False, errors=errors)
+    _finish(MobileMessage.objects.get(pk=message_id), failed, MobileMessage.Status.FAILED)
+    return failed
 
 
 def run_download(message_id: int, progress: Callable[[int], None]) -> DownloadResult:

@@ -86,7 +86,7 @@ def authenticate_device(device_id: str, secret: str, *, address: str = "") -> Mo
         reason = "wrong secret"
     elif not device.enabled or not device.person.is_active:
         reason = "device or person disabled"
-    if not reason:
+    if device is not None and not reason:
         MobileDevice.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
         return device
     if _throttled(keys):

@@ -25,10 +25,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.db.models import Q, QuerySet
 
 from apps.peoples.services import SITE_IN_CHARGE
+
+Rows = TypeVar("Rows", bound=QuerySet[Any, Any])  # a model's own queryset class is kept
 
 
 class Role(enum.StrEnum):
@@ -82,13 +85,13 @@ def scope_of(person) -> Scope:
 
 
 def visible(
-    queryset: QuerySet,
+    queryset: Rows,
     person,
     *,
     client: str = "client",
     site: str | None = "site",
     own: Callable[[Scope], Q] | None = None,
-) -> QuerySet:
+) -> Rows:
     """`queryset` cut to what `person` may see.
 
     `client` and `site` name the rows' client and site fields (site None: rows a site in-charge
@@ -115,7 +118,7 @@ def visible(
     return queryset.filter(reach)
 
 
-def of_their_client(queryset: QuerySet, person, client: str = "client") -> QuerySet:
+def of_their_client(queryset: Rows, person, client: str = "client") -> Rows:
     """Reference data (permit types, vendors, checklists, people to name) of the person's
     client; an operator's, every client's."""
     scope = scope_of(person)
@@ -126,7 +129,7 @@ def of_their_client(queryset: QuerySet, person, client: str = "client") -> Query
     return queryset.filter(**{client: scope.client_id})
 
 
-def requested_by_them(queryset: QuerySet, person, field: str = "requested_by") -> QuerySet:
+def requested_by_them(queryset: Rows, person, field: str = "requested_by") -> Rows:
     """Things a person asked for (reports, PDF jobs): theirs alone; an operator's, all."""
     scope = scope_of(person)
     if scope.role == Role.OPERATOR and scope.person_id is not None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.onboarding.models import BusinessUnit, TypeAssist
 
 
-class PeopleManager(BaseUserManager):
+class PeopleManager(BaseUserManager["People"]):
     use_in_migrations = True
 
     def create_user(self, loginid: str, password: str | None = None, **fields) -> People:

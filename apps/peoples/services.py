@@ -40,7 +40,7 @@ def site_alert_recipients(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, i
         )
     ):
         reached = {own_site, group_site if group_client == client_id else None}
-        for site_id in reached & sites:
+        for site_id in sites & reached:
             if client_of[site_id] == client_id and email not in in_charges[site_id]:
                 in_charges[site_id].append(email)
     admins: dict[int, list[str]] = defaultdict(list)

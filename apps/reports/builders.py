@@ -52,11 +52,14 @@ def _local(site: BusinessUnit, moment: datetime | None) -> datetime | None:
     return timezone.localtime(moment, site.tzinfo).replace(tzinfo=None) if moment else None
 
 
-def _label(choices: type[models.TextChoices], code: object) -> str:
+def _label(choices: type[models.TextChoices], code: str | None) -> str:
+    """The code's label; the code itself when it is not one of the choices."""
+    if code is None:
+        return ""
     try:
         return str(choices(code).label)
     except ValueError:
-        return str(code or "")
+        return code
 
 
 def _jobneed_rows(site, start, end, identifiers) -> list[tuple]:
@@ -168,7 +171,7 @@ def attendance_report(site, start, end) -> ReportData:
                 kinds.get(k, k),
                 _local(site, a),
                 faces.get(f, f) or "-",
-                {True: "Yes", False: "No"}.get(g, "-"),
+                "-" if g is None else "Yes" if g else "No",
             ]
             for n, k, a, f, g in rows
         ],
@@ -294,7 +297,7 @@ def render_xlsx(data: ReportData) -> bytes:
     from openpyxl.utils import get_column_letter
 
     book = Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]  # a new workbook's one sheet
     sheet.title = "Report"
     sheet.append([data.title])
     sheet["A1"].font = Font(bold=True, size=13)

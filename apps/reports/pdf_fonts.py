@@ -30,16 +30,18 @@ def _left_aligned_pdf() -> type[FPDF]:
         """Text runs ragged-right, in table cells as in paragraphs: fpdf2 justifies by default,
         which strews short lines with gaps ("Checked      the      site;")."""
 
-        def multi_cell(self, *args: Any, align: str = "LEFT", **kwargs: Any) -> Any:
-            return super().multi_cell(*args, align=align, **kwargs)
+        def multi_cell(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("align", "LEFT")
+            return super().multi_cell(*args, **kwargs)
 
-        def table(self, *args: Any, text_align: Any = "LEFT", **kwargs: Any) -> Any:
-            return super().table(*args, text_align=text_align, **kwargs)
+        def table(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("text_align", "LEFT")
+            return super().table(*args, **kwargs)
 
     return LeftAlignedPDF
 
 
-def unicode_pdf(**options: object) -> FPDF:
+def unicode_pdf(**options: Any) -> FPDF:
     """An A4 FPDF whose font family `FAMILY` (regular and bold) covers any Unicode text, its
     text left-aligned."""
     pdf = _left_aligned_pdf()(format="A4", **options)

@@ -191,29 +191,31 @@ def run_schedules(now: datetime | None = None) -> SchedulesResult:
 
 def mail_generated(task_id: str = "") -> GeneratedMailResult:
     """Mail each finished scheduled report to its recipients, once, then mark it sent."""
-    pending = list(
-        GeneratedReport.objects.filter(
+    pending = [
+        (report, report.schedule)
+        for report in GeneratedReport.objects.filter(
             schedule__isnull=False, status=GeneratedReport.Status.DONE, mailed_at__isnull=True
         ).select_related("schedule", "site")
-    )
+        if report.schedule is not None
+    ]
     mails = []
-    for report in pending:
+    for report, schedule in pending:
         with report.file.open("rb") as handle:
             content = handle.read()
         mails.append(
             Mail(
                 key=f"report:{report.uuid}:mailed",
-                subject=f"{report.schedule.name}: {report.date_from} to {report.date_to}",
-                to=clean_recipients([report.schedule.to_emails]),
-                cc=clean_recipients([report.schedule.cc_emails]),
+                subject=f"{schedule.name}: {report.date_from} to {report.date_to}",
+                to=clean_recipients([schedule.to_emails]),
+                cc=clean_recipients([schedule.cc_emails]),
                 template="reports/mail/report",
                 context={
-                    "intro": f"{report.schedule.name} for {report.site.name} is attached.",
+                    "intro": f"{schedule.name} for {report.site.name} is attached.",
                     "time_zone": report.site.time_zone,
                 },
                 attachments=[
                     (
-                        f"{report.schedule.name}.{report.file_format}",
+                        f"{schedule.name}.{report.file_format}",
                         content,
                         MIME[report.file_format],
                     )
@@ -221,7 +223,7 @@ def mail_generated(task_id: str = "") -> GeneratedMailResult:
             )
         )
     delivery = deliver(mails, task_id=task_id)
-    settled = [r.pk for r, m in zip(pending, mails, strict=True) if m.key in delivery.settled]
+    settled = [r.pk for (r, _), m in zip(pending, mails, strict=True) if m.key in delivery.settled]
     GeneratedReport.objects.filter(pk__in=settled).update(mailed_at=timezone.now())
     delivery.raise_error()
     return {"mailed": len(delivery.sent), "reports": len(pending)}
@@ -238,7 +240,7 @@ def report_headline(report: GeneratedReport) -> str:
 def reports_area_path(report: GeneratedReport) -> str:
     """A generated report's file as the reports area names it (what send_generated_report_onfly_
     email takes)."""
-    return report.file.name.removeprefix("reports/")
+    return (report.file.name or "").removeprefix("reports/")
 
 
 def mail_report_data(

@@ -191,6 +191,35 @@ class ApprovalStep(models.Model):
     def __str__(self) -> str:
         return f"{self.get_role_display()} {self.person} on {self.permit}: {self.status}"
 
+    @property
+    def asked_now(self) -> bool:
+        """Whether the permit waits for this step's role to decide now."""
+        return self.permit.status == PHASE_OF_ROLE[ApprovalStep.Role(self.role)]
+
+    @property
+    def outcome(self) -> str:
+        """What the step stands at, as a person reads it: a pending step of a cancelled or
+        rejected permit is no longer waited for."""
+        if self.status != ApprovalStep.Status.PENDING:
+            return self.get_status_display()
+        if self.asked_now:
+            return "Pending"
+        status = self.permit.status
+        if status == PermitStatus.PENDING_VERIFICATION:
+            return "After verification"
+        if status == PermitStatus.CANCELLED:
+            return "Not needed: cancelled"
+        if status == PermitStatus.REJECTED:
+            return "Not needed: rejected"
+        return "Not needed"
+
+
+# The permit status in which each role's decisions are asked for.
+PHASE_OF_ROLE = {
+    ApprovalStep.Role.VERIFIER: PermitStatus.PENDING_VERIFICATION,
+    ApprovalStep.Role.APPROVER: PermitStatus.PENDING_APPROVAL,
+}
+
 
 class PermitRemark(models.Model):
     permit = models.ForeignKey(WorkPermit, on_delete=models.CASCADE, related_name="remarks")

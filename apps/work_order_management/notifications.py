@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.core.mail import Mail, clean_recipients, deliver
 from apps.work_order_management.links import decision_url
 from apps.work_order_management.models import (
+    PHASE_OF_ROLE,
     ApprovalStep,
     PermitKind,
     PermitSection,
@@ -25,11 +26,6 @@ from apps.work_order_management.pdf import (
     render_permit_pdf,
 )
 
-# The permit status in which each role's requests are still wanted.
-PHASE = {
-    ApprovalStep.Role.VERIFIER: PermitStatus.PENDING_VERIFICATION,
-    ApprovalStep.Role.APPROVER: PermitStatus.PENDING_APPROVAL,
-}
 CONTACT_EVENTS = {
     "approved": (PermitStatus.INPROGRESS, True),
     "completed": (PermitStatus.COMPLETED, True),
@@ -83,11 +79,11 @@ def _result(permit: WorkPermit, mails: list[Mail], invalid: int = 0) -> PermitMa
 
 
 def request_decisions(
-    permit_id: int, role: str, *, reminder_slot: int | None = None
+    permit_id: int, role: ApprovalStep.Role, *, reminder_slot: int | None = None
 ) -> PermitMailResult:
     """Mail each pending verifier or approver their own decision link (and the PDF)."""
     permit = load_permit(permit_id)
-    if permit.status != PHASE[role]:
+    if permit.status != PHASE_OF_ROLE[role]:
         return {"permit": permit.pk, "sent": 0, "reason": f"permit is {permit.status}"}
     steps = list(
         permit.steps.filter(role=role, status=ApprovalStep.Status.PENDING).select_related("person")
@@ -291,14 +287,15 @@ def remind_pending(
     now = now or timezone.now()
     interval = settings.WP_REMINDER_INTERVAL_HOURS * 3600
     slot = int(now.timestamp() // interval)
-    permits = WorkPermit.objects.filter(status__in=PHASE.values())
+    permits = WorkPermit.objects.filter(status__in=PHASE_OF_ROLE.values())
     if permit_id is not None:
         permits = permits.filter(pk=permit_id)
     else:
         permits = permits.filter(modified_at__lte=now - timedelta(seconds=interval))
-    role_of = {status: role for role, status in PHASE.items()}
+    role_of = {status: role for role, status in PHASE_OF_ROLE.items()}
     pending = list(permits.values_list("pk", "status"))
     sent = sum(
-        request_decisions(pk, role_of[status], reminder_slot=slot)["sent"] for pk, status in pending
+        request_decisions(pk, role_of[PermitStatus(status)], reminder_slot=slot)["sent"]
+        for pk, status in pending
     )
     return {"permits": len(pending), "sent": sent}

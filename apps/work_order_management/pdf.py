@@ -12,18 +12,11 @@ from apps.reports.pdf_fonts import FAMILY, heading_style, unicode_pdf
 from apps.work_order_management.models import (
     ApprovalStep,
     PermitKind,
-    PermitStatus,
     WorkPermit,
 )
 
 if TYPE_CHECKING:
     from fpdf import FPDF
-
-# The permit status in which each role's decisions are asked for.
-PHASE_OF_ROLE = {
-    ApprovalStep.Role.VERIFIER: PermitStatus.PENDING_VERIFICATION,
-    ApprovalStep.Role.APPROVER: PermitStatus.PENDING_APPROVAL,
-}
 
 
 def pdf_filename(permit: WorkPermit) -> str:
@@ -39,22 +32,6 @@ def ordered_steps(permit: WorkPermit) -> list[ApprovalStep]:
         output_field=IntegerField(),
     )
     return list(permit.steps.select_related("person").order_by(verifiers_first, "id"))
-
-
-def step_outcome(step: ApprovalStep, permit: WorkPermit) -> str:
-    """What a step stands at, as a person reads it: a pending step of a cancelled or rejected
-    permit is no longer waited for."""
-    if step.status != ApprovalStep.Status.PENDING:
-        return step.get_status_display()
-    if permit.status == PHASE_OF_ROLE[step.role]:
-        return "Pending"
-    if permit.status == PermitStatus.PENDING_VERIFICATION:
-        return "After verification"
-    if permit.status == PermitStatus.CANCELLED:
-        return "Not needed: cancelled"
-    if permit.status == PermitStatus.REJECTED:
-        return "Not needed: rejected"
-    return "Not needed"
 
 
 def approval_conditions(steps: list[ApprovalStep]) -> list[tuple[str, str]]:
@@ -117,7 +94,7 @@ def render_permit_pdf(permit: WorkPermit) -> bytes:
                     [
                         step.get_role_display(),
                         step.person.name,
-                        step_outcome(step, permit),
+                        step.outcome,
                         when,
                         step.remark or "-",
                     ]
@@ -125,8 +102,8 @@ def render_permit_pdf(permit: WorkPermit) -> bytes:
     conditions = approval_conditions(steps)
     if conditions:
         _heading(pdf, "Conditions of approval")
-        for name, remark in conditions:
-            pdf.multi_cell(0, 6, f"{name}: {remark}", new_x="LMARGIN", new_y="NEXT")
+        for name, condition in conditions:
+            pdf.multi_cell(0, 6, f"{name}: {condition}", new_x="LMARGIN", new_y="NEXT")
     remarks = list(permit.remarks.select_related("person"))
     if remarks:
         _heading(pdf, "Remarks")

@@ -111,7 +111,7 @@ def sla_score(permit: WorkPermit) -> Decimal:
             by_section[answer.section_id].append(value)
     total = sum(
         (
-            sum(values) / len(values) * weights[section_id]
+            sum(values, Decimal(0)) / len(values) * weights[section_id]
             for section_id, values in by_section.items()
         ),
         Decimal(0),

@@ -24,6 +24,7 @@ from apps.work_order_management import actions
 from apps.work_order_management.forms import PermitForm, ReturnForm, answers_from
 from apps.work_order_management.links import LinkError, step_for_token
 from apps.work_order_management.models import (
+    PHASE_OF_ROLE,
     ApprovalStep,
     PermitKind,
     PermitSection,
@@ -32,12 +33,7 @@ from apps.work_order_management.models import (
     Vendor,
     WorkPermit,
 )
-from apps.work_order_management.pdf import (
-    PHASE_OF_ROLE,
-    approval_conditions,
-    ordered_steps,
-    step_outcome,
-)
+from apps.work_order_management.pdf import approval_conditions, ordered_steps
 from apps.work_order_management.services import PermitError
 
 
@@ -117,8 +113,6 @@ def permit_list(request: HttpRequest) -> HttpResponse:
     )
     more_steps = len(my_steps) > MY_STEPS_SHOWN
     my_steps = my_steps[:MY_STEPS_SHOWN]
-    for step in my_steps:
-        step.asked_now = step.permit.status == PHASE_OF_ROLE[step.role]
     sites = visible_sites(request.user).order_by("name")
     filters = PermitFilters(request, sites)
     permits = filters.apply(WorkPermit.objects.visible_to(request.user), request.user)
@@ -233,8 +227,6 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
         except PermitError as exc:
             error = str(exc)
     steps = ordered_steps(permit)
-    for step in steps:
-        step.outcome = step_outcome(step, permit)
     return render(
         request,
         "work_order_management/permit_detail.html",
@@ -259,7 +251,7 @@ def permit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _decision_page(request: HttpRequest, step: ApprovalStep, actor: People) -> HttpResponse:
     permit = step.permit
-    if permit.status != PHASE_OF_ROLE[step.role]:
+    if not step.asked_now:
         # Cancelled, rejected by someone else, or not yet at this step: nothing to decide.
         return _no_longer_needed(request, step)
     context: dict[str, object] = {"title": "Your decision", "step": step, "permit": permit}

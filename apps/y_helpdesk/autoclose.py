@@ -80,8 +80,8 @@ def _close(now: datetime, jobneed_id: int | None) -> tuple[int, int, int]:
     closed = candidates.update(status=JobneedStatus.AUTOCLOSED, **closing)
     closed_now = Jobneed.objects.filter(parent__isnull=True, autoclosed_at=now)
     jobneeds_autoclosed.send(Jobneed, jobneeds=closed_now.select_related("site"))
-    closed_now = closed_now.values("pk")
-    checkpoints_closed = autoclosable(Jobneed.objects.filter(parent__in=closed_now)).update(
+    checkpoints = Jobneed.objects.filter(parent__in=closed_now.values("pk"))
+    checkpoints_closed = autoclosable(checkpoints).update(
         status=JobneedStatus.AUTOCLOSED, **closing
     )
     return closed, partially_completed, checkpoints_closed
@@ -194,7 +194,8 @@ def _notify(now: datetime, task_id: str) -> int:
 
 def _first_escalation_rules(
     pending: list[Jobneed],
-) -> dict[tuple[int, int | None, int], EscalationMatrix]:
+) -> dict[tuple[int, int | None, int | None], EscalationMatrix]:
+    """The first-level rules by (client, site, category); a site of None is client-wide."""
     rules = EscalationMatrix.objects.filter(
         job__isnull=True,
         level=1,

@@ -33,8 +33,10 @@ _MAIL_RELATED = (
 
 def ticket_recipients(ticket: Ticket, group_emails: dict[int, list[str]]) -> list[str]:
     people = (ticket.assigned_people, ticket.created_by, ticket.modified_by)
+    group = ticket.assigned_group_id
     return clean_recipients(
-        [p.email for p in people if p is not None] + group_emails.get(ticket.assigned_group_id, [])
+        [p.email for p in people if p is not None]
+        + (group_emails.get(group, []) if group is not None else [])
     )
 
 
@@ -127,7 +129,8 @@ def escalate_due_tickets(now: datetime | None = None, task_id: str = "") -> Esca
     now = now or timezone.now()
     escalated = 0
     rules = list(EscalationMatrix.objects.filter(job__isnull=True, category__isnull=False))
-    sites_with_own_rule: dict[tuple[int, int, int], set[int]] = defaultdict(set)
+    # (client, category, level): the rules above all name a category
+    sites_with_own_rule: dict[tuple[int, int | None, int], set[int]] = defaultdict(set)
     for rule in rules:
         if rule.site_id:
             sites_with_own_rule[(rule.client_id, rule.category_id, rule.level)].add(rule.site_id)

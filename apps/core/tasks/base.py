@@ -34,6 +34,7 @@ class BaseTask(DjangoTask):
     # Seconds from the task's first publication during which transient errors are retried
     # (None: count retries with max_retries only). Set by the retry policies.
     retry_window: float | None = None
+    autoretry_for: tuple[type[Exception], ...] = ()  # set by the retry policies
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         metrics.record_started(self.name, self._queue())
@@ -62,7 +63,10 @@ class BaseTask(DjangoTask):
         check = getattr(cls.run, "check_call", None)
         if check is not None:
             name = cls.name
-            cls.__header__ = staticmethod(lambda *args, **kwargs: check(name, args, kwargs))
+            # celery-types lacks Task.__header__ (celery.app.task: the arguments check on send)
+            cls.__header__ = staticmethod(  # type: ignore[attr-defined]
+                lambda *args, **kwargs: check(name, args, kwargs)
+            )
 
     def _queue(self) -> str:
         return str((self.request.delivery_info or {}).get("routing_key") or "")
@@ -96,7 +100,7 @@ class BaseTask(DjangoTask):
         self,
         args: Any = None,
         kwargs: Any = None,
-        exc: BaseException | None = None,
+        exc: Exception | None = None,
         throw: bool = True,
         eta: Any = None,
         countdown: float | None = None,
@@ -137,9 +141,9 @@ class BaseTask(DjangoTask):
                 args, kwargs, exc, throw, eta, countdown, max_retries, headers=headers, **options
             )
         except Reject as reject:
-            if reject.requeue:
+            if reject.requeue:  # type: ignore[attr-defined]  # celery-types' Reject lacks it
                 raise
-            raise Reject(reject.reason, requeue=True) from exc
+            raise Reject(reject.reason, requeue=True) from exc  # type: ignore[attr-defined]
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any

@@ -76,7 +76,8 @@ class CircuitBreaker:
         return CircuitState.HALF_OPEN
 
     def failures(self) -> int:
-        return self.cache.get(self._failures_key, 0)
+        counted: int = self.cache.get(self._failures_key, 0)
+        return counted
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless this caller may call the service now."""
