@@ -30,7 +30,7 @@ def _attributes(attrs: dict[str, Any]) -> str:
 def render_select(widget: dict[str, Any]) -> SafeString | None:
     """A select widget's markup from its template context, or None to leave it to the
     templates (an option template of its own)."""
-    parts = []
+    parts: list[str] = []
     for group_name, options, _ in widget["optgroups"]:
         if group_name:
             parts.append(format_html('<optgroup label="{}">', group_name))
