@@ -7,6 +7,7 @@ where a missing service fails the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,9 +29,21 @@ from django.conf import settings
 from django.core.cache import cache
 
 from intelliwiz_config.celery import QUEUE_NAMES, app
+from tests.support import processes
 from tests.support.mqtt import AmqttBroker
+from tests.support.waiting import patience
 
 BASE_DIR = Path(settings.BASE_DIR)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.install()  # SIGTERM and SIGHUP end the run as Ctrl-C does
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    processes.kill_all()  # whatever the teardown left: nothing outlives the suite
+
+
 for noisy in ("amqtt", "transitions"):  # the in-process MQTT broker logs every state change
     logging.getLogger(noisy).setLevel(logging.WARNING)
 REQUIRE_SERVICES = os.environ.get("INTELLIWIZ_REQUIRE_SERVICES") == "1"
@@ -81,12 +94,13 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        processes.track_group(self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while time.monotonic() < deadline:
             if text in self.log():
                 return
@@ -102,11 +116,12 @@ class ManagedProcess:
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        processes.forget_group(self.proc.pid)
         self._log.close()
 
 
@@ -167,7 +182,7 @@ class SmtpSink:
         return "250 OK"
 
     def wait_for(self, count: int, timeout: float = 30) -> list[tuple[list[str], EmailMessage]]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.1)
         return list(self.messages)

@@ -24,6 +24,7 @@ from packaging.version import Version
 
 from apps.core.broker import KOMBU_SERIES, FilesystemTransport, RedisTransport
 from tests.conftest import BASE_DIR, service_url
+from tests.support.waiting import patience
 
 LEASE = 1.0  # seconds: short, so a dead consumer's message comes back within the test
 
@@ -68,7 +69,7 @@ def take(queue, timeout: float = 5.0, restore=None):
         if restore is not None:
             restore()
         try:
-            return queue.get(timeout=0.2)
+            return queue.get(timeout=patience(0.2))
         except Empty:
             if time.monotonic() > deadline:
                 raise
@@ -91,7 +92,7 @@ def test_a_message_held_by_a_killed_consumer_is_delivered_again_after_its_lease(
             "from kombu import Connection\n"
             "import intelliwiz_config.celery\n"  # installs the leased transports
             "conn = Connection(sys.argv[1], transport_options=json.loads(sys.argv[2]))\n"
-            "message = conn.SimpleQueue('leased').get(timeout=10)\n"
+            "message = conn.SimpleQueue('leased').get(timeout=patience(10))\n"
             "print(message.payload['n'], flush=True)\n"
             "time.sleep(60)\n",
             url,
@@ -110,7 +111,7 @@ def test_a_message_held_by_a_killed_consumer_is_delivered_again_after_its_lease(
     with connect(broker) as conn:
         queue = conn.SimpleQueue("leased")
         with pytest.raises(Empty):
-            queue.get(timeout=0.1)  # still leased to the dead consumer
+            queue.get(timeout=patience(0.1))  # still leased to the dead consumer
         message = take(queue, restore=queue.channel.restore_expired)
         assert message.payload == {"n": 1}
         message.ack()
@@ -122,14 +123,14 @@ def test_a_renewed_lease_keeps_a_message_with_its_consumer(broker) -> None:
     with connect(broker) as holder_conn, connect(broker) as other_conn:
         holder = holder_conn.SimpleQueue("renewed")
         holder.put({"n": 2})
-        message = holder.get(timeout=5)
+        message = holder.get(timeout=patience(5))
         other = other_conn.SimpleQueue("renewed")
         deadline = time.monotonic() + LEASE * 3
         while time.monotonic() < deadline:
             holder.channel.renew_leases()
             other.channel.restore_expired()
             with pytest.raises(Empty):
-                other.get(timeout=0.1)
+                other.get(timeout=patience(0.1))
         message.ack()
         with pytest.raises(Empty):
             take(other, timeout=LEASE * 2, restore=other.channel.restore_expired)
@@ -140,10 +141,13 @@ def test_requeue_gives_the_message_back_and_reject_drops_it(broker) -> None:
         queue = conn.SimpleQueue("settle")
         queue.put({"n": 1})
         queue.put({"n": 2})
-        first = queue.get(timeout=5)
+        first = queue.get(timeout=patience(5))
         first.requeue()
         # Redis requeues at the back, the folder transport in the message's old place.
-        messages = {m.payload["n"]: m for m in (queue.get(timeout=5), queue.get(timeout=5))}
+        messages = {
+            m.payload["n"]: m
+            for m in (queue.get(timeout=patience(5)), queue.get(timeout=patience(5)))
+        }
         assert sorted(messages) == [1, 2]
         messages[1].reject()
         messages[2].ack()
@@ -155,9 +159,9 @@ def test_a_clean_close_gives_unacknowledged_messages_back(broker) -> None:
     with connect(broker) as conn:
         queue = conn.SimpleQueue("closing")
         queue.put({"n": 3})
-        assert queue.get(timeout=5).payload == {"n": 3}
+        assert queue.get(timeout=patience(5)).payload == {"n": 3}
     with connect(broker) as conn:
-        assert conn.SimpleQueue("closing").get(timeout=5).payload == {"n": 3}
+        assert conn.SimpleQueue("closing").get(timeout=patience(5)).payload == {"n": 3}
 
 
 def test_no_ack_consumers_hold_nothing(tmp_path) -> None:
@@ -166,7 +170,7 @@ def test_no_ack_consumers_hold_nothing(tmp_path) -> None:
     with Connection("filesystem://", transport_options=options) as conn:
         queue = conn.SimpleQueue("broadcast", no_ack=True)
         queue.put({"n": 4})
-        assert queue.get(timeout=5).payload == {"n": 4}
+        assert queue.get(timeout=patience(5)).payload == {"n": 4}
         assert list((tmp_path / "inflight").iterdir()) == []
 
 
@@ -190,7 +194,7 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
         assert isinstance(conn.transport, FilesystemTransport)
         queue = conn.SimpleQueue("race")
         while len(received) < per_producer * producers:
-            message = queue.get(timeout=10)
+            message = queue.get(timeout=patience(10))
             received.append(message.payload)
             message.ack()
         queue.close()
@@ -285,12 +289,12 @@ def test_a_message_that_waited_longer_than_the_lease_is_not_taken_for_expired(tm
         (waiting,) = (tmp_path / "queue").glob("*.waited.msg")
         an_hour_ago = time.time() - 3600
         os.utime(waiting, (an_hour_ago, an_hour_ago))
-        message = holder.get(timeout=5)
+        message = holder.get(timeout=patience(5))
         with Connection("filesystem://", transport_options=options) as other_conn:
             other = other_conn.SimpleQueue("waited")
             assert other.channel.restore_expired() == 0
             with pytest.raises(Empty):
-                other.get(timeout=0.2)
+                other.get(timeout=patience(0.2))
         message.ack()
 
 
@@ -316,7 +320,7 @@ def test_hosts_with_skewed_clocks_neither_restore_a_live_lease_nor_write_a_short
         holder.put({"n": 6})
         sweeper = sweeper_conn.SimpleQueue("skewed")
         set_clock(holder_skew)
-        message = holder.get(timeout=5)
+        message = holder.get(timeout=patience(5))
         for renew in (False, True):  # the lease as delivered, then as renewed
             set_clock(holder_skew)
             if renew:
@@ -325,6 +329,6 @@ def test_hosts_with_skewed_clocks_neither_restore_a_live_lease_nor_write_a_short
             sweeper.channel.restore_expired()
             sweeper.channel.qos.restore_visible(num=100, interval=1)
             with pytest.raises(Empty):
-                sweeper.get(timeout=0.1)
+                sweeper.get(timeout=patience(0.1))
         monkeypatch.undo()
         message.ack()

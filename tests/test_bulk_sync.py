@@ -13,6 +13,7 @@ from apps.integrations.bulk_sync import SyncError, apply_records
 from apps.integrations.models import RejectedSyncRecord
 from background_tasks import insert_json_records_async
 from tests import factories
+from tests.support.waiting import patience
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_the_task_applies_once_per_message(worker, mail_sink) -> None:
     records = [{"uuid": str(item.uuid), "answer": "8"}, {"uuid": str(uuid.uuid4()), "answer": "1"}]
     outcome = insert_json_records_async.apply_async(
         (records, "jobneeddetails", sender.pk), task_id="sync-1", ignore_result=False
-    ).get(timeout=30)
+    ).get(timeout=patience(30))
     assert (outcome["applied"], len(outcome["rejected"])) == (1, 1)
     # The same message delivered again (same task id): nothing is applied or kept twice.
     again = insert_json_records_async.apply(

@@ -41,6 +41,7 @@ from intelliwiz_config.celery import app
 from tests import factories
 from tests.conftest import ManagedProcess, SmtpSink
 from tests.support.mqtt import Subscriber
+from tests.support.waiting import patience
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -62,7 +63,7 @@ def legacy_lines(worker: ManagedProcess, task_id: str) -> list[str]:
 def runs(worker: ManagedProcess, task, *args: Any, **kwargs: Any) -> Any:
     """Send an upstream form; it runs as the current form. Its result."""
     result = task.apply_async(args, kwargs, ignore_result=False)
-    outcome = result.get(timeout=60)
+    outcome = result.get(timeout=patience(60))
     (line,) = legacy_lines(worker, result.id)
     assert f"task={task.name} " in line and " use=" in line and "refused" not in line
     return outcome
@@ -72,7 +73,7 @@ def refused(worker: ManagedProcess, task, reason: str, *args: Any, **kwargs: Any
     """Send an upstream form; it is refused with `reason` and left as a dead letter."""
     result = task.apply_async(args, kwargs, ignore_result=False)
     result.get(timeout=60, propagate=False)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while (letter := DeadLetter.objects.filter(task_id=result.id).first()) is None:
         assert time.monotonic() < deadline, f"no dead letter for {task.name}"
         time.sleep(0.1)
@@ -85,7 +86,7 @@ def refused(worker: ManagedProcess, task, reason: str, *args: Any, **kwargs: Any
 
 
 def mails_to(sink: SmtpSink, address: str) -> list[EmailMessage]:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         found = [message for rcpt, message in sink.messages if address in rcpt]
         if found:
@@ -374,7 +375,7 @@ def test_send_ticket_email_positionally_is_told_by_its_shape(worker, site_world,
             description="Leak", site=site_world["site"], assigned_people=site_world["worker"]
         )
     result = tasks.send_ticket_email.apply_async((None, ticket.pk), ignore_result=False)
-    assert result.get(timeout=60) == {"ticket": ticket.pk, "sent": True, "recipients": 1}
+    assert result.get(timeout=patience(60)) == {"ticket": ticket.pk, "sent": True, "recipients": 1}
     (line,) = legacy_lines(worker, result.id)
     assert " form=ticket,id use=send_ticket_email(ticket_id,version)" in line
     (mail,) = mails_to(mail_sink, site_world["worker"].email)
@@ -426,7 +427,7 @@ def test_publish_mqtt_with_upstreams_json_string_payload(worker, worker_mqtt_bro
         payload = json.dumps({"operation": "UPDATE", "models": "Asset", "payload": {"a": "<b>"}})
         tasks.publish_mqtt.apply_async(
             ("intelliwiz/legacy/asset", payload), ignore_result=False
-        ).get(timeout=60)
+        ).get(timeout=patience(60))
         ((topic, body),) = subscriber.wait_for(1)
     finally:
         subscriber.close()
@@ -485,9 +486,9 @@ def test_external_api_call_with_upstreams_arguments(worker) -> None:
                     "data": {"n": 1}, "timeout": 10, "user_id": 7},
             task_id=f"api-{time.time_ns()}", queue="high_priority",
         )  # fmt: skip
-        assert sent.get(timeout=60)["status"] == 200
+        assert sent.get(timeout=patience(60))["status"] == 200
         args = (url, "POST", None, {"n": 2}, 10, 7)
-        assert tasks.external_api_call_async.delay(*args).get(timeout=60)["status"] == 200
+        assert tasks.external_api_call_async.delay(*args).get(timeout=patience(60))["status"] == 200
     finally:
         server.shutdown()
     assert [json.loads(body) for _, _, body in Partner.received[-2:]] == [{"n": 1}, {"n": 2}]
@@ -541,7 +542,7 @@ def test_face_recognition_forms(worker, site_world, style) -> None:
     }[style]
     # The current argument list: it runs as it is (no selfie: a recorded outcome, no retry).
     result = tasks.perform_facerecognition_bgt.apply_async(*args, ignore_result=False)
-    result.get(timeout=60)
+    result.get(timeout=patience(60))
     assert not legacy_lines(worker, result.id)
     event.refresh_from_db()
     assert event.face_outcome == "NO_SELFIE"
@@ -562,7 +563,7 @@ def test_audio_transcript_runs_as_it_is(worker, site_world) -> None:
     jobneed = expired_jobneed(site_world)
     detail = JobneedDetails.objects.create(jobneed=jobneed, seqno=1, question="Say it")
     result = tasks.process_audio_transcript.apply_async((detail.pk,), ignore_result=False)
-    assert result.get(timeout=60)["reason"] == "the answer has no audio attachment"
+    assert result.get(timeout=patience(60))["reason"] == "the answer has no audio attachment"
     assert not legacy_lines(worker, result.id)
 
 
@@ -651,7 +652,7 @@ def test_report_files_inside_the_reports_area_run_as_they_are(worker, mail_sink)
         (tasks.send_generated_report_onfly_email, upstream_call),
     ):
         result = task.apply_async(args, ignore_result=False)
-        result.get(timeout=60)
+        result.get(timeout=patience(60))
         assert not legacy_lines(worker, result.id)
     assert not old.exists() and fresh.exists()
     (mail,) = mails_to(mail_sink, "ops@facility.test")

@@ -10,8 +10,8 @@ from apps.core.dead_letters import requeue, seal
 from apps.core.models import DeadLetter
 from apps.core.redaction import REDACTED, is_secret_name, redact
 from apps.peoples.models import People
-from tests.faults.harness import wait_until
 from tests.support import worker_tasks
+from tests.support.waiting import patience, wait_until
 
 
 def test_redact_hides_email_addresses_in_text() -> None:
@@ -159,7 +159,7 @@ def test_admin_requeues_a_dead_letter_to_the_worker(worker, admin_client, clean_
     assert "Re-queued 1 task(s)." in response.content.decode()
     letter.refresh_from_db()
     assert letter.requeued_at is not None
-    assert AsyncResult(letter.requeued_task_id).get(timeout=30) == 1
+    assert AsyncResult(letter.requeued_task_id).get(timeout=patience(30)) == 1
 
     # A second re-queue of the same letter is refused.
     response = admin_client.post(
@@ -178,7 +178,7 @@ def test_a_dead_letter_shows_redacted_arguments_and_requeues_the_real_ones(
     sent = {"token": "s3cret", "to": "alice@facility.test", "site": "S1"}
     result = worker_tasks.fail_once_then_echo.delay("sealed-1", **sent)
     with pytest.raises(ValueError):
-        result.get(timeout=30)
+        result.get(timeout=patience(30))
     # The failure is stored before the dead letter is written (Celery's order): wait for it.
     wait_until(lambda: DeadLetter.objects.filter(task_id=result.id).exists(), 30)
     letter = DeadLetter.objects.get(task_id=result.id)
@@ -189,7 +189,7 @@ def test_a_dead_letter_shows_redacted_arguments_and_requeues_the_real_ones(
     assert "s3cret" not in page and "alice@facility.test" not in page
 
     new_id = requeue(letter)
-    AsyncResult(new_id).get(timeout=30)
+    AsyncResult(new_id).get(timeout=patience(30))
     assert cache.get("received:sealed-1") == sent
 
 

@@ -21,6 +21,7 @@ from apps.core.models import Attachment
 from background_tasks import perform_facerecognition_bgt
 from tests import factories
 from tests.conftest import BASE_DIR, process_env
+from tests.support.waiting import patience
 
 
 def encode(array: numpy.ndarray, fmt: str = "JPEG") -> bytes:
@@ -163,5 +164,5 @@ def test_the_task_runs_on_the_worker(worker, world) -> None:
     event = punch(world, astronaut_selfie())
     result = perform_facerecognition_bgt.apply_async(
         (str(event.uuid), world["person"].pk), ignore_result=False
-    ).get(timeout=60)
+    ).get(timeout=patience(60))
     assert result["outcome"] == "MATCH"

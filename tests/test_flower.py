@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import BASE_DIR, ManagedProcess, process_env
 from tests.faults.harness import free_port
+from tests.support.waiting import patience
 
 pytestmark = pytest.mark.worker
 
@@ -48,7 +49,7 @@ def test_every_flower_endpoint_asks_for_its_password(tmp_path: Path) -> None:
         tmp_path / "flower.log",
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while status_of(port, "/healthcheck", "ops:s3cret-pw") != 200:
             assert time.monotonic() < deadline, flower.log()[-3000:]
             time.sleep(0.5)

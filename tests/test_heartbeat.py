@@ -16,6 +16,7 @@ from apps.core.services import record_heartbeat
 from background_tasks import task_every_min
 from intelliwiz_config.celery import app
 from tests.conftest import CELERY, ManagedProcess, process_env
+from tests.support.waiting import patience
 
 
 @pytest.mark.worker
@@ -40,7 +41,7 @@ def test_beat_with_the_database_scheduler_runs_the_heartbeat(
         tmp_path / "beat.log",
     )
     try:
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + patience(45)
         scheduled = None
         while scheduled is None and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -29,6 +29,7 @@ from intelliwiz_config.celery import app
 from intelliwiz_config.production_checks import production_problems
 from tests.conftest import BASE_DIR, ManagedProcess, process_env
 from tests.support import worker_tasks
+from tests.support.waiting import patience
 
 
 def procfile_command(process: str) -> list[str]:
@@ -157,9 +158,9 @@ def test_task_counts_and_histograms_after_real_worker_runs(
     before = scrape(client)
     flaky = worker_tasks.flaky.delay("metrics-flaky", failures=1)
     failing = worker_tasks.permanent_failure.delay(key="metrics-bad")
-    assert flaky.get(timeout=30) == 2
+    assert flaky.get(timeout=patience(30)) == 2
     with pytest.raises(ValueError):
-        failing.get(timeout=30)
+        failing.get(timeout=patience(30))
     expected = {
         "tests.flaky": {
             "started_total": 2,

@@ -23,6 +23,7 @@ from apps.onboarding.models import BusinessUnit
 from background_tasks import integration_tasks, publish_mqtt
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mqtt import AmqttBroker, Subscriber
+from tests.support.waiting import patience
 
 ALLOWED = ["intelliwiz", "noc"]
 LEVEL = st.text(
@@ -171,13 +172,17 @@ def test_task_publishes_once_and_refuses_bad_topics_without_retry(worker, worker
     subscriber = Subscriber(worker_mqtt_broker.url, "noc/task/#")
     try:
         result = publish_mqtt.apply_async(("noc/task/a", {"n": 1}), ignore_result=False)
-        assert result.get(timeout=30) == {"topic": "noc/task/a", "published": True, "bytes": 7}
+        assert result.get(timeout=patience(30)) == {
+            "topic": "noc/task/a",
+            "published": True,
+            "bytes": 7,
+        }
         assert subscriber.wait_for(1) == [("noc/task/a", b'{"n":1}')]
     finally:
         subscriber.close()
     bad = publish_mqtt.apply_async(("noc/+/a", {"n": 1}), ignore_result=False)
     with pytest.raises(MqttValidationError, match="wildcards"):
-        bad.get(timeout=30)
+        bad.get(timeout=patience(30))
     assert DeadLetter.objects.get(task_id=bad.id).retries == 0
 
 
@@ -189,7 +194,7 @@ def test_task_retries_while_the_broker_is_down_and_delivers_once_it_is_back(
     worker_mqtt_broker.stop()
     try:
         result = publish_mqtt.apply_async(("noc/outage/a", "after the outage"), ignore_result=False)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while AsyncResult(result.id).state != "RETRY" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert AsyncResult(result.id).state == "RETRY"
@@ -197,7 +202,7 @@ def test_task_retries_while_the_broker_is_down_and_delivers_once_it_is_back(
         worker_mqtt_broker.start()
     subscriber = Subscriber(worker_mqtt_broker.url, "noc/outage/#")
     try:
-        assert result.get(timeout=60)["published"] is True
+        assert result.get(timeout=patience(60))["published"] is True
         # The worker's one child publishes a marker next, on the same connection: a second copy
         # of the message would arrive before it.
         assert (

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from apps.mobile.models import MobileDevice
 from tests import factories
 from tests.faults.harness import MosquittoInstance, free_port
+from tests.support.waiting import patience
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -41,7 +42,7 @@ class Peer:
             self.connected.set()
 
     def wait_connected(self) -> bool:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + patience(5)
         while time.monotonic() < deadline and not self.connected.is_set() and self.refused is None:
             time.sleep(0.02)
         return self.connected.is_set()
@@ -52,7 +53,7 @@ class Peer:
         assert self.subscribed.wait(5), f"no SUBACK for {topic}"
 
     def wait_for(self, payload: bytes) -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + patience(5)
         while payload not in [p for _, p in self.messages]:
             assert time.monotonic() < deadline, f"{payload!r} never arrived: {self.messages}"
             time.sleep(0.02)
@@ -144,7 +145,7 @@ def test_a_disabled_device_is_shut_out_once_the_files_are_synced(broker) -> None
     MobileDevice.objects.filter(pk=devices["phone-b"].pk).update(enabled=False)
     call_command("sync_mqtt_auth", password_file=passwords, acl_file=acl)
     mosquitto.reload()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + patience(5)
     while peer("phone-b", "phone-b-secret").wait_connected():  # until the reload takes effect
         assert time.monotonic() < deadline, "phone-b still signs in after the reload"
     assert peer("phone-a", "phone-a-secret").wait_connected()

@@ -20,6 +20,7 @@ from background_tasks import (
     ticket_escalation,
 )
 from tests import factories
+from tests.support.waiting import patience
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +91,7 @@ def test_job_saved_on_the_web_page_is_expanded_by_the_worker(worker, client, wor
         },
     )
     assert response.status_code == 302, response.content
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while not Jobneed.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert 4 <= Jobneed.objects.count() <= 5  # Mondays 06:00 in the 30-day horizon
@@ -114,7 +115,7 @@ def test_autoclose_through_the_worker_mails_once_and_survives_a_failed_send(
     # for its retry; a single failure would let a quick retry succeed before anyone looks.
     mail_sink.reject_next = 10_000
     first = autoclose_job.delay()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while AsyncResult(first.id).state != "RETRY" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert AsyncResult(first.id).state == "RETRY"
@@ -122,9 +123,11 @@ def test_autoclose_through_the_worker_mails_once_and_survives_a_failed_send(
     mail_sink.reject_next = 0
     assert Jobneed.objects.filter(status="AUTOCLOSED").count() == 3  # the state change stayed
 
-    outcome = autoclose_job.apply_async(ignore_result=False).get(timeout=30)
+    outcome = autoclose_job.apply_async(ignore_result=False).get(timeout=patience(30))
     assert (outcome["closed"], outcome["mails_sent"]) == (0, 3)
-    assert autoclose_job.apply_async(ignore_result=False).get(timeout=30)["mails_sent"] == 0
+    assert (
+        autoclose_job.apply_async(ignore_result=False).get(timeout=patience(30))["mails_sent"] == 0
+    )
     messages = mail_sink.wait_for(3)
     assert len(messages) == 3
     assert {m["Subject"][:26] for _, m in messages} == {"AUTOCLOSE TASK planned on "}
@@ -149,11 +152,11 @@ def test_escalation_reminders_and_alerts_through_the_worker(worker, mail_sink, w
         assigned_people=world["in_charge"],
     )
     Ticket.objects.filter(pk=ticket.pk).update(created_at=timezone.now() - timedelta(minutes=6))
-    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=30) == {
+    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=patience(30)) == {
         "escalated": 1,
         "mails_sent": 1,
     }
-    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=30) == {
+    assert ticket_escalation.apply_async(ignore_result=False).get(timeout=patience(30)) == {
         "escalated": 0,
         "mails_sent": 0,
     }
@@ -166,14 +169,14 @@ def test_escalation_reminders_and_alerts_through_the_worker(worker, mail_sink, w
         frequency="DAY",
         frequency_value=40,
     )
-    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=30)
-    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=30)
+    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=patience(30))
+    create_ppm_job.apply_async((job.pk,), ignore_result=False).get(timeout=patience(30))
     assert Reminder.objects.filter(due_at__lte=timezone.now()).count() == 30
-    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=30) == {
+    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=patience(30)) == {
         "sent": 30,
         "failed_for_good": 0,
     }
-    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=30) == {
+    assert send_reminder_email.apply_async(ignore_result=False).get(timeout=patience(30)) == {
         "sent": 0,
         "failed_for_good": 0,
     }

@@ -15,6 +15,7 @@ from apps.integrations.partner_api import PartnerCallRefused, PartnerUnavailable
 from apps.y_helpdesk.models import Ticket
 from background_tasks import external_api_call_async
 from tests import factories
+from tests.support.waiting import patience
 
 
 class Partner(BaseHTTPRequestHandler):
@@ -150,12 +151,12 @@ def test_transient_failures_are_retryable_only_for_idempotent_methods(partner, a
 @pytest.mark.django_db(transaction=True)
 def test_the_task_retries_after_retry_after_and_succeeds(worker, partner) -> None:
     result = external_api_call_async.delay(f"{partner}/flaky/task", timeout=5)
-    outcome = result.get(timeout=60)
+    outcome = result.get(timeout=patience(60))
     assert (outcome["status"], outcome["body"]) == (200, "recovered")
     assert f"id={result.id} outcome=retry" in worker.log()
     refused = external_api_call_async.delay("http://169.254.169.254/latest/meta-data")
     with pytest.raises(PartnerCallRefused):
-        refused.get(timeout=30)
+        refused.get(timeout=patience(30))
 
 
 def test_credentials_are_named_and_never_follow_a_redirect_to_another_origin(

@@ -15,6 +15,7 @@ from apps.work_order_management import actions
 from apps.work_order_management.models import Vendor, WorkPermit
 from background_tasks import send_email_notification_for_vendor_and_security_after_approval
 from tests import factories
+from tests.support.waiting import patience
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +35,7 @@ def world():
 
 
 def mails_to(sink, address: str, count: int = 1) -> list[EmailMessage]:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         found = [m for rcpt, m in sink.messages if address in rcpt]
         if len(found) >= count:
@@ -232,7 +233,7 @@ def test_concurrent_last_approvals_complete_the_phase_once(worker, mail_sink, wo
     again = send_email_notification_for_vendor_and_security_after_approval.apply_async(
         (permit.pk,), ignore_result=False
     )
-    assert again.get(timeout=30) == {
+    assert again.get(timeout=patience(30)) == {
         "permit": permit.pk,
         "sent": 0,
         "already_sent": 2,  # the vendor's mail and the requester's

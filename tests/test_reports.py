@@ -19,6 +19,7 @@ from apps.reports.models import GeneratedReport, ReportHistory, ScheduledReport
 from apps.reports.services import mail_file, mail_generated, run_schedules
 from apps.y_helpdesk.models import Ticket
 from tests import factories
+from tests.support.waiting import patience
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def test_the_report_page_through_the_worker(worker, mail_sink, site) -> None:
         recipients == ["analyst@facility.test"]
         and "/download" in message.get_body(("plain",)).get_content()
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + patience(20)
     while not ReportHistory.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     history = ReportHistory.objects.get()
@@ -178,9 +179,14 @@ def test_scheduled_reports_arrive_over_smtp_with_their_file(worker, mail_sink, s
         to_emails="boss@facility.test",
     )
     assert (
-        create_scheduled_reports.apply_async(ignore_result=False).get(timeout=60)["generated"] == 1
+        create_scheduled_reports.apply_async(ignore_result=False).get(timeout=patience(60))[
+            "generated"
+        ]
+        == 1
     )
-    assert send_generated_report_on_mail.apply_async(ignore_result=False).get(timeout=60) == {
+    assert send_generated_report_on_mail.apply_async(ignore_result=False).get(
+        timeout=patience(60)
+    ) == {
         "mailed": 1,
         "reports": 1,
     }

@@ -17,6 +17,7 @@ from apps.core.results import DatabaseBackend
 from background_tasks import external_api_call_async
 from intelliwiz_config.celery import app
 from tests.support import worker_tasks
+from tests.support.waiting import patience
 
 SECRET, EMAIL = "s3cr3t-value", "alice@facility.test"
 
@@ -62,10 +63,10 @@ def test_a_worker_stores_no_arguments_secrets_or_addresses(worker, settings, cle
     try:
         url = f"http://localhost:{server.server_address[1]}/contact"
         called = external_api_call_async.delay(url, "GET", {"Authorization": f"Bearer {SECRET}"})
-        assert called.get(timeout=30)["body"]["contact"] == "[redacted]"
+        assert called.get(timeout=patience(30))["body"]["contact"] == "[redacted]"
         failed = worker_tasks.fail_once_then_echo.delay("privacy-1", token=SECRET, to=EMAIL)
         with pytest.raises(ValueError):
-            failed.get(timeout=30)
+            failed.get(timeout=patience(30))
     finally:
         server.shutdown()
     assert TaskResult.objects.filter(task_id__in=[called.id, failed.id]).count() == 2

@@ -20,6 +20,7 @@ from apps.activity.transcription import TranscriptionUnavailable, claim, transcr
 from apps.core.models import Attachment
 from background_tasks import process_audio_transcript
 from tests import factories
+from tests.support.waiting import patience
 
 SPEECH = (Path(__file__).parent / "data" / "numbers.wav").read_bytes()  # espeak-ng, en-us
 
@@ -178,9 +179,9 @@ def test_google_speech_through_a_local_grpc_server(google_speech) -> None:
 def test_the_task_transcribes_on_the_worker(worker) -> None:
     detail = audio_answer()
     assert (
-        process_audio_transcript.apply_async((detail.pk,), ignore_result=False).get(timeout=60)[
-            "status"
-        ]
+        process_audio_transcript.apply_async((detail.pk,), ignore_result=False).get(
+            timeout=patience(60)
+        )["status"]
         == "COMPLETED"
     )
     detail.refresh_from_db()

@@ -23,6 +23,7 @@ from apps.y_helpdesk.models import EscalationMatrix, Ticket
 from background_tasks import autoclose_job, ticket_escalation
 from tests import factories
 from tests.conftest import PARTNER_CREDENTIALS
+from tests.support.waiting import patience
 from tests.test_permits import new_permit, permit_world
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -52,7 +53,7 @@ def partner():
 
 
 def wait_for_deliveries(count: int) -> list[PartnerDelivery]:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patience(60)
     while PartnerDelivery.objects.filter(status="DELIVERED").count() < count:
         assert time.monotonic() < deadline, list(PartnerDelivery.objects.values())
         time.sleep(0.25)
@@ -97,7 +98,7 @@ def test_ticket_events_reach_the_partner_once_with_the_named_credentials(
         client=client, category=category, level=1, frequency="MINUTE", frequency_value=1
     )
     Ticket.objects.filter(pk=ticket.pk).update(created_at=ticket.created_at - timedelta(hours=1))
-    ticket_escalation.apply_async(ignore_result=False).get(timeout=60)
+    ticket_escalation.apply_async(ignore_result=False).get(timeout=patience(60))
     ticket_escalation.apply_async(ignore_result=False).get(
         timeout=60
     )  # nothing more is due: nothing more is told
@@ -155,7 +156,7 @@ def test_an_autoclosed_job_reaches_the_partner_once(worker, partner, settings) -
             site=where,
             client=where.client,
         )
-    assert autoclose_job.apply_async(ignore_result=False).get(timeout=60)["closed"] == 2
+    assert autoclose_job.apply_async(ignore_result=False).get(timeout=patience(60))["closed"] == 2
     autoclose_job.apply_async(ignore_result=False).get(
         timeout=60
     )  # nothing more closes: nothing more is told

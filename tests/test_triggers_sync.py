@@ -15,6 +15,7 @@ from apps.activity.models import JobneedDetails
 from apps.integrations.models import SyncBatch
 from tests.conftest import ManagedProcess, process_env
 from tests.support.mqtt import Subscriber
+from tests.support.waiting import patience
 from tests.test_mobile import GOOD, ingest, mobile_world
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -42,7 +43,7 @@ def records_for(world) -> list[dict]:
 
 
 def wait_for_batch() -> SyncBatch:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patience(60)
     while not SyncBatch.objects.filter(status="DONE").exists():
         assert time.monotonic() < deadline, "the batch was not applied"
         time.sleep(0.25)

@@ -45,6 +45,7 @@ from intelliwiz_config.celery import (
 )
 from tests import factories
 from tests.conftest import ManagedProcess, SmtpSink, process_env, service_url, worker_argv
+from tests.support.waiting import patience
 from tests.test_call_forms import UPSTREAM_FORMDATA, mails_to, nothing_enqueued
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -402,7 +403,7 @@ def test_a_replay_of_upstreams_producers_mid_upgrade_runs_or_keeps_every_message
     worker = deployment.start_worker()  # every queue, as ./dev up's worker
     sent += still_sending(producer, world)
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + patience(120)
     while pending := [s for s in sent if not settled(worker, s)]:
         assert time.monotonic() < deadline, (
             f"dropped: {[(s.name, s.id) for s in pending]}\n{worker.log()[-6000:]}"

@@ -17,8 +17,16 @@ from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
 from background_tasks import task_every_min
 from tests.conftest import BASE_DIR, ManagedProcess, process_env, service_url
 from tests.support import worker_tasks
+from tests.support.waiting import patience, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def dead_letter_of(task_id: str) -> DeadLetter:
+    """The task's dead letter, which Celery's failure handler writes after storing the failure
+    that `result.get()` returns on."""
+    wait_until(lambda: DeadLetter.objects.filter(task_id=task_id).exists(), 30, what="dead letter")
+    return DeadLetter.objects.get(task_id=task_id)
 
 
 def heartbeat_of(task_id: str, timeout: float = 30) -> WorkerHeartbeat:
@@ -42,7 +50,7 @@ def test_delay_records_the_heartbeat(worker: ManagedProcess) -> None:
 
 def test_transient_failures_are_retried_until_success(worker: ManagedProcess, clean_cache) -> None:
     result = worker_tasks.flaky.delay("flaky-1", failures=2)
-    assert result.get(timeout=30) == 3
+    assert result.get(timeout=patience(30)) == 3
     assert result.retries == 2 or AsyncResult(result.id).status == "SUCCESS"
     assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
@@ -50,9 +58,9 @@ def test_transient_failures_are_retried_until_success(worker: ManagedProcess, cl
 def test_exhausted_retries_leave_a_dead_letter(worker: ManagedProcess, clean_cache) -> None:
     result = worker_tasks.always_transient.delay(key="gone-1")
     with pytest.raises(ConnectionError):
-        result.get(timeout=30)
+        result.get(timeout=patience(30))
     assert cache.get("attempts:gone-1") == 3  # the first run and max_retries=2 retries
-    letter = DeadLetter.objects.get(task_id=result.id)
+    letter = dead_letter_of(result.id)
     assert letter.task_name == "tests.always_transient"
     assert letter.retries == 2
     assert letter.exception_type == "builtins.ConnectionError"
@@ -64,9 +72,9 @@ def test_a_real_failure_is_not_retried_and_its_secrets_are_redacted(
 ) -> None:
     result = worker_tasks.permanent_failure.delay(key="bad-1", password="hunter2", site="S1")
     with pytest.raises(ValueError, match="bad input"):
-        result.get(timeout=30)
+        result.get(timeout=patience(30))
     assert cache.get("attempts:bad-1") == 1
-    letter = DeadLetter.objects.get(task_id=result.id)
+    letter = dead_letter_of(result.id)
     assert letter.retries == 0
     assert letter.kwargs == {"key": "bad-1", "password": "[redacted]", "site": "S1"}
     assert "hunter2" not in worker.log()
@@ -78,14 +86,14 @@ def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
 ) -> None:
     key = f"effect-{time.time_ns()}"
     result = worker_tasks.effect_then_sleep.delay(key, seconds=60)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while cache.get(f"effects:{key}") != 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     first_pid = cache.get(f"pid:{key}")
     assert first_pid in worker.child_pids()
     os.kill(first_pid, signal.SIGKILL)  # the child dies mid-task, after its side effect
 
-    outcome = result.get(timeout=60)
+    outcome = result.get(timeout=patience(60))
     assert outcome == {"pid": outcome["pid"], "performed_now": False}
     assert outcome["pid"] != first_pid
     assert cache.get(f"effects:{key}") == 1
@@ -96,11 +104,11 @@ def test_a_message_that_keeps_killing_its_worker_ends_as_a_dead_letter(
     worker: ManagedProcess, clean_cache
 ) -> None:
     result = worker_tasks.kill_own_worker.delay("poison-1")
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + patience(90)
     while not DeadLetter.objects.filter(task_id=result.id).exists():
         assert time.monotonic() < deadline, worker.log()[-3000:]
         time.sleep(0.2)
-    letter = DeadLetter.objects.get(task_id=result.id)
+    letter = dead_letter_of(result.id)
     assert letter.exception_type == "billiard.exceptions.WorkerLostError"
     assert "died 3 times" in letter.error
     assert cache.get("attempts:poison-1") == 3

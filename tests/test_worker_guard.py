@@ -16,6 +16,7 @@ from kombu import Connection
 
 from tests.conftest import WORKER_TASKS_MODULE, ManagedProcess, process_env, worker_argv
 from tests.support import worker_tasks
+from tests.support.waiting import patience
 
 LEASE = 6  # seconds: CELERY_VISIBILITY_TIMEOUT's minimum; renewed every second
 
@@ -57,7 +58,7 @@ def test_a_long_task_keeps_its_message_under_any_pool(tmp_path, clean_cache, poo
             result = worker_tasks.effect_then_sleep.apply_async(
                 (key,), {"seconds": 3 * LEASE}, connection=conn
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while cache.get(f"effects:{key}") != 1:
             assert time.monotonic() < deadline, holder.log()[-3000:]
             time.sleep(0.1)

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from tests.support import processes
+from tests.support.waiting import wait_until
+
 PG_BIN = Path("/usr/lib/postgresql") / sorted(os.listdir("/usr/lib/postgresql"))[-1] / "bin"
 
 
@@ -42,16 +45,6 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def wait_until(predicate, timeout: float, step: float = 0.1, what: str = "condition") -> float:
-    """Poll `predicate` until true; returns the seconds it took."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def _read_pid(path: Path, timeout: float = 10) -> int:
@@ -115,11 +108,14 @@ class RedisInstance:
             check=True,
         )
         self.pid = _read_pid(pidfile)
+        processes.track_daemon(self.pid)
         wait_for_port(self.port)
 
     def kill(self) -> None:
         """SIGKILL: what a crash or an OOM kill does."""
         _kill(self.pid)
+        if self.pid is not None:
+            processes.forget_daemon(self.pid)
         self.pid = None
 
 
@@ -130,7 +126,11 @@ class PostgresCluster:
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="intelliwiz-faults-pg-"))
+        self._forget_folder = processes.on_exit(
+            lambda: shutil.rmtree(self.folder, ignore_errors=True)
+        )
         self.port = free_port()
+        self.pid = 0
         self.folder.chmod(0o755)
         shutil.chown(self.folder, "postgres")
         self.data = self.folder / "data"
@@ -163,14 +163,18 @@ class PostgresCluster:
                 "start",
             ]
         )
+        self.pid = _read_pid(self.data / "postmaster.pid")
+        processes.track_daemon(self.pid)
         wait_for_port(self.port)
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+        processes.forget_daemon(self.pid)
 
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+        self._forget_folder()
 
     def create_database(self, name: str) -> str:
         self._as_postgres(
@@ -215,10 +219,13 @@ class MosquittoInstance:
         pidfile.unlink(missing_ok=True)
         subprocess.run(["mosquitto", "-c", str(self.config), "-d"], check=True)
         self.pid = _read_pid(pidfile)
+        processes.track_daemon(self.pid)
         wait_for_port(self.port)
 
     def kill(self) -> None:
         _kill(self.pid)
+        if self.pid is not None:
+            processes.forget_daemon(self.pid)
         self.pid = None
 
     def reload(self) -> None:

@@ -12,6 +12,7 @@ removed at the start. See /work/shared/reference/fault-injection.md, "Several ho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -19,10 +20,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.faults.harness import PG_BIN, wait_until
+from tests.faults.harness import PG_BIN
+from tests.support import processes
+from tests.support.waiting import wait_until
 
 PREFIX = "iwzf"
 FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -76,6 +80,7 @@ class Network:
     hosts: dict[str, Host] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid() % 10000}")
     _cuts: set[tuple[str, str]] = field(default_factory=set)
+    _forget_cleanup: Callable[[], None] = field(default=lambda: None)
 
     @property
     def switch(self) -> str:
@@ -99,8 +104,10 @@ class Network:
             _ip("-n", namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
             _ip("-n", namespace, "link", "set", "eth0", "up")
             self.hosts[role] = host
+        self._forget_cleanup = processes.on_exit(self.destroy)
 
     def destroy(self) -> None:
+        self._forget_cleanup()
         for host in self.hosts.values():
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
@@ -128,13 +135,16 @@ class Network:
         self._cuts.clear()
 
 
-def _kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        process.wait(20)
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of the process's group (the leader may be gone already)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(20)
+
+
+def _started(process: subprocess.Popen) -> subprocess.Popen:
+    processes.track_group(process.pid)
+    return process
 
 
 class HostProcess:
@@ -168,6 +178,7 @@ class HostProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        processes.track_group(self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -182,17 +193,14 @@ class HostProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
                 self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.proc)
-            except ProcessLookupError:
-                pass
-        self._log.close()
+        self.kill()
 
     def kill(self) -> None:
         _kill_group(self.proc)
+        processes.forget_group(self.proc.pid)
         self._log.close()
 
 
@@ -226,29 +234,31 @@ class PostgresOnHost:
 
     def start(self) -> None:
         log = (self.folder / "pg.log").open("ab")
-        self.process = subprocess.Popen(
-            self.host.argv(
-                [
-                    "runuser",
-                    "-u",
-                    "postgres",
-                    "--",
-                    str(PG_BIN / "postgres"),
-                    "-D",
-                    str(self.data),
-                    "-p",
-                    "5432",
-                    "-k",
-                    str(self.folder),
-                    "-c",
-                    f"listen_addresses={self.host.address}",
-                    "-c",
-                    "max_connections=200",
-                ]
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = _started(
+            subprocess.Popen(
+                self.host.argv(
+                    [
+                        "runuser",
+                        "-u",
+                        "postgres",
+                        "--",
+                        str(PG_BIN / "postgres"),
+                        "-D",
+                        str(self.data),
+                        "-p",
+                        "5432",
+                        "-k",
+                        str(self.folder),
+                        "-c",
+                        f"listen_addresses={self.host.address}",
+                        "-c",
+                        "max_connections=200",
+                    ]
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         )
         wait_until(self._answers, 60, what="PostgreSQL on its host")
 
@@ -283,12 +293,13 @@ class PostgresOnHost:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)  # fast shutdown
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.process)
+        if self.process is not None:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGINT)  # fast shutdown
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(30)
+            _kill_group(self.process)
+            processes.forget_group(self.process.pid)
         self.process = None
 
     def remove(self) -> None:
@@ -310,29 +321,31 @@ class RedisOnHost:
 
     def start(self, *, appendonly: bool = True) -> None:
         log = (self.folder / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            self.host.argv(
-                [
-                    "redis-server",
-                    "--bind",
-                    self.host.address,
-                    "--port",
-                    "6379",
-                    "--dir",
-                    str(self.folder),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes" if appendonly else "no",
-                    "--appendfsync",
-                    "always",
-                    "--protected-mode",
-                    "no",
-                ]
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = _started(
+            subprocess.Popen(
+                self.host.argv(
+                    [
+                        "redis-server",
+                        "--bind",
+                        self.host.address,
+                        "--port",
+                        "6379",
+                        "--dir",
+                        str(self.folder),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "yes" if appendonly else "no",
+                        "--appendfsync",
+                        "always",
+                        "--protected-mode",
+                        "no",
+                    ]
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         )
         wait_until(
             lambda: (
@@ -348,6 +361,7 @@ class RedisOnHost:
     def kill(self) -> None:
         if self.process is not None:
             _kill_group(self.process)
+            processes.forget_group(self.process.pid)
         self.process = None
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.faults.conftest import Stack
-from tests.faults.harness import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 PERIOD = 2  # seconds between heartbeats (the minute of production, compressed)

@@ -13,10 +13,10 @@ from tests.faults.harness import (
     PostgresCluster,
     RedisInstance,
     SmtpSink,
-    wait_until,
 )
 from tests.faults.test_mail_faults import assert_recovered, seed_and_mail, wait_for_mails
 from tests.support.mqtt import Subscriber
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.faults.conftest import Stack, kill_group
-from tests.faults.harness import SmtpSink, wait_until
+from tests.faults.harness import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 # Per call, above billiard's 10 s wait for a lost child; a claim's lease is this plus 15 s.

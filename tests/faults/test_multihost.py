@@ -29,7 +29,6 @@ import pytest
 
 from tests.conftest import BASE_DIR, CELERY, worker_argv
 from tests.faults.conftest import _STACK_VARIABLES
-from tests.faults.harness import wait_until
 from tests.faults.hosts import (
     HostProcess,
     Network,
@@ -39,6 +38,7 @@ from tests.faults.hosts import (
     can_build_hosts,
     remove_leftovers,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.multihost, pytest.mark.timeout(600)]
 

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from tests.faults.conftest import Stack
-from tests.faults.harness import SmtpSink, free_port, wait_for_port, wait_until
+from tests.faults.harness import SmtpSink, free_port, wait_for_port
 from tests.faults.test_mail_faults import assert_each_mailed_once, seed_and_mail, wait_for_mails
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 DOCUMENT = {"title": "Shift log", "document": [{"heading": "Night", "paragraphs": ["Quiet."]}]}

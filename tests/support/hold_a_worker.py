@@ -1,0 +1,14 @@
+"""Run only by tests/test_suite_ends_clean.py, as a pytest run of its own that it interrupts:
+a test that starts the suite's worker and holds it until the run is stopped."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def test_hold_the_worker(worker) -> None:
+    children = " ".join(map(str, worker.child_pids()))
+    Path(os.environ["HOLD_PIDS_FILE"]).write_text(f"{worker.proc.pid} {children}\n")
+    time.sleep(600)

@@ -1,0 +1,59 @@
+"""Stopping the suite, with Ctrl-C or SIGTERM, leaves none of the processes it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BASE_DIR
+from tests.support.waiting import wait_until
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone but for its parent's wait.
+    stat = f"/proc/{pid}/stat"
+    return os.path.exists(stat) and open(stat).read().split(") ")[1][0] != "Z"
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_run_leaves_no_worker_behind(tmp_path, stop) -> None:
+    pids_file = tmp_path / "pids"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/support/hold_a_worker.py",
+            "-o",
+            "python_files=hold_a_worker.py",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=BASE_DIR,
+        env=env | {"HOLD_PIDS_FILE": str(pids_file), "INTELLIWIZ_VAR_DIR": str(tmp_path / "var")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # the signal goes to the run, as a terminal's would
+    )
+    try:
+        wait_until(lambda: pids_file.exists() and pids_file.read_text().strip(), 180)
+        held = [int(pid) for pid in pids_file.read_text().split()]
+        assert all(_alive(pid) for pid in held)
+        os.kill(run.pid, stop)
+        run.wait(90)
+        wait_until(lambda: not any(_alive(pid) for pid in held), 30, what="the worker gone")
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(30)
