@@ -15,15 +15,10 @@ from celery.schedules import crontab
 from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 from django.db import connections
 from kombu import Queue
-from kombu.transport import TRANSPORT_ALIASES
 
 from apps.core.tasks.consumer import TaskNames, UpstreamQueueDrain
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
-# filesystem:// and redis:// mean the variants of kombu's transports whose delivered messages
-# are leased to their consumer (apps/core/broker.py).
-TRANSPORT_ALIASES["filesystem"] = "apps.core.broker:FilesystemTransport"
-TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "apps.core.broker:RedisTransport"
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAMES: tuple[str, ...] = (

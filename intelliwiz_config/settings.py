@@ -325,6 +325,15 @@ CELERY_BROKER_URL = env_url(
     schemes={"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"},
     default="filesystem://",
 )
+# The broker transport by class path, chosen by the URL's scheme: for filesystem:// and redis://
+# the variants of kombu's whose delivered messages are leased to their consumer
+# (apps/core/broker.py); kombu's own for AMQP. kombu's alias table stays as it is.
+LEASED_BROKER_TRANSPORTS = {
+    "filesystem": "apps.core.broker:FilesystemTransport",
+    "redis": "apps.core.broker:RedisTransport",
+    "rediss": "apps.core.broker:RedisTransport",
+}
+CELERY_BROKER_TRANSPORT = LEASED_BROKER_TRANSPORTS.get(CELERY_BROKER_URL.partition(":")[0])
 BROKER_DIR = VAR_DIR / "broker"
 # A delivered message stays with its consumer while the consumer renews its lease (every
 # sixth of this); a consumer that dies stops renewing, and its messages are delivered again

@@ -28,6 +28,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.core.broker import transport_for
 from intelliwiz_config.celery import QUEUE_NAMES, app
 from tests.support import processes
 from tests.support.mqtt import AmqttBroker
@@ -158,7 +159,7 @@ def process_env(**overrides: str) -> dict[str, str]:
 
 
 def purge_queues(broker_url: str) -> None:
-    with app.connection_for_write(broker_url) as conn:
+    with app.connection_for_write(broker_url, transport=transport_for(broker_url)) as conn:
         app.control.purge(connection=conn)
 
 

@@ -22,7 +22,7 @@ from kombu.transport import redis
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from apps.core.broker import KOMBU_SERIES, FilesystemTransport, RedisTransport
+from apps.core.broker import KOMBU_SERIES, FilesystemTransport, RedisTransport, transport_for
 from tests.conftest import BASE_DIR, service_url
 from tests.support.waiting import patience
 
@@ -50,16 +50,16 @@ def broker(request, tmp_path) -> Iterator[tuple[str, dict[str, object]]]:
         return
     url = service_url("TEST_REDIS_URL")
     options = {"visibility_timeout": LEASE, "unacked_restore_throttle": 1}
-    with Connection(url, transport_options=options) as conn:
+    with Connection(url, transport=transport_for(url), transport_options=options) as conn:
         conn.default_channel.client.flushdb()
     yield url, options
-    with Connection(url, transport_options=options) as conn:
+    with Connection(url, transport=transport_for(url), transport_options=options) as conn:
         conn.default_channel.client.flushdb()
 
 
 def connect(broker: tuple[str, dict[str, object]]) -> Connection:
     url, options = broker
-    return Connection(url, transport_options=options)
+    return Connection(url, transport=transport_for(url), transport_options=options)
 
 
 def take(queue, timeout: float = 5.0, restore=None):
@@ -90,8 +90,10 @@ def test_a_message_held_by_a_killed_consumer_is_delivered_again_after_its_lease(
             "-c",
             "import json, sys, time\n"
             "from kombu import Connection\n"
-            "import intelliwiz_config.celery\n"  # installs the leased transports
-            "conn = Connection(sys.argv[1], transport_options=json.loads(sys.argv[2]))\n"
+            "import django; django.setup()\n"
+            "from apps.core.broker import transport_for\n"
+            "conn = Connection(sys.argv[1], transport=transport_for(sys.argv[1]),\n"
+            "                  transport_options=json.loads(sys.argv[2]))\n"
             "message = conn.SimpleQueue('leased').get(timeout=patience(10))\n"
             "print(message.payload['n'], flush=True)\n"
             "time.sleep(60)\n",
@@ -167,7 +169,9 @@ def test_a_clean_close_gives_unacknowledged_messages_back(broker) -> None:
 def test_no_ack_consumers_hold_nothing(tmp_path) -> None:
     (tmp_path / "queue").mkdir()
     options = filesystem_options(tmp_path)
-    with Connection("filesystem://", transport_options=options) as conn:
+    with Connection(
+        "filesystem://", transport=FilesystemTransport, transport_options=options
+    ) as conn:
         queue = conn.SimpleQueue("broadcast", no_ack=True)
         queue.put({"n": 4})
         assert queue.get(timeout=patience(5)).payload == {"n": 4}
@@ -181,7 +185,9 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
     received: list[dict] = []
 
     def produce(n: int) -> None:
-        with Connection("filesystem://", transport_options=options) as conn:
+        with Connection(
+            "filesystem://", transport=FilesystemTransport, transport_options=options
+        ) as conn:
             queue = conn.SimpleQueue("race")
             for i in range(per_producer):
                 queue.put({"producer": n, "i": i, "pad": "x" * 2000})
@@ -190,7 +196,9 @@ def test_concurrent_producers_and_a_polling_consumer_lose_and_corrupt_nothing(tm
     threads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
     for thread in threads:
         thread.start()
-    with Connection("filesystem://", transport_options=options) as conn:
+    with Connection(
+        "filesystem://", transport=FilesystemTransport, transport_options=options
+    ) as conn:
         assert isinstance(conn.transport, FilesystemTransport)
         queue = conn.SimpleQueue("race")
         while len(received) < per_producer * producers:
@@ -283,14 +291,18 @@ def test_a_message_that_waited_longer_than_the_lease_is_not_taken_for_expired(tm
     and another consumer's sweep would hand it out a second time."""
     (tmp_path / "queue").mkdir()
     options = filesystem_options(tmp_path, visibility_timeout=30)
-    with Connection("filesystem://", transport_options=options) as holder_conn:
+    with Connection(
+        "filesystem://", transport=FilesystemTransport, transport_options=options
+    ) as holder_conn:
         holder = holder_conn.SimpleQueue("waited")
         holder.put({"n": 5})
         (waiting,) = (tmp_path / "queue").glob("*.waited.msg")
         an_hour_ago = time.time() - 3600
         os.utime(waiting, (an_hour_ago, an_hour_ago))
         message = holder.get(timeout=patience(5))
-        with Connection("filesystem://", transport_options=options) as other_conn:
+        with Connection(
+            "filesystem://", transport=FilesystemTransport, transport_options=options
+        ) as other_conn:
             other = other_conn.SimpleQueue("waited")
             assert other.channel.restore_expired() == 0
             with pytest.raises(Empty):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.core import metrics
+from apps.core.broker import transport_for
 from apps.core.models import IdempotencyKey, TaskMetric, WorkerHeartbeat
 from apps.core.scrape import TaskLayerCollector
 from apps.core.tasks.circuit_breaker import CircuitBreaker
@@ -62,6 +63,7 @@ def test_a_procfile_worker_writes_the_task_run_line(tmp_path) -> None:
     try:
         with app.connection_for_write(
             "filesystem://",
+            transport=transport_for("filesystem://"),
             transport_options={
                 "data_folder_in": str(broker / "queue"),
                 "data_folder_out": str(broker / "queue"),

@@ -32,6 +32,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from apps.activity.models import Jobneed
+from apps.core.broker import transport_for
 from apps.core.models import DeadLetter
 from apps.reports.models import PdfJob, ReportHistory
 from apps.y_helpdesk.models import Ticket
@@ -111,7 +112,11 @@ class Deployment:
     workers: list[ManagedProcess] = field(default_factory=list)
 
     def connection(self) -> Any:
-        return app.connection_for_write(self.broker_url, transport_options=self.transport_options)
+        return app.connection_for_write(
+            self.broker_url,
+            transport=transport_for(self.broker_url),
+            transport_options=self.transport_options,
+        )
 
     def upstream(self) -> Upstream:
         return Upstream(self)

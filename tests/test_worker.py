@@ -13,6 +13,7 @@ from celery.result import AsyncResult
 from django.core.cache import cache
 from kombu import Connection
 
+from apps.core.broker import transport_for
 from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
 from background_tasks import task_every_min
 from tests.conftest import BASE_DIR, ManagedProcess, process_env, service_url
@@ -147,7 +148,7 @@ def test_round_trip_on_a_real_broker(env_name: str, start_worker) -> None:
     broker_url = service_url(env_name)
     worker = start_worker(broker_url, name=env_name.removeprefix("TEST_").lower())
     try:
-        with Connection(broker_url) as connection:
+        with Connection(broker_url, transport=transport_for(broker_url)) as connection:
             result = task_every_min.apply_async(connection=connection)
         assert heartbeat_of(result.id).worker.startswith(env_name.removeprefix("TEST_").lower())
         assert f"id={result.id} outcome=success" in worker.log()

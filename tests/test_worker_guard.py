@@ -14,6 +14,7 @@ import pytest
 from django.core.cache import cache
 from kombu import Connection
 
+from apps.core.broker import FilesystemTransport
 from tests.conftest import WORKER_TASKS_MODULE, ManagedProcess, process_env, worker_argv
 from tests.support import worker_tasks
 from tests.support.waiting import patience
@@ -54,7 +55,9 @@ def test_a_long_task_keeps_its_message_under_any_pool(tmp_path, clean_cache, poo
     other = None
     try:
         key = f"long-{pool}-{time.time_ns()}"
-        with Connection("filesystem://", transport_options=_folder_options(var)) as conn:
+        with Connection(
+            "filesystem://", transport=FilesystemTransport, transport_options=_folder_options(var)
+        ) as conn:
             result = worker_tasks.effect_then_sleep.apply_async(
                 (key,), {"seconds": 3 * LEASE}, connection=conn
             )

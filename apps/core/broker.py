@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
+from django.conf import settings
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, redis, virtual
 from kombu.transport.virtual import Empty
@@ -52,6 +53,12 @@ logger = logging.getLogger(__name__)
 # The kombu minor series whose private transport methods the classes below override;
 # pyproject.toml pins it and tests/test_broker.py checks the signatures against it.
 KOMBU_SERIES = (5, 7)
+
+
+def transport_for(url: str) -> str | None:
+    """The transport class path for a broker URL (settings.LEASED_BROKER_TRANSPORTS): what a
+    connection to another broker than the configured one names as its ``transport``."""
+    return settings.LEASED_BROKER_TRANSPORTS.get(url.partition(":")[0])
 
 
 def _message_name(queue: str) -> str:
