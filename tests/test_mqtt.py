@@ -23,7 +23,7 @@ from apps.onboarding.models import BusinessUnit
 from background_tasks import integration_tasks, publish_mqtt
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mqtt import AmqttBroker, Subscriber
-from tests.support.waiting import patience
+from tests.support.waiting import patience, wait_until
 
 ALLOWED = ["intelliwiz", "noc"]
 LEVEL = st.text(
@@ -183,6 +183,8 @@ def test_task_publishes_once_and_refuses_bad_topics_without_retry(worker, worker
     bad = publish_mqtt.apply_async(("noc/+/a", {"n": 1}), ignore_result=False)
     with pytest.raises(MqttValidationError, match="wildcards"):
         bad.get(timeout=patience(30))
+    # The dead letter is written just after the failure is stored.
+    wait_until(lambda: DeadLetter.objects.filter(task_id=bad.id).exists(), 30)
     assert DeadLetter.objects.get(task_id=bad.id).retries == 0
 
 
