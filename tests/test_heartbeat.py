@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.beat import LeaderDatabaseScheduler, hold_beat_lock, release_beat_lock
+from apps.core.broker import transport_for
 from apps.core.broker_safety import broker_problems
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, WorkerHeartbeat
 from apps.core.services import record_heartbeat
@@ -195,7 +196,9 @@ def test_healthz_reports_a_broker_that_does_not_answer(client, monkeypatch) -> N
 
     record_heartbeat(worker="w1", task_id="t1", published_at=None)
     # Nothing listens on the discard port.
-    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:9/0")
+    unreachable = "redis://127.0.0.1:9/0"
+    monkeypatch.setattr(app.conf, "broker_write_url", unreachable)
+    monkeypatch.setitem(app.conf, "broker_transport", transport_for(unreachable))
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
