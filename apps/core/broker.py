@@ -55,10 +55,12 @@ logger = logging.getLogger(__name__)
 KOMBU_SERIES = (5, 7)
 
 
-def transport_for(url: str) -> str | None:
-    """The transport class path for a broker URL (settings.LEASED_BROKER_TRANSPORTS): what a
-    connection to another broker than the configured one names as its ``transport``."""
-    return settings.LEASED_BROKER_TRANSPORTS.get(url.partition(":")[0])
+def transport_for(url: str) -> str:
+    """The transport for a broker URL, by the URL's scheme (settings.LEASED_BROKER_TRANSPORTS,
+    else kombu's of that name): what a connection to another broker than the configured one
+    names as its ``transport``, since Celery would otherwise use the configured broker's."""
+    scheme = url.partition(":")[0]
+    return str(settings.LEASED_BROKER_TRANSPORTS.get(scheme, scheme))
 
 
 def _message_name(queue: str) -> str:
