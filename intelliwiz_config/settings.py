@@ -1,4 +1,5 @@
-"""The one settings module. Every knob is an environment variable, documented in README.md.
+"""The one settings module. Every knob is an environment variable, documented in docs/operations.md
+(Settings).
 
 With no variables set this is the embedded default: SQLite, Celery's filesystem broker and
 mail written to files, all under var/. Setting INTELLIWIZ_ENV=production turns the start-up
@@ -561,7 +562,7 @@ LOGGING = {
     },
 }
 
-# --- Observability (README.md, Observability) ---------------------------------------------------
+# --- Observability (docs/operations.md, Observability) -------------------------------------------
 # The bearer token Prometheus sends to /metrics (unset: only signed-in operators may read it).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # The bearer token a monitor sends to /healthz for its details (unset: only signed-in

@@ -54,7 +54,7 @@ RENEW_AFTER_SHARE = 1 / 3
 def side_effect_identity(key: str) -> str:
     """A stable token for the side effect of `key`: every copy of one effect carries it (a
     mail's Message-ID, a partner call's Idempotency-Key, an MQTT message's id), so where an
-    effect is repeated (at least once, see README Guarantees) the receiver sees one."""
+    effect is repeated (at least once, see docs/operations.md, Guarantees) the receiver sees one."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -193,8 +193,8 @@ def deciders_for(sites: QuerySet) -> QuerySet:
     ).distinct()
 
 
-# Actions on objects, and the roles whose reach lets them take one (README, the role x action
-# table). Outside that reach a person acts only on what is their own for the action (below);
+# Actions on objects, and the roles whose reach lets them take one (docs/product.md, the role x
+# action table). Outside that reach a person acts only on what is their own for the action (below);
 # being named on an approval step gives no action but deciding that step.
 MANAGERS = (Role.OPERATOR, Role.CLIENT_ADMIN, Role.SITE_IN_CHARGE)
 ACTIONS: dict[str, tuple[Role, ...]] = {

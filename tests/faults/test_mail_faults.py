@@ -35,7 +35,7 @@ def expected_subjects(tickets: list[int]) -> set[str]:
 def mail_outcome(sink: SmtpSink, tickets: list[int]) -> dict[str, int]:
     """Counted as a mail client counts: copies with one Message-ID are one mail. `duplicates`
     are a ticket's mails under more than one Message-ID (a reader sees two); `copies` the
-    repeated sends of one Message-ID (the at-least-once cases of README, Guarantees)."""
+    repeated sends of one Message-ID (the at-least-once cases of docs/operations.md, Guarantees)."""
     ids_by_subject: dict[str, set[str]] = {}
     received = sink.mails()
     for mail in received:
@@ -124,8 +124,9 @@ def test_a_child_killed_in_the_smtp_session_still_mails(
         assert_each_mailed_once(sink, tickets, record, recovery_s=round(recovery, 1))
     else:
         # Killed after the server took the message, before the client read its 250: the
-        # only case SMTP cannot tell apart from a loss, so the mail goes again (README,
-        # Guarantees: at least once), under the same Message-ID: a reader sees one mail.
+        # only case SMTP cannot tell apart from a loss, so the mail goes again
+        # (docs/operations.md, Guarantees: at least once), under the same Message-ID: a reader
+        # sees one mail.
         assert_each_mailed_once(
             sink, tickets, record, copies_allowed=True, recovery_s=round(recovery, 1)
         )
