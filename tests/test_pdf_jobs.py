@@ -97,6 +97,7 @@ def make_file(path, hours_old: float) -> None:
     os.utime(path, (stamp, stamp))
 
 
+@pytest.mark.django_db  # the refused call's failure is stored (errors are, results are not)
 def test_old_report_files_go_and_nothing_outside_the_area_is_touched(settings_media) -> None:
     root = reports_root()
     make_file(root / "daily" / "old.pdf", 13)
