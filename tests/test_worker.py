@@ -14,6 +14,7 @@ from django.core.cache import cache
 from kombu import Connection
 
 from apps.core.broker import transport_for
+from apps.core.idempotency import ClaimLost
 from apps.core.models import DeadLetter, IdempotencyKey, WorkerHeartbeat
 from background_tasks import task_every_min
 from tests.conftest import BASE_DIR, ManagedProcess, process_env, service_url
@@ -99,6 +100,19 @@ def test_killed_child_is_redelivered_and_the_side_effect_happens_once(
     assert outcome["pid"] != first_pid
     assert cache.get(f"effects:{key}") == 1
     assert IdempotencyKey.objects.get(key=key).status == IdempotencyKey.Status.DONE
+
+
+def test_a_run_whose_claim_was_taken_over_fails_without_a_dead_letter(
+    worker: ManagedProcess, clean_cache
+) -> None:
+    """Another run owns the work now: the late run says so (a failure, its own log line), not
+    success, and leaves operators nothing to re-queue."""
+    result = worker_tasks.claim_taken_over.delay("taken-1")
+    with pytest.raises(ClaimLost):
+        result.get(timeout=patience(30))
+    worker.wait_for_log(f"side_effect_claim_lost task=tests.claim_taken_over id={result.id}")
+    assert cache.get("attempts:taken-1") == 1  # not retried
+    assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
 
 def test_a_message_that_keeps_killing_its_worker_ends_as_a_dead_letter(

@@ -89,7 +89,8 @@ class ClaimLost(Exception):
     by ``complete()``, the effect may have happened twice, each time with the key's identity
     (``apps.core.mail.message_id``), so a receiver can tell the copies apart."""
 
-    def __init__(self, keys: Collection[str], *, after_effect: bool) -> None:
+    # Positional, so a result backend can rebuild it from its args.
+    def __init__(self, keys: Collection[str], after_effect: bool) -> None:
         super().__init__(sorted(keys), after_effect)
         self.keys = sorted(keys)
         self.after_effect = after_effect

@@ -13,7 +13,7 @@ import time
 from celery import shared_task
 from django.core.cache import cache
 
-from apps.core.idempotency import perform_once
+from apps.core.idempotency import ClaimLost, perform_once
 from apps.core.tasks.utils import task_retry_policy
 
 # The default policy with a one-second backoff, so retries happen within a test's patience; their
@@ -74,3 +74,10 @@ def fail_once_then_echo(key: str, **received: object) -> None:
     if _next_attempt(f"attempts:{key}") == 1:
         raise ValueError("bad input: not retried")
     cache.set(f"received:{key}", received, timeout=600)
+
+
+@shared_task(name="tests.claim_taken_over", **FAST_RETRIES)
+def claim_taken_over(key: str) -> None:
+    """Its side effect's claim was taken over by another run while it was cut off."""
+    _next_attempt(f"attempts:{key}")
+    raise ClaimLost([key], after_effect=True)
