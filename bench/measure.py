@@ -55,6 +55,11 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLOCK_TICKS
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of `pid` alone (a worker's main process without its pool)."""
+    return sum(int(value) for value in _stat_fields(pid)[11:13]) / CLOCK_TICKS
+
+
 def pss_mb(pid: int) -> float:
     """Proportional set size of `pid`'s tree, in MB."""
     total_kb = 0

@@ -1,4 +1,4 @@
-"""The project's task path side by side with a bare Celery app, on the same broker.
+"""The project's task path side by side with a bare Celery app doing the same work, on one broker.
 
 Run from the repository root (see bench/README.md):
 
@@ -6,38 +6,57 @@ Run from the repository root (see bench/README.md):
     .venv/bin/python bench/task_path.py --broker redis --mqtt  # one broker, plus publish_mqtt
 
 Without --broker it runs itself once per broker, each in a fresh interpreter (the project's
-settings are read at import). Per round it starts the bare worker, measures it and stops it,
-then the same for the project's worker: interleaved, one worker running at a time.
+settings are read at import). Per round it starts each side's worker, measures it and stops it:
+interleaved, one worker running at a time. Every worker runs with DEBUG off.
+
+Pairs (project side / bare side, the same work):
+- heartbeat (`task_every_min`: no result, one upsert) / `bare.count` (no result, one Redis INCR);
+- no-op with its result stored (`bench.noop`, django-db) / `bare.noop` (its result in Redis);
+- with --mqtt, `publish_mqtt` / `bare.publish` (a kept paho client, QoS 1, waits for PUBACK),
+  counted by a subscriber.
+
+Rates are counted at the worker: the burst is queued while the worker consumes nothing, then the
+worker is told to consume (add_consumer) and timed until the last task is done; its CPU seconds
+(main process and pool, from /proc) are read around the burst. `.delay()`/s is the producer's
+rate while queueing the burst, on both sides with the same kind of result (none, or stored).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.measure import (  # noqa: E402
+    cpu_seconds,
+    load_average,
+    own_cpu_seconds,
+    percentile,
+    pss_mb,
+)
+
 CELERY = str(REPO_ROOT / ".venv" / "bin" / "celery")
-BROKERS = {
-    "redis": "redis://127.0.0.1:6379/13",
-    # A vhost of its own, created and deleted by the run: the machine's RabbitMQ serves others.
-    "amqp": "amqp://guest:guest@127.0.0.1:5672/bench-taskpath",
-    "filesystem": "filesystem://",
-}
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/bench_taskpath"
+BROKERS = ("redis", "amqp", "filesystem")
 VAR_DIR = Path("/tmp/bench-var")  # noqa: S108 (a fixed, documented scratch folder)
 MQTT_URL = "mqtt://127.0.0.1:1883"
 MQTT_TOPIC = "intelliwiz/bench/taskpath"
-POLL_S = 0.002
+POLL_S = 0.002  # round trips
+BURST_POLL_S = 0.01  # bursts: the poller shares the machine's cores with the worker
 TIMEOUT_S = 300.0
 
 
@@ -47,32 +66,45 @@ class BenchError(Exception):
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", choices=sorted(BROKERS), help="one broker (default: all)")
+    parser.add_argument("--broker", choices=BROKERS, help="one broker (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tasks", type=int, default=500, help="tasks per throughput burst")
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks per burst")
     parser.add_argument("--latency", type=int, default=100, help="sequential round trips")
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--mqtt", action="store_true", help="publish_mqtt against raw paho")
-    parser.add_argument("--mqtt-messages", type=int, default=300)
+    parser.add_argument("--mqtt", action="store_true", help="publish_mqtt against bare.publish")
+    parser.add_argument("--mqtt-messages", type=int, default=500)
     parser.add_argument("--sqlite", action="store_true", help="SQLite even on redis and amqp")
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/13",
+        help="the Redis database the run owns (broker on redis; bare results and counter)",
+    )
+    parser.add_argument("--database", default="bench_taskpath", help="PostgreSQL database")
+    parser.add_argument("--vhost", default="bench-taskpath", help="RabbitMQ vhost (made, deleted)")
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench/all.py)")
     return parser.parse_args()
 
 
-def environment(broker: str, sqlite: bool) -> dict[str, str]:
+def environment(args: argparse.Namespace) -> dict[str, str]:
     """The project's embedded default on `filesystem`; PostgreSQL beside a real broker."""
-    var = VAR_DIR / broker
+    broker = {
+        "redis": args.redis,
+        "amqp": f"amqp://guest:guest@127.0.0.1:5672/{args.vhost}",
+        "filesystem": "filesystem://",
+    }[args.broker]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CACHE_URL")}
     env.update(
-        INTELLIWIZ_VAR_DIR=str(var),
-        CELERY_BROKER_URL=BROKERS[broker],
+        INTELLIWIZ_VAR_DIR=str(VAR_DIR / args.broker),
+        CELERY_BROKER_URL=broker,
         # Beside the embedded default the reference is the issue's: bare Celery on Redis.
-        BARE_BROKER_URL=BROKERS["redis" if broker == "filesystem" else broker],
+        BARE_BROKER_URL=args.redis if args.broker == "filesystem" else broker,
+        BARE_REDIS_URL=args.redis,
         DJANGO_SETTINGS_MODULE="intelliwiz_config.settings",
+        DJANGO_DEBUG="false",
         MQTT_URL=MQTT_URL,
         LOG_LEVEL="WARNING",
     )
-    if broker != "filesystem" and not sqlite:
-        env["DATABASE_URL"] = POSTGRES_URL
+    if args.broker != "filesystem" and not args.sqlite:
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
     return env
 
 
@@ -80,25 +112,24 @@ def run_all(args: argparse.Namespace) -> None:
     if not args.broker:
         for broker in BROKERS:
             command = [sys.executable, __file__, "--broker", broker, *sys.argv[1:]]
+            if args.json:
+                command += ["--json", str(args.json.with_suffix(f".{broker}.json"))]
             completed = subprocess.run(command, cwd=REPO_ROOT, check=False)
             if completed.returncode:
                 print(f"error: the {broker} run failed ({completed.returncode})", flush=True)
         return
-    env = environment(args.broker, args.sqlite)
-    if "DATABASE_URL" in env:
-        # createdb fails harmlessly when the database exists.
+    env = environment(args)
+    if "DATABASE_URL" in env:  # createdb fails harmlessly when the database exists
         subprocess.run(
-            ["createdb", "-h", "127.0.0.1", "-U", "postgres", "bench_taskpath"],
+            ["createdb", "-h", "127.0.0.1", "-U", "postgres", args.database],
             capture_output=True,
             check=False,
         )
     if args.broker == "amqp":
         rabbitmqctl = ["rabbitmqctl", "-q"]
+        subprocess.run([*rabbitmqctl, "add_vhost", args.vhost], capture_output=True, check=False)
         subprocess.run(
-            [*rabbitmqctl, "add_vhost", "bench-taskpath"], capture_output=True, check=False
-        )
-        subprocess.run(
-            [*rabbitmqctl, "set_permissions", "-p", "bench-taskpath", "guest", ".*", ".*", ".*"],
+            [*rabbitmqctl, "set_permissions", "-p", args.vhost, "guest", ".*", ".*", ".*"],
             capture_output=True,
             check=True,
         )
@@ -117,18 +148,16 @@ def run_all(args: argparse.Namespace) -> None:
     finally:
         if args.broker == "amqp":
             subprocess.run(
-                ["rabbitmqctl", "-q", "delete_vhost", "bench-taskpath"],
-                capture_output=True,
-                check=False,
+                ["rabbitmqctl", "-q", "delete_vhost", args.vhost], capture_output=True, check=False
             )
 
 
 # --- workers -------------------------------------------------------------------------------------
 
 
-def start_worker(app: str, queues: str, name: str, env: dict[str, str], c: int, log: Path):
+def start_worker(app: str, queue: str, name: str, env: dict[str, str], log: Path):
     command = [
-        CELERY, "-A", app, "worker", "-n", f"{name}@%h", "-Q", queues, "-c", str(c),
+        CELERY, "-A", app, "worker", "-n", f"{name}@%h", "-Q", queue, "-c", "1",
         "-P", "prefork", "--prefetch-multiplier", "1",
         "--without-mingle", "--without-gossip", "-l", "WARNING",
     ]  # fmt: skip
@@ -155,42 +184,27 @@ def stop_worker(worker: subprocess.Popen) -> None:
     worker.wait(30)
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional set size of a process and its descendants, in MB."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total_kb, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            for row in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if row.startswith("Pss:"):
-                    total_kb += int(row.split()[1])
-        except OSError:
-            continue
-    return total_kb / 1024
-
-
-def wait_until(done: Callable[[], bool], worker: subprocess.Popen, what: str) -> None:
+def wait_until(done: Callable[[], bool], worker: subprocess.Popen, what: str, poll: float) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while not done():
         if worker.poll() is not None:
             raise BenchError(f"worker exited ({worker.returncode}) waiting for {what}")
         if time.monotonic() > deadline:
             raise BenchError(f"timed out waiting for {what}")
-        time.sleep(POLL_S)
+        time.sleep(poll)
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+@dataclass
+class Side:
+    """One worker and its task: how to send one, and when `count` more are done."""
+
+    name: str
+    app: str  # the worker's -A
+    queue: str
+    control: Any  # the Celery app whose control reaches the worker
+    send: Callable[[int], Any]
+    done_after: Callable[[int], Callable[[], bool]]
+    env: dict[str, str]
 
 
 # --- the bench -----------------------------------------------------------------------------------
@@ -200,109 +214,90 @@ class Bench:
     def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
         import django
 
-        sys.path.insert(0, str(REPO_ROOT))
         django.setup()
         # The project's settings have read it; left set, Celery would give it to the bare app.
         os.environ.pop("CELERY_BROKER_URL")
-        from background_tasks import task_every_min
         from bench import bare_celery, noop_tasks
 
         self.args, self.env = args, env
-        self.bare, self.project_noop, self.heartbeat = bare_celery, noop_tasks, task_every_min
+        self.bare, self.project = bare_celery, noop_tasks
         self.log = VAR_DIR / args.broker / "workers.log"
         self.figures: dict[str, dict[str, list[float]]] = {}
+        self.received: list[bytes] = []
+        self.host = socket.gethostname()
+        # The bare worker sees neither Django nor the project's broker variable.
+        self.bare_env = {
+            k: v for k, v in env.items() if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")
+        }
 
     def record(self, side: str, name: str, value: float) -> None:
         self.figures.setdefault(side, {}).setdefault(name, []).append(value)
 
     def purge(self) -> None:
-        for app in (self.bare.app, self.project_noop.app):
+        for app in (self.bare.app, self.project.app):
             with app.connection_for_write() as connection:
                 app.control.purge(connection=connection)
 
-    # A side: start, launch-to-ready, idle PSS, latency, throughput with .delay() rate, stop.
-    def measure(self, side: str, start: Callable[[], subprocess.Popen], send, done_after) -> None:
-        launched = time.monotonic()
-        worker = start()
-        try:
-            first = done_after(1)
-            send()
-            wait_until(first, worker, f"{side}'s first task")
-            self.record(side, "launch_to_ready_s", time.monotonic() - launched)
-            time.sleep(3)  # idle: pool children forked and settled
-            self.record(side, "idle_pss_mb", pss_mb(worker.pid))
-            samples = []
-            for _ in range(self.args.latency):
-                finished = done_after(1)
-                began = time.perf_counter()
-                send()
-                wait_until(finished, worker, f"{side} round trip")
-                samples.append((time.perf_counter() - began) * 1000)
-            self.record(side, "p50_ms", statistics.median(samples))
-            self.record(side, "p99_ms", percentile(samples, 0.99))
-            count = self.args.tasks
-            finished = done_after(count)
-            began = time.perf_counter()
-            for _ in range(count):
-                send()
-            sent = time.perf_counter()
-            wait_until(finished, worker, f"{side} burst")
-            ended = time.perf_counter()
-            self.record(side, "delay_per_s", count / (sent - began))
-            self.record(side, "tasks_per_s", count / (ended - began))
-        finally:
-            stop_worker(worker)
+    # -- the sides --
 
-    def bare_side(self) -> None:
-        # Without DJANGO_SETTINGS_MODULE (Celery's Django fixup would set Django up in the bare
-        # worker) and CELERY_BROKER_URL (Celery prefers it to any app's own broker_url).
-        env = {
-            k: v
-            for k, v in self.env.items()
-            if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")
-        }
-        self.measure_results(
-            "bare_noop", "bench.bare_celery", "bare", "bare", self.bare.noop.delay, env
-        )
-
-    def project_heartbeat_side(self) -> None:
+    def sides(self) -> list[Side]:
         from apps.core.models import WorkerHeartbeat
+        from background_tasks import publish_mqtt, task_every_min
 
-        name = f"taskpath{os.getpid()}"
+        bare, project = self.bare, self.project
+        counter = bare._counter
+        pid = os.getpid()
+
+        def bare_count_done(count: int) -> Callable[[], bool]:
+            target = int(counter.get(bare.COUNTER_KEY) or 0) + count
+            return lambda: int(counter.get(bare.COUNTER_KEY) or 0) >= target
 
         def beats() -> int:
-            return sum(WorkerHeartbeat.objects.filter(worker__startswith=name).values_list(
-                "beats", flat=True
-            ))  # fmt: skip
+            rows = WorkerHeartbeat.objects.filter(worker__startswith=f"project_heartbeat-{pid}@")
+            return sum(rows.values_list("beats", flat=True))
 
-        def done_after(count: int) -> Callable[[], bool]:
+        def heartbeat_done(count: int) -> Callable[[], bool]:
             target = beats() + count
             return lambda: beats() >= target
 
-        self.measure(
-            "project_heartbeat",
-            lambda: start_worker(
-                "bench.noop_tasks", "default", name, self.env, self.args.concurrency, self.log
-            ),
-            self.heartbeat.delay,
-            done_after,
-        )
+        sides = [
+            Side("bare_count", "bench.bare_celery", bare.BARE_QUEUE, bare.app,
+                 lambda _: bare.count.delay(), bare_count_done, self.bare_env),
+            Side("project_heartbeat", "bench.noop_tasks", "default", project.app,
+                 lambda _: task_every_min.delay(), heartbeat_done, self.env),
+            self._result_side("bare_noop", "bench.bare_celery", bare.BARE_QUEUE, bare.app,
+                              bare.noop.delay, self.bare_env),
+            self._result_side("project_noop", "bench.noop_tasks", project.BENCH_QUEUE,
+                              project.app, project.noop.delay, self.env),
+        ]  # fmt: skip
+        if self.args.mqtt:
 
-    def project_noop_side(self) -> None:
-        self.measure_results(
-            "project_noop",
-            "bench.noop_tasks",
-            "bench",
-            "tpnoop",
-            self.project_noop.noop.delay,
-            self.env,
-        )
+            def published(topic: str) -> Callable[[int], Callable[[], bool]]:
+                def done_after(count: int) -> Callable[[], bool]:
+                    target = self._arrived(topic) + count
+                    return lambda: self._arrived(topic) >= target
 
-    def measure_results(
-        self, side: str, app: str, queue: str, name: str, delay, env: dict[str, str]
-    ) -> None:
-        """A side whose tasks store results: done once the burst's results are all ready."""
+                return done_after
+
+            bare_topic, task_topic = f"{MQTT_TOPIC}/bare", f"{MQTT_TOPIC}/task"
+            sent = itertools.count()  # every payload differs: a repeat is a duplicate
+            sides += [
+                Side("bare_publish", "bench.bare_celery", bare.BARE_QUEUE, bare.app,
+                     lambda _: bare.publish.delay(bare_topic, f"b{next(sent)}"),
+                     published(bare_topic), self.bare_env),
+                Side("project_publish_mqtt", "bench.noop_tasks", "external_api", project.app,
+                     lambda _: publish_mqtt.delay(task_topic, f"p{next(sent)}"),
+                     published(task_topic),
+                     self.env),
+            ]  # fmt: skip
+        return sides
+
+    def _result_side(self, name, app, queue, control, delay, env) -> Side:
+        """A side whose tasks store results: done once the results sent are all ready."""
         pending: list[Any] = []
+
+        def send(_: int) -> None:
+            pending.append(delay())
 
         def done_after(count: int) -> Callable[[], bool]:
             pending.clear()
@@ -311,109 +306,148 @@ class Bench:
                 len(pending) >= count and pending[-1].ready() and all(r.ready() for r in pending)
             )
 
-        self.measure(
-            side,
-            lambda: start_worker(app, queue, name, env, self.args.concurrency, self.log),
-            lambda: pending.append(delay()),
-            done_after,
-        )
+        return Side(name, app, queue, control, send, done_after, env)
 
-    def mqtt(self) -> None:
+    def _arrived(self, topic: str) -> int:
+        return sum(1 for t, _ in self.received if t == topic)
+
+    # -- measuring one side --
+
+    def measure(self, side: Side) -> None:
+        node = f"{side.name}-{os.getpid()}"
+        launched = time.monotonic()
+        worker = start_worker(side.app, side.queue, node, side.env, self.log)
+        try:
+            first = side.done_after(1)
+            side.send(0)
+            wait_until(first, worker, f"{side.name}'s first task", POLL_S)
+            self.record(side.name, "launch_to_ready_s", time.monotonic() - launched)
+            time.sleep(3)  # idle: pool children forked and settled
+            self.record(side.name, "idle_pss_mb", pss_mb(worker.pid))
+            samples = []
+            for n in range(self.args.latency):
+                finished = side.done_after(1)
+                began = time.perf_counter()
+                side.send(n)
+                wait_until(finished, worker, f"{side.name} round trip", POLL_S)
+                samples.append((time.perf_counter() - began) * 1000)
+            self.record(side.name, "p50_ms", statistics.median(samples))
+            self.record(side.name, "p99_ms", percentile(samples, 0.99))
+            self.burst(side, worker, f"{node}@{self.host}")
+        finally:
+            stop_worker(worker)
+
+    def burst(self, side: Side, worker: subprocess.Popen, node: str) -> None:
+        """Queue the burst while the worker consumes nothing, then time the worker alone."""
+        count = self.args.mqtt_messages if "publish" in side.name else self.args.tasks
+        control = side.control.control
+        replies = control.cancel_consumer(side.queue, destination=[node], reply=True, timeout=10)
+        if not replies:
+            raise BenchError(f"{node} did not answer cancel_consumer")
+        finished = side.done_after(count)
+        began = time.perf_counter()
+        for n in range(count):
+            side.send(n)
+        self.record(side.name, "delay_per_s", count / (time.perf_counter() - began))
+        cpu_before, main_before = cpu_seconds(worker.pid), own_cpu_seconds(worker.pid)
+        began = time.perf_counter()
+        control.add_consumer(side.queue, destination=[node], reply=True, timeout=10)
+        wait_until(finished, worker, f"{side.name} burst", BURST_POLL_S)
+        elapsed = time.perf_counter() - began
+        cpu = cpu_seconds(worker.pid) - cpu_before
+        main = own_cpu_seconds(worker.pid) - main_before
+        self.record(side.name, "tasks_per_s", count / elapsed)
+        self.record(side.name, "cpu_s_per_1000", cpu / count * 1000)
+        # Where it went: the main process (broker, acks, pool) and the pool process (the task).
+        self.record(side.name, "main_cpu_s_per_1000", main / count * 1000)
+        self.record(side.name, "pool_cpu_s_per_1000", (cpu - main) / count * 1000)
+
+    def subscribe(self) -> Any:
         import paho.mqtt.client as paho
 
-        from background_tasks import publish_mqtt
-
-        received: list[bytes] = []
         subscribed = threading.Event()
         subscriber = paho.Client(paho.CallbackAPIVersion.VERSION2)
         subscriber.on_connect = lambda c, *_: c.subscribe(MQTT_TOPIC + "/#", qos=1)
         subscriber.on_subscribe = lambda *_: subscribed.set()
-        subscriber.on_message = lambda _c, _u, message: received.append(message.payload)
+        subscriber.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         subscriber.connect("127.0.0.1", 1883)
         subscriber.loop_start()
         if not subscribed.wait(10):
             raise BenchError("no MQTT subscription within 10 s")
-        count = self.args.mqtt_messages
-        try:
-            for _ in range(self.args.rounds):
-                # Raw: one paho client, QoS 1, each publish waiting for its PUBACK.
-                raw = paho.Client(paho.CallbackAPIVersion.VERSION2)
-                raw.connect("127.0.0.1", 1883)
-                raw.loop_start()
-                began = time.perf_counter()
-                for i in range(count):
-                    raw.publish(f"{MQTT_TOPIC}/raw", str(i), qos=1).wait_for_publish(10)
-                self.record("paho_qos1", "msgs_per_s", count / (time.perf_counter() - began))
-                raw.loop_stop()
-                raw.disconnect()
-                # publish_mqtt through a project worker on its external_api queue.
-                worker = start_worker(
-                    "bench.noop_tasks", "external_api", f"tpmqtt{os.getpid()}", self.env,
-                    self.args.concurrency, self.log,
-                )  # fmt: skip
-                try:
-                    received.clear()
-                    publish_mqtt.delay(f"{MQTT_TOPIC}/task", "warm-up")
-                    wait_until(lambda: len(received) >= 1, worker, "publish_mqtt warm-up")
-                    received.clear()
-                    began = time.perf_counter()
-                    for i in range(count):
-                        publish_mqtt.delay(f"{MQTT_TOPIC}/task", str(i))
-                    wait_until(lambda: len(received) >= count, worker, "publish_mqtt burst")
-                    elapsed = time.perf_counter() - began
-                    time.sleep(1)  # a duplicate would arrive now
-                    self.record("publish_mqtt", "msgs_per_s", count / elapsed)
-                    self.record("publish_mqtt", "duplicates", len(received) - len(set(received)))
-                    self.record("publish_mqtt", "lost", count - len(set(received)))
-                finally:
-                    stop_worker(worker)
-        finally:
-            subscriber.loop_stop()
-            subscriber.disconnect()
+        return subscriber
 
     def run(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"# load average at start: {load_average()}", flush=True)
+        subscriber = self.subscribe() if self.args.mqtt else None
         self.purge()
-        for _ in range(self.args.rounds):
-            self.bare_side()
-            self.project_heartbeat_side()
-            self.project_noop_side()
-        if self.args.mqtt:
-            self.mqtt()
-        self.purge()
+        try:
+            sides = self.sides()
+            for _ in range(self.args.rounds):
+                for side in sides:
+                    self.measure(side)
+            if subscriber is not None:
+                time.sleep(1)  # a duplicate would arrive now
+                task = [p for t, p in self.received if t.endswith("/task")]
+                self.record("project_publish_mqtt", "duplicates", len(task) - len(set(task)))
+        finally:
+            if subscriber is not None:
+                subscriber.loop_stop()
+                subscriber.disconnect()
+            self.purge()
         self.report()
 
     def report(self) -> None:
         args = self.args
-        database = "sqlite" if "DATABASE_URL" not in self.env else "postgresql"
-        print(f"## broker={args.broker} database={database} concurrency={args.concurrency} "
-              f"rounds={args.rounds} tasks={args.tasks} latency={args.latency}")  # fmt: skip
+        database = "postgresql" if "DATABASE_URL" in self.env else "sqlite"
         medians = {
-            side: {name: statistics.median(values) for name, values in figures.items()}
+            side: {name: round(statistics.median(values), 3) for name, values in figures.items()}
             for side, figures in self.figures.items()
         }
+        print(f"## broker={args.broker} database={database} rounds={args.rounds} "
+              f"tasks={args.tasks} latency={args.latency} DEBUG=off")  # fmt: skip
         for side, figures in medians.items():
-            print(side, json.dumps({k: round(v, 2) for k, v in figures.items()}))
-        bare = medians["bare_noop"]
-        for side in ("project_heartbeat", "project_noop"):
-            ours = medians[side]
-            ratios = {
-                "tasks_per_s": ours["tasks_per_s"] / bare["tasks_per_s"],
-                "delay_per_s": ours["delay_per_s"] / bare["delay_per_s"],
-                "p50_ms": ours["p50_ms"] / bare["p50_ms"],
-                "launch_to_ready_s": ours["launch_to_ready_s"] / bare["launch_to_ready_s"],
-                "idle_pss_mb": ours["idle_pss_mb"] / bare["idle_pss_mb"],
-            }
-            print(
-                f"ratio {side}/bare_noop", json.dumps({k: round(v, 2) for k, v in ratios.items()})
+            print(side, json.dumps(figures))
+        ratios = {}
+        for ours, bare in PAIRS:
+            if ours in medians and bare in medians:
+                ratios[f"{ours}/{bare}"] = {
+                    name: round(medians[ours][name] / medians[bare][name], 2)
+                    for name in RATIO_FIGURES
+                    if medians[bare].get(name)
+                }
+                print(f"ratio {ours}/{bare}", json.dumps(ratios[f"{ours}/{bare}"]))
+        print(f"# load average at end: {load_average()}", flush=True)
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "broker": args.broker,
+                        "database": database,
+                        "load": load_average(),
+                        "medians": medians,
+                        "ratios": ratios,
+                    },
+                    indent=1,
+                )
             )
-        if "publish_mqtt" in medians:
-            mqtt = medians["publish_mqtt"]["msgs_per_s"]
-            print(
-                "ratio publish_mqtt/paho_qos1", round(mqtt / medians["paho_qos1"]["msgs_per_s"], 3)
-            )
-            print("ratio publish_mqtt/bare_noop", round(mqtt / bare["tasks_per_s"], 3))
-        print(flush=True)
+
+
+PAIRS = (
+    ("project_heartbeat", "bare_count"),
+    ("project_noop", "bare_noop"),
+    ("project_publish_mqtt", "bare_publish"),
+)
+RATIO_FIGURES = (
+    "tasks_per_s",
+    "cpu_s_per_1000",
+    "main_cpu_s_per_1000",
+    "pool_cpu_s_per_1000",
+    "p50_ms",
+    "delay_per_s",
+    "launch_to_ready_s",
+    "idle_pss_mb",
+)
 
 
 def main() -> None:

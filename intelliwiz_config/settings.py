@@ -402,8 +402,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
 # One reserved message per process: long tasks do not sit behind a busy sibling.
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 500, minimum=1)
+# A pool process is replaced once it holds more memory than this (KB), not after a number of
+# tasks (0: never, the default): each replacement stands the process still up to 5 s (Celery
+# starts it on its 5-second pool timer; a -c 1 worker stopped 3-5 s every 500 heartbeats).
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = (
+    env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, minimum=0) or None
+)
 # A running task is left to finish when the broker connection drops: killing it could cut a side
 # effect between the send and its record in the ledger (then done again after the claim's
 # lease). Its message comes back after the visibility timeout and finds the effect done.

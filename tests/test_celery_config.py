@@ -233,3 +233,10 @@ def test_loading_the_tasks_imports_no_heavy_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_pool_processes_are_recycled_by_memory_not_by_a_count_of_tasks() -> None:
+    """Celery starts a replacement on its 5-second pool timer: a -c 1 worker stood still 3-5 s
+    every 500 heartbeats when a count recycled its process."""
+    assert app.conf.worker_max_tasks_per_child is None
+    assert app.conf.worker_max_memory_per_child > 0

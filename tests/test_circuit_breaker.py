@@ -139,3 +139,29 @@ def test_a_cache_outage_lets_calls_through_instead_of_stopping_them() -> None:
     breaker.record_failure()
     breaker._state_seen = True  # as if it had seen state before the cache went away
     breaker.record_success()
+
+
+def test_a_healthy_circuit_is_read_once_a_second_and_a_failure_here_at_once(
+    breaker, monkeypatch
+) -> None:
+    """A call through a closed circuit cost a cache read each (a query on the database cache);
+    now a process reads it again after CLOSED_READ_SECONDS, or at once after a failure of its
+    own."""
+    reads: list[list[str]] = []
+    real_get_many = breaker.cache.get_many
+    monkeypatch.setattr(
+        breaker.cache, "get_many", lambda keys: reads.append(keys) or real_get_many(keys)
+    )
+    clock = [1000.0]
+    monkeypatch.setattr(circuit_breaker, "monotonic", lambda: clock[0])
+    for _ in range(5):
+        breaker.before_call()
+        breaker.record_success()
+    assert len(reads) == 1
+    # Another process opens it: its state is in the shared cache.
+    breaker.cache.set(breaker._opened_key, time.time(), timeout=None)
+    breaker.before_call()  # within the second: not read yet
+    clock[0] += circuit_breaker.CLOSED_READ_SECONDS
+    with pytest.raises(CircuitOpenError):
+        breaker.before_call()
+    assert len(reads) == 2

@@ -351,7 +351,7 @@ def test_counts_wait_in_memory_while_the_database_is_away(monkeypatch) -> None:
         raise OperationalError("server closed the connection")
 
     with monkeypatch.context() as away:
-        away.setattr(metrics.transaction, "atomic", database_away)
+        away.setattr(metrics, "unflushed_commit", database_away)
         metrics.flush()
     metrics.record_started("tests.flaky", "default")
     metrics.flush()

@@ -14,6 +14,7 @@ task run in the caller's process by a test or a shell counts nothing.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from celery.signals import worker_init, worker_process_shutdown, worker_shutdown
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection
 from prometheus_client.core import (
     CounterMetricFamily,
     HistogramMetricFamily,
@@ -32,6 +33,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from apps.core.db import unflushed_commit
 from apps.core.models import TaskMetric
 
 logger = logging.getLogger(__name__)
@@ -76,8 +78,14 @@ _pending: defaultdict[tuple[str, str], float] = defaultdict(float)
 _flusher: threading.Thread | None = None
 
 
+@functools.lru_cache(maxsize=4096)
+def _labels_of(pairs: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(pairs), sort_keys=True)
+
+
 def _labels(**labels: str) -> str:
-    return json.dumps(labels, sort_keys=True)
+    """The stored form of a series' labels (a few per task run: built once per series)."""
+    return _labels_of(tuple(sorted(labels.items())))
 
 
 def _add(name: str, labels: str, amount: float = 1) -> None:
@@ -135,7 +143,8 @@ def flush() -> None:
         return
     upsert = _UPSERT.format(table=connection.ops.quote_name(TaskMetric._meta.db_table))
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Counts lost in a database crash are a moment's worth: no waiting for the disk.
+        with unflushed_commit(), connection.cursor() as cursor:
             # In one order (sorted) in every process: two flushes upserting the same rows in
             # different orders deadlock on PostgreSQL.
             for (name, labels), value in sorted(batch.items()):

@@ -77,6 +77,9 @@ class BaseTask(DjangoTask):
         queue = self._queue()
         queue_wait = time.time() - duration - published_at if published_at else None
         metrics.record_run(self.name, queue, outcome, duration, queue_wait)
+        level = logging.ERROR if outcome == "failure" else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
         fields = {
             "task": self.name,
             "id": request.id,
@@ -93,7 +96,6 @@ class BaseTask(DjangoTask):
         traceparent = str(request.get("traceparent") or "").split("-")
         if len(traceparent) == 4:
             fields["trace_id"] = traceparent[1]
-        level = logging.ERROR if outcome == "failure" else logging.INFO
         logger.log(level, "task_run %s", " ".join(f"{k}={v}" for k, v in fields.items()))
 
     def retry(

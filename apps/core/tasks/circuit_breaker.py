@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from enum import StrEnum
+from time import monotonic
 
 from django.core.cache import cache as default_cache
 from django.core.cache.backends.base import BaseCache
@@ -23,6 +24,12 @@ from apps.core import metrics
 from apps.core.cache import count_in_window
 
 logger = logging.getLogger(__name__)
+
+# A circuit this process found closed (no failures, not open) is not read again for this long:
+# a call through a healthy service costs no cache read, and a circuit another process opens is
+# noticed this much later (a failure seen here is noticed at once).
+CLOSED_READ_SECONDS = 1.0
+_found_closed: dict[tuple[int, str], float] = {}  # (cache, service) -> monotonic time
 
 
 class CircuitState(StrEnum):
@@ -66,6 +73,7 @@ class CircuitBreaker:
         # Whether before_call saw any state a success must clear (on a healthy service most
         # calls see none, and skip the delete).
         self._state_seen = True
+        self._local_key = (id(self.cache), service)
 
     def state(self) -> CircuitState:
         opened_at = self.cache.get(self._opened_key)
@@ -81,6 +89,10 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless this caller may call the service now."""
+        found_closed = _found_closed.get(self._local_key)
+        if found_closed is not None and monotonic() - found_closed < CLOSED_READ_SECONDS:
+            self._state_seen = False
+            return
         try:
             seen = self.cache.get_many([self._opened_key, self._failures_key])
         except Exception as exc:
@@ -88,6 +100,8 @@ class CircuitBreaker:
             self._state_seen = False
             return
         self._state_seen = bool(seen)
+        if not seen:
+            _found_closed[self._local_key] = monotonic()
         opened_at = seen.get(self._opened_key)
         if opened_at is None:
             return
@@ -107,6 +121,7 @@ class CircuitBreaker:
             logger.warning("circuit_breaker_unavailable service=%s error=%r", self.service, exc)
 
     def record_failure(self) -> None:
+        _found_closed.pop(self._local_key, None)
         try:
             self._record_failure()
         except Exception as exc:
