@@ -30,7 +30,7 @@ from apps.integrations.partner_api import (
     call_partner,
 )
 from apps.integrations.results import BulkSyncResult, PartnerCallResult, PublishResult
-from apps.mobile.execution import DownloadResult, MutationResult, run_download, run_mutation
+from apps.mobile.results import DownloadResult, MutationResult
 from background_tasks.ticket_tasks import alert_sendmail
 
 PARTNER_CALL_MARGIN = 10  # seconds of the task's soft limit kept for recording the outcome
@@ -225,6 +225,10 @@ def process_graphql_mutation_async(payload: dict) -> MutationResult:
 
     GraphQL errors are a failed result (not retried); transient database errors retry.
     """
+    # GraphQL (graphene and the schema, about half a second) loads with a worker's first mobile
+    # task, not in every worker at start.
+    from apps.mobile.execution import run_mutation
+
     return run_mutation(int(payload["message_id"]))
 
 
@@ -232,6 +236,7 @@ def process_graphql_mutation_async(payload: dict) -> MutationResult:
 @accepts_upstream(_upstream_graphql_form("download"))
 def process_graphql_download_async(self, payload: dict) -> DownloadResult:
     """Run a device's download query, store it as compressed JSON, return an expiring link."""
+    from apps.mobile.execution import run_download  # GraphQL on first use, as above
 
     def progress(percent: int) -> None:
         if self.request.id and not self.request.is_eager:

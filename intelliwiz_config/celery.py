@@ -19,6 +19,10 @@ from kombu import Queue
 from apps.core.tasks.consumer import TaskNames, UpstreamQueueDrain
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
+# Celery runs Django's system checks as a worker starts, which imports every URL, view, form and
+# the admin (GraphQL too) that a worker never serves: a second of its start. They run where they
+# belong: `manage.py migrate` at release, `manage.py check` and CI.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAMES: tuple[str, ...] = (

@@ -8,13 +8,15 @@ checks on: a missing or unsafe production setting raises ImproperlyConfigured na
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
-from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import SimpleLazyObject
 
 from intelliwiz_config.env import (
     env_bool,
@@ -77,7 +79,6 @@ INSTALLED_APPS = [
     "apps.integrations",
     "apps.mobile",
     "apps.demo",
-    "graphene_django",
     "background_tasks",
 ]
 
@@ -235,21 +236,45 @@ else:
     EMAIL_BACKEND = "intelliwiz_config.mail_files.EmlFileBackend"  # one .eml file a message
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 
+
+def _package_folder(name: str) -> Path:
+    """Where an installed package lives, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImproperlyConfigured(f"package {name} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 # --- Static and media files ----------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # The product's stylesheet and the vendored front-end files (Pico CSS, GraphiQL): nothing is
 # loaded from the internet at run time.
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # GraphiQL's script of graphene-django, which is not an installed app: importing it would
+    # import graphene, GraphQL and django.test in every process at start (half a second).
+    ("graphene_django", _package_folder("graphene_django") / "static" / "graphene_django"),
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+
+
+def _s3_client_config() -> Any:
+    """Built on first use: botocore is a tenth of a second to import, and most processes never
+    touch S3."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2}
+    )
+
+
 # Every S3 storage (default and cloud): one operation waits at most 2 x (5 + 10) s, inside the
 # soft time limit of the mail tasks that read attachments (tests/test_time_budgets.py); botocore's
 # defaults (60 s + 60 s, five attempts: ten minutes) would outlast most tasks' soft limits.
-AWS_S3_CLIENT_CONFIG = Config(
-    connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2}
-)
+AWS_S3_CLIENT_CONFIG = SimpleLazyObject(_s3_client_config)
 STORAGES = {
     "default": (
         {

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Required, TypedDict
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -18,32 +18,14 @@ from django.urls import reverse
 from django.utils import timezone
 from graphql import ExecutionResult, GraphQLError
 
-from apps.core.results import JSONValue
 from apps.mobile.ingest import OPERATIONS
 from apps.mobile.limits import QueryRefused, bounded_execute, checked_document
 from apps.mobile.models import MobileMessage
+from apps.mobile.results import DownloadResult, MutationResult
 from apps.mobile.schema import schema
 from apps.peoples.models import People
 
 DOWNLOAD_SALT = "mobile-download"
-
-
-class MutationResult(TypedDict, total=False):
-    """`data` when the mutation ran, `errors` when it did not."""
-
-    ok: Required[bool]
-    data: dict[str, JSONValue] | None
-    errors: list[str]
-
-
-class DownloadResult(TypedDict, total=False):
-    """The expiring link to the stored data when the query ran, `errors` when it did not."""
-
-    ok: Required[bool]
-    errors: list[str]
-    download: str
-    bytes: int
-    expires_at: str
 
 
 @dataclass
