@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 import yaml
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -358,3 +358,23 @@ def test_counts_wait_in_memory_while_the_database_is_away(monkeypatch) -> None:
     (row,) = TaskMetric.objects.filter(name="task_started")
     assert json.loads(row.labels) == {"queue": "default", "task": "tests.flaky"}
     assert row.value == 2
+
+
+@pytest.mark.django_db
+def test_every_flush_upserts_its_rows_in_one_order(monkeypatch) -> None:
+    """Two workers flushing the same counters in different orders deadlocked on PostgreSQL
+    (each holding a row the other wanted): every flush writes its rows sorted."""
+    monkeypatch.setattr(metrics, "_enabled", True)
+    monkeypatch.setattr(metrics, "_flusher", threading.current_thread())
+    for task in ("tests.z", "tests.m", "tests.a"):  # counted in an order that is not sorted
+        metrics.record_started(task, "default")
+    written: list[tuple[str, str]] = []
+
+    def record(execute, sql, params, many, context):
+        if "core_taskmetric" in sql and params:
+            written.append((params[0], params[1]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        metrics.flush()
+    assert len(written) == 3 and written == sorted(written)

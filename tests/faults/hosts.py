@@ -48,12 +48,24 @@ def can_build_hosts() -> str:
 
 
 def remove_leftovers() -> None:
+    """Delete the namespaces of earlier runs whose process is gone (a run names its namespaces
+    after its own PID; another run still going keeps its own)."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for line in listed.splitlines():
         name = line.split()[0] if line.split() else ""
-        if name.startswith(PREFIX):
-            subprocess.run(["ip", "netns", "pids", name], capture_output=True)
+        if name.startswith(PREFIX) and not _owner_alive(name):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def _owner_alive(namespace: str) -> bool:
+    owner = namespace[len(PREFIX) :].partition("-")[0]
+    if not owner.isdigit() or int(owner) == os.getpid():
+        return False
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @dataclass
@@ -78,9 +90,13 @@ class Network:
         default_factory=lambda: f"10.{random.randint(64, 250)}.{random.randint(1, 250)}"
     )
     hosts: dict[str, Host] = field(default_factory=dict)
-    run_id: str = field(default_factory=lambda: f"{PREFIX}{os.getpid() % 10000}")
+    owner: int = field(default_factory=os.getpid)
     _cuts: set[tuple[str, str]] = field(default_factory=set)
     _forget_cleanup: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def run_id(self) -> str:
+        return f"{PREFIX}{self.owner}-"
 
     @property
     def switch(self) -> str:
@@ -93,7 +109,7 @@ class Network:
         for number, role in enumerate(roles, start=2):
             namespace = f"{self.run_id}{role}"
             host = Host(role, namespace, f"{self.subnet}.{number}")
-            inside, outside = f"v{self.run_id[-4:]}{number}", f"s{self.run_id[-4:]}{number}"
+            inside, outside = f"v{self.owner}-{number}", f"s{self.owner}-{number}"
             _ip("netns", "add", namespace)
             _ip("link", "add", inside, "type", "veth", "peer", "name", outside)
             _ip("link", "set", inside, "netns", namespace)
