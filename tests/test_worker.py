@@ -115,6 +115,21 @@ def test_a_run_whose_claim_was_taken_over_fails_without_a_dead_letter(
     assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
 
+def test_a_soft_time_limit_signal_after_its_task_ended_is_ignored(
+    worker: ManagedProcess, clean_cache
+) -> None:
+    """A late soft-limit signal (the main process's loop was held up) must not strike a child
+    between tasks, where it could cut a message to the pool's pipe in half."""
+    assert worker_tasks.flaky.delay("late-1", failures=0).get(timeout=patience(30)) == 1
+    (child,) = worker.child_pids()
+    for _ in range(3):
+        os.kill(child, signal.SIGUSR1)
+        time.sleep(0.1)
+    assert worker_tasks.flaky.delay("late-2", failures=0).get(timeout=patience(30)) == 1
+    assert worker.child_pids() == [child]  # the same child, alive and working
+    worker.wait_for_log("soft_time_limit_ignored signals=3")
+
+
 def test_a_message_that_keeps_killing_its_worker_ends_as_a_dead_letter(
     worker: ManagedProcess, clean_cache
 ) -> None:

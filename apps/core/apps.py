@@ -10,7 +10,7 @@ class CoreConfig(AppConfig):
         from django.conf import settings
         from django.db.models.signals import post_migrate
 
-        from apps.core import observability
+        from apps.core import observability, soft_limits  # noqa: F401 (connects its signals)
         from apps.core.admin import restrict_library_admins
         from apps.core.beat import install_beat_schedule_after_migrate
         from apps.core.logging import redact_every_record
