@@ -111,8 +111,13 @@ class ManagedProcess:
         pytest.fail(f"{text!r} not in the log of {self.proc.args}:\n{self.log()[-4000:]}")
 
     def child_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        """The process's children, whichever of its threads forked them (the pool replaces a
+        lost child from a thread of its own)."""
+        pids: list[int] = []
+        for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pids += [int(pid) for pid in children.read_text().split()]
+        return sorted(pids)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -47,7 +47,8 @@ def test_delay_records_the_heartbeat(worker: ManagedProcess) -> None:
     # Sent by hand, not by beat: there is no schedule to be late on.
     assert beat.scheduled_for is None
     assert beat.lateness_seconds is None
-    assert f"task_run task=task_every_min id={result.id} outcome=success" in worker.log()
+    # The run's line is written after the row, as the run ends.
+    worker.wait_for_log(f"task_run task=task_every_min id={result.id} outcome=success")
 
 
 def test_transient_failures_are_retried_until_success(worker: ManagedProcess, clean_cache) -> None:
@@ -121,6 +122,7 @@ def test_a_soft_time_limit_signal_after_its_task_ended_is_ignored(
     """A late soft-limit signal (the main process's loop was held up) must not strike a child
     between tasks, where it could cut a message to the pool's pipe in half."""
     assert worker_tasks.flaky.delay("late-1", failures=0).get(timeout=patience(30)) == 1
+    wait_until(worker.child_pids, 30, what="the worker's child")  # one replaced may be starting
     (child,) = worker.child_pids()
     for _ in range(3):
         os.kill(child, signal.SIGUSR1)
