@@ -57,7 +57,8 @@ from bench.operations import (
 )
 
 SENDER = "intelliwiz@localhost"
-SINK_HANDLER = "aiosmtpd.handlers.Sink"  # accepts every message and keeps none
+# aiosmtpd's Sink offering PIPELINING (bench/smtp_sink.py); --no-pipelining: aiosmtpd's own.
+SINK_HANDLERS = {True: "bench.smtp_sink.PipeliningSink", False: "aiosmtpd.handlers.Sink"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,6 +66,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mails", type=int, default=2000, help="mails each service sends")
     parser.add_argument(
         "--profile", type=int, default=0, help="print the N costliest functions of each service"
+    )
+    parser.add_argument(
+        "--no-pipelining", action="store_true", help="a sink that does not offer PIPELINING"
     )
     args = parser.parse_args()
     if args.mails < 3:
@@ -75,14 +79,18 @@ def parse_args() -> argparse.Namespace:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[int]:
+def smtp_sink(pipelining: bool) -> Iterator[int]:
     """An aiosmtpd Sink (accepts and drops every message) on a free loopback port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", SINK_HANDLER]
-    )
+        [
+            sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+            "-c", SINK_HANDLERS[pipelining],
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -146,8 +154,8 @@ def measure(call: Callable[[], Any], profile: int) -> tuple[Any, Measurement]:
 def run(args: argparse.Namespace) -> None:
     ensure_database()
     call_command("migrate", verbosity=0)
-    with smtp_sink() as port:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with smtp_sink(not args.no_pipelining) as port:
+        settings.EMAIL_BACKEND = "apps.core.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
         print_header(args)
         messages = bare_messages(args.mails)

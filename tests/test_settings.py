@@ -80,7 +80,7 @@ def test_real_services_are_chosen_by_variables(tmp_path) -> None:
         "broker": "amqp://guest:guest@mq.example:5672//",
         "results": "django-db",
         "cache": "apps.core.cache.RedisCache",
-        "mail": "django.core.mail.backends.smtp.EmailBackend",
+        "mail": "apps.core.smtp.EmailBackend",
         "media": "storages.backends.s3.S3Storage",
         "beat": None,
     }

@@ -10,16 +10,21 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import secrets
 import smtplib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from email import quoprimime
+from email.header import Header
+from email.utils import formatdate
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.message import sanitize_address
 from django.core.validators import validate_email
 from django.db import connection as db_connection
 from django.template.loader import render_to_string
@@ -98,22 +103,111 @@ class Mail:
     reply_to: list[str] = field(default_factory=list)
 
     def message(self) -> EmailMultiAlternatives:
-        context = {"subject": self.subject, **self.context}
+        text, html = self._bodies()
         message = EmailMultiAlternatives(
-            # User text reaches subjects (site, permit names): a line break must not start a
-            # new header, so every run of whitespace becomes one space.
-            subject=" ".join(self.subject.split()),
-            body=render_to_string(f"{self.template}.txt", context),
-            from_email=self.from_email or settings.DEFAULT_FROM_EMAIL,
+            subject=self._subject(),
+            body=text,
+            from_email=self._sender(),
             to=self.to,
             cc=self.cc,
             reply_to=self.reply_to,
             headers={"Message-ID": message_id(self.key)},
         )
-        message.attach_alternative(render_to_string(f"{self.template}.html", context), "text/html")
+        message.attach_alternative(html, "text/html")
         for name, content, mimetype in self.attachments:
             message.attach(name, content, mimetype)
         return message
+
+    def outgoing(self) -> Outgoing:
+        """The message as the SMTP server receives it. Without attachments it is written here
+        (its text and HTML as a multipart/alternative, headers as Django writes them): the
+        email package's generator took a third of a fan-out mail's time."""
+        if self.attachments:
+            # Django's MIME classes take linesep (its stubs know the email package's only).
+            mime: Any = self.message().message()
+            data = mime.as_bytes(linesep="\r\n")
+        else:
+            text, html = self._bodies()
+            data = _alternatives(self._headers(), text, html)
+        recipients = [_address(address) for address in [*self.to, *self.cc]]
+        return Outgoing(self.key, _address(self._sender()), recipients, data)
+
+    def _subject(self) -> str:
+        # User text reaches subjects (site, permit names): a line break must not start a new
+        # header, so every run of whitespace becomes one space.
+        return " ".join(self.subject.split())
+
+    def _sender(self) -> str:
+        return self.from_email or settings.DEFAULT_FROM_EMAIL
+
+    def _bodies(self) -> tuple[str, str]:
+        context = {"subject": self.subject, **self.context}
+        return (
+            render_to_string(f"{self.template}.txt", context),
+            render_to_string(f"{self.template}.html", context),
+        )
+
+    def _headers(self) -> list[tuple[str, str]]:
+        subject = self._subject()
+        headers = [
+            ("Subject", Header(subject, None if subject.isascii() else "utf-8").encode()),
+            ("From", _address(self._sender())),
+            ("To", ", ".join(_address(address) for address in self.to)),
+        ]
+        if self.cc:
+            headers.append(("Cc", ", ".join(_address(address) for address in self.cc)))
+        if self.reply_to:
+            headers.append(("Reply-To", ", ".join(_address(a) for a in self.reply_to)))
+        headers += [
+            ("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)),
+            ("Message-ID", message_id(self.key)),
+        ]
+        return headers
+
+
+@dataclass
+class Outgoing:
+    """A message as SMTP sends it: its ledger key, envelope and bytes."""
+
+    key: str
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+# Fan-out mails go to a few addresses thousands of times: each is checked and written once.
+@functools.lru_cache(maxsize=4096)
+def _address(address: str) -> str:
+    return str(sanitize_address(address, "utf-8"))
+
+
+def _part(subtype: str, body: str) -> str:
+    """A text part as Django's SafeMIMEText writes it: 7bit or 8bit UTF-8, quoted-printable
+    where a line exceeds SMTP's 998 octets."""
+    body = body.replace("\r\n", "\n")
+    encoded = body.encode()
+    if any(len(line) > 998 for line in encoded.split(b"\n")):
+        transfer = "quoted-printable"
+        body = quoprimime.body_encode(encoded.decode("latin-1"), eol="\n")  # UTF-8 octets
+    else:
+        transfer = "7bit" if body.isascii() else "8bit"
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\nMIME-Version: 1.0\n'
+        f"Content-Transfer-Encoding: {transfer}\n\n{body}"
+    )
+
+
+def _alternatives(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
+    parts = [_part("plain", text), _part("html", html)]
+    boundary = f"==============={secrets.token_hex(12)}=="
+    while any(boundary in part for part in parts):  # never in practice: 96 random bits
+        boundary = f"==============={secrets.token_hex(12)}=="
+    head = "".join(f"{name}: {value}\n" for name, value in headers)
+    message = (
+        f'Content-Type: multipart/alternative;\n boundary="{boundary}"\nMIME-Version: 1.0\n'
+        f"{head}\n" + "".join(f"--{boundary}\n{part}\n" for part in parts) + f"--{boundary}--\n"
+    )
+    return message.replace("\n", "\r\n").encode()
 
 
 class TransientMailError(Exception):
@@ -144,6 +238,13 @@ class Delivery:
         raise self.error
 
 
+def _held(batch: BatchClaim, mails: list[Mail]) -> Iterator[Outgoing]:
+    """Each mail as sent, built only once its claim is known to be held."""
+    for mail in mails:
+        batch.ensure_held()  # no send on a claim another run took over
+        yield mail.outgoing()
+
+
 def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
     """Send each mail whose key is not done yet, over one SMTP connection.
 
@@ -162,12 +263,17 @@ def deliver(mails: list[Mail], *, task_id: str = "") -> Delivery:
         # Inside the try: a time limit that strikes while claiming still releases the claims.
         batch = claim_many([mail.key for mail in to_send], task_id=task_id, owner=batch.owner)
         if batch.keys:
+            claimed = [mail for mail in to_send if mail.key in batch.keys]
             with get_connection() as smtp:
-                for mail in to_send:
-                    if mail.key in batch.keys:
+                send_each = getattr(smtp, "send_each", None)  # the SMTP backend's (apps.core.smtp)
+                if send_each is None:
+                    for mail in claimed:
                         batch.ensure_held()  # no send on a claim another run took over
                         smtp.send_messages([mail.message()])
                         sent.append(mail.key)
+                else:
+                    for key in send_each(_held(batch, claimed)):
+                        sent.append(key)  # one by one: the keys sent before a failure count
         error = batch.busy()
     except Exception as exc:
         error = exc
