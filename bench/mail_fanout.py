@@ -35,6 +35,7 @@ import django
 # Run as a script, only bench/ would be on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
+os.environ["DJANGO_DEBUG"] = "false"  # no debug cursor: figures of the code as deployed
 django.setup()
 
 from django.conf import settings
@@ -44,6 +45,7 @@ from django.utils import timezone
 
 from apps.y_helpdesk.autoclose import autoclose
 from apps.y_helpdesk.services import escalate_due_tickets
+from bench.measure import load_average
 from bench.operations import (
     BenchError,
     Measurement,
@@ -138,7 +140,7 @@ def measure(call: Callable[[], Any], profile: int) -> tuple[Any, Measurement]:
         return execute(*args)
 
     profiler = cProfile.Profile() if profile else None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with connection.execute_wrapper(count):
         if profiler:
             profiler.enable()
@@ -146,6 +148,7 @@ def measure(call: Callable[[], Any], profile: int) -> tuple[Any, Measurement]:
         if profiler:
             profiler.disable()
     measured.seconds = time.perf_counter() - start
+    measured.cpu_seconds = time.process_time() - cpu
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
     return result, measured
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> None:
         line(f"{name}_seconds", f"{measured.seconds:.2f}")
         line(f"{name}_queries", measured.queries)
         line(f"{name}_mails_per_s", f"{rate:.0f}")
+        line(f"{name}_sender_cpu_ms_per_mail", f"{measured.cpu_seconds * 1000 / args.mails:.2f}")
         line(f"{name}_ratio_to_bare", f"{rate / bare_rate:.2f}")
 
 
@@ -195,6 +199,7 @@ def main() -> None:
         run(args)
     except BenchError as exc:
         sys.exit(f"error: {exc}")
+    line("load_average_at_end", load_average())
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from psycopg import sql
 # Run as a script, only bench/ would be on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "intelliwiz_config.settings")
+os.environ["DJANGO_DEBUG"] = "false"  # no debug cursor: figures of the code as deployed
 django.setup()
 
 from django.conf import settings
@@ -59,6 +60,7 @@ from apps.y_helpdesk.autoclose import (
 )
 from apps.y_helpdesk.models import OPEN_TICKET_STATUSES, EscalationMatrix, Ticket, TicketEvent
 from apps.y_helpdesk.services import EscalationResult, escalate_due_tickets
+from bench.measure import load_average
 
 BATCH_SIZE = 2000
 SITE_TIME_ZONES = ("Asia/Kolkata", "Asia/Dubai", "Europe/London", "America/New_York")
@@ -79,6 +81,7 @@ class Measurement:
     """What one measured call did: wall time, SQL statements, mails, time inside deliver()."""
 
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's (the database's and the sink's are apart)
     queries: int = 0
     mails: int = 0
     mail_seconds: float = 0.0
@@ -289,7 +292,7 @@ def measure() -> Iterator[Measurement]:
             measured.mail_seconds += time.perf_counter() - start
 
     mail.outbox = []
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         with (
             connection.execute_wrapper(count),
@@ -299,6 +302,7 @@ def measure() -> Iterator[Measurement]:
             yield measured
     finally:
         measured.seconds = time.perf_counter() - start
+        measured.cpu_seconds = time.process_time() - cpu
         measured.mails = len(mail.outbox)
         mail.outbox = []
 
@@ -431,6 +435,7 @@ def baseline_escalate_per_row(now: datetime, sample: int | None) -> BaselineCoun
 def print_measurement(prefix: str, rows: int, measured: Measurement) -> None:
     line(f"{prefix}_rows", rows)
     line(f"{prefix}_seconds", f"{measured.seconds:.2f}")
+    line(f"{prefix}_cpu_seconds", f"{measured.cpu_seconds:.2f}")
     line(f"{prefix}_queries", measured.queries)
     if measured.error:
         line(f"{prefix}_error", measured.error)
@@ -464,6 +469,8 @@ def print_ratios(prefix: str, baseline: Measurement, set_based: Measurement) -> 
 
 
 def print_header(args: argparse.Namespace) -> None:
+    line("load_average_at_start", load_average())
+    line("debug", settings.DEBUG)
     line("database_vendor", connection.vendor)
     line("database_name", settings.DATABASES["default"]["NAME"])
     line("python", platform.python_version())
@@ -519,6 +526,7 @@ def main() -> None:
         run(args)
     except BenchError as exc:
         sys.exit(f"error: {exc}")
+    line("load_average_at_end", load_average())
 
 
 if __name__ == "__main__":

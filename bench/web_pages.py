@@ -17,7 +17,9 @@ as the client's admin: the anchor.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
+import json
 import os
 import random
 import shlex
@@ -97,6 +99,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3, help="WEB_CONCURRENCY")
     parser.add_argument("--reseed", action="store_true", help="seed even if the sizes match")
     parser.add_argument("-k", dest="only", default="", help="only pages whose name has this")
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/all.py)")
     return parser.parse_args()
 
 
@@ -628,6 +631,21 @@ def main() -> None:
             results.append((page, figures))
     report(results)
     print(f"# load average at end: {load_average()}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "load": load_average(),
+                    "sizes": seeded_sizes(world.client),
+                    "pages": [
+                        {"name": page.name, "role": page.role, "path": page.path,
+                         "anchor": page.anchor, **dataclasses.asdict(figures)}
+                        for page, figures in results
+                    ],
+                },
+                indent=1,
+            )
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
