@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import BASE_DIR
 from tests.support.waiting import wait_until
 
+EMBEDDED_DEFAULT_OVERRIDES = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "CACHE_KEY_PREFIX"}
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -27,7 +29,13 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_stopped_run_leaves_no_worker_behind(tmp_path, stop) -> None:
     pids_file = tmp_path / "pids"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # The run is on the embedded default in a folder of its own: on the real services it would
+    # share this run's test database (pytest-django names it after DATABASE_URL) and drop it.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_") and k not in EMBEDDED_DEFAULT_OVERRIDES
+    }
     run = subprocess.Popen(
         [
             sys.executable,
@@ -51,7 +59,11 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, stop) -> None:
         held = [int(pid) for pid in pids_file.read_text().split()]
         assert all(_alive(pid) for pid in held)
         os.kill(run.pid, stop)
-        run.wait(90)
+        try:
+            run.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            pytest.fail(f"the stopped run did not end:\n{run.communicate()[0].decode()[-4000:]}")
         wait_until(lambda: not any(_alive(pid) for pid in held), 30, what="the worker gone")
     finally:
         if run.poll() is None:
