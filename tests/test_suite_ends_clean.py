@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,6 +54,9 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, stop) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # the signal goes to the run, as a terminal's would
+        # A run in a terminal's foreground takes Ctrl-C; this suite may itself run in the
+        # background of a script (CI), whose children start with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_until(lambda: pids_file.exists() and pids_file.read_text().strip(), 180)
@@ -62,6 +66,8 @@ def test_a_stopped_run_leaves_no_worker_behind(tmp_path, stop) -> None:
         try:
             run.wait(90)
         except subprocess.TimeoutExpired:
+            os.kill(run.pid, signal.SIGUSR1)  # its threads' stacks
+            time.sleep(2)
             os.killpg(run.pid, signal.SIGKILL)
             pytest.fail(f"the stopped run did not end:\n{run.communicate()[0].decode()[-4000:]}")
         wait_until(lambda: not any(_alive(pid) for pid in held), 30, what="the worker gone")

@@ -3,9 +3,14 @@ a test that starts the suite's worker and holds it until the run is stopped."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import time
 from pathlib import Path
+
+# The stacks of a run that does not stop, for the test to print.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def test_hold_the_worker(worker) -> None:
