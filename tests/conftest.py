@@ -7,14 +7,10 @@ where a missing service fails the run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
@@ -32,6 +28,7 @@ from apps.core.broker import transport_for
 from intelliwiz_config.celery import QUEUE_NAMES, app
 from tests.support import processes
 from tests.support.mqtt import AmqttBroker
+from tests.support.processes import ManagedProcess
 from tests.support.waiting import patience
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -76,59 +73,6 @@ def subprocess_database_url() -> str:
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"], safe="")
     return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class ManagedProcess:
-    """A project process (`manage.py ...`, `celery ...`) with its log in a file."""
-
-    def __init__(
-        self, argv: list[str], env: dict[str, str], log_path: Path, nodename: str = ""
-    ) -> None:
-        self.nodename = nodename
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, *argv],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        processes.track_group(self.proc.pid)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + patience(timeout)
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        pytest.fail(f"{text!r} not in the log of {self.proc.args}:\n{self.log()[-4000:]}")
-
-    def child_pids(self) -> list[int]:
-        """The process's children, whichever of its threads forked them (the pool replaces a
-        lost child from a thread of its own)."""
-        pids: list[int] = []
-        for children in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                pids += [int(pid) for pid in children.read_text().split()]
-        return sorted(pids)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(20)
-        with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        processes.forget_group(self.proc.pid)
-        self._log.close()
 
 
 CELERY = ["-m", "celery", "-A", "intelliwiz_config"]

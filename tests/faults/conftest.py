@@ -73,6 +73,8 @@ class Stack:
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
     def reset(self) -> None:
+        """A clean start: a failed scenario's processes would take the next one's messages."""
+        self.stop_all()
         self.driver("reset")
 
     def _process(self, name: str, argv: list[str], **env: str) -> ManagedProcess:

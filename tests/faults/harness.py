@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
+from typing import Protocol
 
 from aiosmtpd.controller import Controller
 
@@ -69,47 +70,83 @@ def _kill(pid: int | None, sig: int = signal.SIGKILL, timeout: float = 15) -> No
     raise TimeoutError(f"process {pid} did not exit")
 
 
+class Loopback:
+    """This machine as a host: commands run as they are, services listen on 127.0.0.1 on free
+    ports. A host of the multi-host suite (tests/faults/hosts.py) answers the same two names."""
+
+    address = "127.0.0.1"
+
+    def argv(self, command: list[str]) -> list[str]:
+        return command
+
+
+LOOPBACK = Loopback()
+
+
+class ServiceHost(Protocol):
+    address: str
+
+    def argv(self, command: list[str]) -> list[str]: ...
+
+
 class RedisInstance:
-    def __init__(self, folder: Path, *, appendonly: bool = True) -> None:
+    """A Redis of its own, with or without its append-only file, on this machine (a free port)
+    or on a host of the multi-host suite (its address, port 6379)."""
+
+    def __init__(
+        self, folder: Path, *, appendonly: bool = True, host: ServiceHost = LOOPBACK
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.host = host
+        self.port = free_port() if host is LOOPBACK else 6379
         self.appendonly = appendonly
         self.pid: int | None = None
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{self.host.address}:{self.port}/{db}"
 
-    def start(self) -> None:
+    def start(self, *, appendonly: bool | None = None) -> None:
+        if appendonly is not None:
+            self.appendonly = appendonly
         pidfile = self.folder / "redis.pid"
         pidfile.unlink(missing_ok=True)
         subprocess.run(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--daemonize",
-                "yes",
-                "--dir",
-                str(self.folder),
-                "--pidfile",
-                str(pidfile),
-                "--logfile",
-                str(self.folder / "redis.log"),
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--appendfsync",
-                "always",
-            ],
+            self.host.argv(
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    self.host.address,
+                    "--protected-mode",
+                    "no",
+                    "--daemonize",
+                    "yes",
+                    "--dir",
+                    str(self.folder),
+                    "--pidfile",
+                    str(pidfile),
+                    "--logfile",
+                    str(self.folder / "redis.log"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes" if self.appendonly else "no",
+                    "--appendfsync",
+                    "always",
+                ]
+            ),
             check=True,
         )
         self.pid = _read_pid(pidfile)
         processes.track_daemon(self.pid)
-        wait_for_port(self.port)
+        ping = self.host.argv(["redis-cli", "-h", self.host.address, "-p", str(self.port), "ping"])
+        wait_until(
+            lambda: subprocess.run(ping, capture_output=True, text=True).stdout.strip() == "PONG",
+            30,
+            what=f"Redis at {self.url()}",
+        )
 
     def kill(self) -> None:
         """SIGKILL: what a crash or an OOM kill does."""
@@ -120,16 +157,18 @@ class RedisInstance:
 
 
 class PostgresCluster:
-    """A PostgreSQL cluster of its own (initdb), run as the `postgres` OS user, in a folder of
-    its own under the system's temp folder: pytest keeps its own folders private (0700), which
-    the postgres user could not enter."""
+    """A PostgreSQL cluster of its own (initdb), run as the `postgres` OS user, on this machine
+    (a free port) or on a host of the multi-host suite (its address, port 5432, trusting
+    `trusted_subnet`), in a folder of its own under the system's temp folder: pytest keeps its
+    own folders private (0700), which the postgres user could not enter."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: ServiceHost = LOOPBACK, trusted_subnet: str = "") -> None:
+        self.host = host
         self.folder = Path(tempfile.mkdtemp(prefix="intelliwiz-faults-pg-"))
         self._forget_folder = processes.on_exit(
             lambda: shutil.rmtree(self.folder, ignore_errors=True)
         )
-        self.port = free_port()
+        self.port = free_port() if host is LOOPBACK else 5432
         self.pid = 0
         self.folder.chmod(0o755)
         shutil.chown(self.folder, "postgres")
@@ -137,35 +176,32 @@ class PostgresCluster:
         self._as_postgres(
             [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
         )
+        if trusted_subnet:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {trusted_subnet} trust\n")
 
     def _as_postgres(self, argv: list[str]) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv],
+            self.host.argv(["runuser", "-u", "postgres", "--", *argv]),
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.host.address}:{self.port}/{database}"
 
     def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses={self.host.address} "
+            "-c max_connections=200"
+        )
+        log = str(self.folder / "pg.log")
         self._as_postgres(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-o",
-                f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1",
-                "-l",
-                str(self.folder / "pg.log"),
-                "-w",
-                "start",
-            ]
+            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"]
         )
         self.pid = _read_pid(self.data / "postmaster.pid")
         processes.track_daemon(self.pid)
-        wait_for_port(self.port)
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
@@ -181,7 +217,7 @@ class PostgresCluster:
             [
                 str(PG_BIN / "createdb"),
                 "-h",
-                "127.0.0.1",
+                self.host.address,
                 "-p",
                 str(self.port),
                 "-U",

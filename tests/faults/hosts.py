@@ -12,21 +12,16 @@ removed at the start. See /work/shared/reference/fault-injection.md, "Several ho
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.faults.harness import PG_BIN
 from tests.support import processes
-from tests.support.waiting import wait_until
+from tests.support.processes import ManagedProcess
 
 PREFIX = "iwzf"
 FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -151,234 +146,17 @@ class Network:
         self._cuts.clear()
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL what is left of the process's group (the leader may be gone already)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(20)
-
-
-def _started(process: subprocess.Popen) -> subprocess.Popen:
-    processes.track_group(process.pid)
-    return process
-
-
-class HostProcess:
-    """A process on a host, in a process group of its own, with its log in a file."""
-
-    def __init__(
-        self,
-        host: Host,
-        command: list[str],
-        env: dict[str, str],
-        log_path: Path,
-        *,
-        clock_offset: int = 0,
-        cwd: Path | None = None,
-    ) -> None:
-        self.host = host
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        if clock_offset:
-            env = env | {
-                "LD_PRELOAD": FAKETIME_LIBRARY,
-                "FAKETIME": f"{clock_offset:+d}s",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-                "FAKETIME_NO_CACHE": "1",
-            }
-        self.proc = subprocess.Popen(
-            host.argv(command),
-            env=env,
-            cwd=cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        processes.track_group(self.proc.pid)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 90) -> None:
-        def seen() -> bool:
-            if self.proc.poll() is not None and text not in self.log():
-                raise AssertionError(f"exited before {text!r}:\n{self.log()[-4000:]}")
-            return text in self.log()
-
-        wait_until(seen, timeout, step=0.2, what=f"{text!r} in {self.log_path.name}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(30)
-        self.kill()
-
-    def kill(self) -> None:
-        _kill_group(self.proc)
-        processes.forget_group(self.proc.pid)
-        self._log.close()
-
-
-class PostgresOnHost:
-    """A PostgreSQL cluster of its own, listening on its host's address only, in a folder the
-    `postgres` OS user can enter (pytest keeps its own folders private)."""
-
-    def __init__(self, host: Host, subnet: str) -> None:
-        self.host = host
-        self.folder = folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-pg-"))
-        folder.chmod(0o755)
-        shutil.chown(folder, "postgres")
-        self.data = folder / "data"
-        self._as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
-        )
-        with (self.data / "pg_hba.conf").open("a") as hba:
-            hba.write(f"host all all {subnet}.0/24 trust\n")
-        self.process: subprocess.Popen | None = None
-
-    def _as_postgres(self, argv: list[str]) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@{self.host.address}:5432/{database}"
-
-    def start(self) -> None:
-        log = (self.folder / "pg.log").open("ab")
-        self.process = _started(
-            subprocess.Popen(
-                self.host.argv(
-                    [
-                        "runuser",
-                        "-u",
-                        "postgres",
-                        "--",
-                        str(PG_BIN / "postgres"),
-                        "-D",
-                        str(self.data),
-                        "-p",
-                        "5432",
-                        "-k",
-                        str(self.folder),
-                        "-c",
-                        f"listen_addresses={self.host.address}",
-                        "-c",
-                        "max_connections=200",
-                    ]
-                ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-        wait_until(self._answers, 60, what="PostgreSQL on its host")
-
-    def _answers(self) -> bool:
-        return (
-            self.host.run(
-                [str(PG_BIN / "pg_isready"), "-h", self.host.address, "-p", "5432"],
-                capture_output=True,
-            ).returncode
-            == 0
-        )
-
-    def create_database(self, name: str) -> str:
-        self.host.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                str(PG_BIN / "createdb"),
-                "-h",
-                self.host.address,
-                "-p",
-                "5432",
-                "-U",
-                "postgres",
-                name,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        return self.url(name)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGINT)  # fast shutdown
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(30)
-            _kill_group(self.process)
-            processes.forget_group(self.process.pid)
-        self.process = None
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class RedisOnHost:
-    """A Redis of its own on its host's address; with or without its append-only file."""
-
-    def __init__(self, host: Host, folder: Path) -> None:
-        self.host = host
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen | None = None
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://{self.host.address}:6379/{db}"
-
-    def start(self, *, appendonly: bool = True) -> None:
-        log = (self.folder / "redis.log").open("ab")
-        self.process = _started(
-            subprocess.Popen(
-                self.host.argv(
-                    [
-                        "redis-server",
-                        "--bind",
-                        self.host.address,
-                        "--port",
-                        "6379",
-                        "--dir",
-                        str(self.folder),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "yes" if appendonly else "no",
-                        "--appendfsync",
-                        "always",
-                        "--protected-mode",
-                        "no",
-                    ]
-                ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-        wait_until(
-            lambda: (
-                self.host.run(
-                    ["redis-cli", "-h", self.host.address, "ping"], capture_output=True, text=True
-                ).stdout.strip()
-                == "PONG"
-            ),
-            30,
-            what="Redis on its host",
-        )
-
-    def kill(self) -> None:
-        if self.process is not None:
-            _kill_group(self.process)
-            processes.forget_group(self.process.pid)
-        self.process = None
+def on_shifted_clock(env: dict[str, str], offset_seconds: int) -> dict[str, str]:
+    """`env` for a process whose wall clock runs `offset_seconds` off (its monotonic clock
+    stays true, as NTP slewing would leave it)."""
+    if not offset_seconds:
+        return env
+    return env | {
+        "LD_PRELOAD": FAKETIME_LIBRARY,
+        "FAKETIME": f"{offset_seconds:+d}s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }
 
 
 class SmtpOnHost:
@@ -392,10 +170,8 @@ class SmtpOnHost:
         self.received.touch()
         self.delay_file = folder / "data-delay"
         self.delay_file.write_text("0")
-        self.process = HostProcess(
-            host,
+        self.process = ManagedProcess(
             [
-                sys.executable,
                 "-m",
                 "tests.faults.smtp_sink",
                 host.address,
@@ -405,6 +181,7 @@ class SmtpOnHost:
             ],
             env,
             folder / "smtp.log",
+            run_on=host.argv,
             cwd=cwd,
         )
         self.process.wait_for_log("listening", timeout=60)

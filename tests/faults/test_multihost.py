@@ -29,15 +29,15 @@ import pytest
 
 from tests.conftest import BASE_DIR, CELERY, worker_argv
 from tests.faults.conftest import _STACK_VARIABLES
+from tests.faults.harness import PostgresCluster, RedisInstance
 from tests.faults.hosts import (
-    HostProcess,
     Network,
-    PostgresOnHost,
-    RedisOnHost,
     SmtpOnHost,
     can_build_hosts,
+    on_shifted_clock,
     remove_leftovers,
 )
+from tests.support.processes import ManagedProcess
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.multihost, pytest.mark.timeout(600)]
@@ -52,12 +52,12 @@ CLOCK_SKEW = 300  # five minutes
 class Deployment:
     network: Network
     folder: Path
-    postgres: PostgresOnHost
-    broker: RedisOnHost
-    cache: RedisOnHost
+    postgres: PostgresCluster
+    broker: RedisInstance
+    cache: RedisInstance
     smtp: SmtpOnHost
     env: dict[str, str]
-    processes: list[HostProcess] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)
 
     def driver(self, *args: str, **env: str) -> Any:
         completed = self.network.hosts["ctl"].run(
@@ -72,31 +72,32 @@ class Deployment:
             raise AssertionError(f"driver {args} failed:\n{completed.stderr[-4000:]}")
         return json.loads(completed.stdout.strip().splitlines()[-1])
 
-    def _process(self, host: str, name: str, argv: list[str], **options: Any) -> HostProcess:
-        env = self.env | {k: str(v) for k, v in options.pop("env", {}).items()}
-        process = HostProcess(
-            self.network.hosts[host],
-            [sys.executable, *argv],
-            env,
+    def _process(
+        self, host: str, name: str, argv: list[str], env: dict[str, str], clock_offset: int = 0
+    ) -> ManagedProcess:
+        process = ManagedProcess(
+            argv,
+            on_shifted_clock(self.env | env, clock_offset),
             self.folder / f"{name}-{len(self.processes)}.log",
-            cwd=BASE_DIR,
-            **options,
+            run_on=self.network.hosts[host].argv,
         )
         self.processes.append(process)
         return process
 
     def worker(
         self, host: str, *, pool: str = "prefork", clock_offset: int = 0, **env: str
-    ) -> HostProcess:
+    ) -> ManagedProcess:
         argv = worker_argv(f"{host}-{uuid.uuid4().hex[:4]}@{host}", 2)
         argv[argv.index("prefork")] = pool
-        process = self._process(host, host, argv, env=env, clock_offset=clock_offset)
+        process = self._process(host, host, argv, env, clock_offset)
         process.wait_for_log("ready.", timeout=120)
         return process
 
-    def beat(self, host: str) -> HostProcess:
+    def beat(self, host: str) -> ManagedProcess:
         pidfile = self.folder / f"{host}-{uuid.uuid4().hex[:4]}.pid"
-        return self._process(host, host, [*CELERY, "beat", "-l", "INFO", "--pidfile", str(pidfile)])
+        return self._process(
+            host, host, [*CELERY, "beat", "-l", "INFO", "--pidfile", str(pidfile)], {}
+        )
 
     def mails(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.smtp.received.read_text().splitlines()]
@@ -163,11 +164,13 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     base = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
     postgres = broker = cache = smtp = None
     try:
-        postgres = PostgresOnHost(network.hosts["db"], network.subnet)
+        postgres = PostgresCluster(
+            host=network.hosts["db"], trusted_subnet=f"{network.subnet}.0/24"
+        )
         postgres.start()
-        broker = RedisOnHost(network.hosts["broker"], folder / "broker")
+        broker = RedisInstance(folder / "broker", host=network.hosts["broker"])
         broker.start()
-        cache = RedisOnHost(network.hosts["cache"], folder / "cache")
+        cache = RedisInstance(folder / "cache", host=network.hosts["cache"])
         cache.start()
         smtp = SmtpOnHost(network.hosts["smtp"], folder / "smtp", base, BASE_DIR)
         env = base | {
@@ -224,7 +227,7 @@ def _logged_at(line: str) -> float:
     return time.mktime(time.strptime(seconds, "%Y-%m-%d %H:%M:%S")) + int(milliseconds) / 1000
 
 
-def _resumed_after(worker: HostProcess, healed_at_wall: float) -> float | None:
+def _resumed_after(worker: ManagedProcess, healed_at_wall: float) -> float | None:
     """Seconds from the heal to the worker's first task run that ended after it."""
     for line in worker.log().splitlines():
         if "task_run " in line and "outcome=success" in line:
@@ -313,7 +316,7 @@ def test_a_worker_cut_off_from_the_database_only_pauses(hosts: Deployment, recor
 PERIOD = 2  # seconds between heartbeats (production's minute, compressed)
 
 
-def _sends(*beats: HostProcess) -> list[float]:
+def _sends(*beats: ManagedProcess) -> list[float]:
     return sorted(
         _logged_at(line)
         for beat in beats
