@@ -5,6 +5,9 @@ than the rest of a heartbeat. A worker's heartbeat and its metrics counters lose
 matters in a database crash (the next beat or flush writes them again), so they commit without
 waiting (``synchronous_commit`` off for their transaction alone). The ledger, business rows and
 task outcomes keep durable commits.
+
+A single statement needs no transaction of its own for it: ``unflushed_statement`` sets it from
+within the statement (one round trip instead of BEGIN, SET, the statement and COMMIT).
 """
 
 from __future__ import annotations
@@ -25,3 +28,14 @@ def unflushed_commit() -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         yield
+
+
+def unflushed_statement(statement: str) -> str:
+    """`statement`, one INSERT or UPDATE ending in a RETURNING list and run in autocommit, as a
+    statement whose commit returns before PostgreSQL flushes it to disk (elsewhere: unchanged).
+    ``set_config(..., true)`` lasts until the statement's own commit, which reads it; the
+    RETURNING list names the setting so that PostgreSQL evaluates it."""
+    if connection.vendor != "postgresql":
+        return statement
+    prefix = "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)"
+    return f"{prefix} {statement}, (SELECT setting FROM unflushed)"  # noqa: S608 (our SQL)

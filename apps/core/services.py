@@ -23,7 +23,7 @@ from django.utils import timezone
 from apps.core.broker import queue_backlog
 from apps.core.broker_safety import broker_problems, verify_broker_marker
 from apps.core.clock import epoch_sql, now_sql
-from apps.core.db import unflushed_commit
+from apps.core.db import unflushed_statement
 from apps.core.models import BeatLock, DeadLetter, IdempotencyKey, TaskMetric, WorkerHeartbeat
 from apps.core.outages import retrying_tasks
 from apps.core.tasks.base import ExternalServiceTask
@@ -71,11 +71,12 @@ def record_heartbeat(*, worker: str, task_id: str, published_at: float | None) -
     adapt = connection.ops.adapt_datetimefield_value
     scheduled_epoch = scheduled_for.timestamp() if scheduled_for else None
     # A beat lost in a database crash is written again by the next: no waiting for the disk.
-    with unflushed_commit(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
-            upsert, [worker, task_id or "", adapt(scheduled_for), scheduled_epoch, time.time()]
+            unflushed_statement(upsert),
+            [worker, task_id or "", adapt(scheduled_for), scheduled_epoch, time.time()],
         )
-        pk, beats, ran_at, lateness, offset = cursor.fetchone()
+        pk, beats, ran_at, lateness, offset = cursor.fetchone()[:5]
     if abs(offset) > settings.CLOCK_SKEW_WARN_SECONDS:
         logger.warning(
             "clock_skew worker=%s offset_s=%.1f: this host's clock is off the database's "
