@@ -1,12 +1,12 @@
-"""Run every side-by-side benchmark and print the README's benchmark tables (markdown).
+"""Run every side-by-side benchmark and print the tables of docs/benchmarks.md (markdown).
 
 Run from the repository root (see bench/README.md); it takes about half an hour on 2 cores:
 
     .venv/bin/python bench/all.py | tee /tmp/bench-tables.md
 
-The README's figures are the ones this printed. Each bench runs in a process of its own with
-DEBUG off and prints the load average it ran under; their own output goes to stderr, the
-tables to stdout. Options name the resources the run owns (it empties and purges them):
+The figures of docs/benchmarks.md are the ones this printed. Each bench runs in a process of
+its own with DEBUG off and prints the load average it ran under; their own output goes to
+stderr, the tables to stdout. Options name the resources the run owns (it empties and purges them):
 `--redis` (a Redis database), `--postgres` (a server; databases `<prefix>_taskpath`,
 `<prefix>_web`, `<prefix>_ops`), `--vhost` (RabbitMQ, made and deleted); `--quick` for fewer
 rounds and requests; `--only` to run some of task_path, web_pages, mail_fanout, operations.

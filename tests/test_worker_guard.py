@@ -85,3 +85,31 @@ def test_the_pools_refused_are_named_as_celery_names_them() -> None:
     # The guard knows gevent and eventlet by their modules' names (neither is installed here).
     for pool in UNSUPPORTED_POOLS:
         assert ALIASES[pool].startswith(f"celery.concurrency.{pool}:")
+
+
+def test_the_guard_sleeps_between_rounds_on_a_broker_without_leases(monkeypatch) -> None:
+    """RabbitMQ has no message leases to renew: the guard's thread then wakes for the database
+    probe and the broker check only (it once spun, a core's worth of CPU in every idle worker)."""
+    import threading
+
+    from apps.core.worker_guard import WorkerGuard
+
+    class CountedStop(threading.Event):
+        waits = 0
+
+        def wait(self, timeout: float | None = None) -> bool:
+            CountedStop.waits += 1
+            return super().wait(timeout)
+
+    guard = WorkerGuard.__new__(WorkerGuard)  # the thread's loop alone, without a consumer
+    guard._stop = CountedStop()
+    monkeypatch.setattr(guard, "_probe_database", lambda: None)
+    monkeypatch.setattr(WorkerGuard, "_check_broker", staticmethod(lambda parent: None))
+    thread = threading.Thread(target=guard._watch, args=(None, 0.0), daemon=True)
+    with monkeypatch.context() as patched:
+        patched.setattr("apps.core.worker_guard.connection.close", lambda: None)
+        thread.start()
+        time.sleep(1)
+        guard._stop.set()
+        thread.join(5)
+    assert CountedStop.waits <= 3, f"{CountedStop.waits} rounds in a second"

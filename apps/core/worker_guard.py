@@ -84,10 +84,12 @@ class WorkerGuard(bootsteps.StartStopStep):
 
     # --- the thread -------------------------------------------------------------------------
     def _watch(self, parent: Any, renewal_interval: float) -> None:
-        due = {"renew": 0.0, "database": 0.0, "broker": time.monotonic() + BROKER_CHECK_SECONDS}
+        due = {"database": 0.0, "broker": time.monotonic() + BROKER_CHECK_SECONDS}
+        if renewal_interval:  # brokers without leases (RabbitMQ) have nothing to renew
+            due["renew"] = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
-            if renewal_interval and now >= due["renew"]:
+            if "renew" in due and now >= due["renew"]:
                 due["renew"] = now + renewal_interval
                 self._renew_leases(parent)
             if now >= due["database"]:
